@@ -1,0 +1,1 @@
+//! Output capture of services.

@@ -1,0 +1,102 @@
+//! `minder`: parse the command line, load the config, hand over to the runtime, and map
+//! the outcome to an exit code. The exit-code table lives here and nowhere else.
+
+use clap::{Parser, Subcommand};
+use minder::config;
+use minder::runtime::{self, RunMode};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const DEFAULT_CONFIG: &str = "/etc/minder/minder.toml";
+
+/// Exit codes of `minder run` and `minder check` (design.md §7). Container mode exits
+/// with its service's code instead, which the runtime computes.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "minder",
+    version,
+    about = "A self-healing process supervisor",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Container mode: run this one command like tini (`minder -- cmd args`).
+    #[arg(last = true, value_name = "CMD")]
+    main: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Supervise the tree of CONFIG in the foreground.
+    Run {
+        /// The config file.
+        #[arg(default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// A main process to run after the tree, as the last root child `main`.
+        #[arg(last = true, value_name = "CMD")]
+        main: Vec<String>,
+    },
+    /// Validate CONFIG and print the resolved tree; exit 0 if valid, 2 if not.
+    Check {
+        #[arg(default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { config: path }) => match config::load(&path) {
+            Ok(spec) => {
+                print!("{}", config::render(&spec));
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for error in &errors.0 {
+                    eprintln!("error: {error}");
+                }
+                eprintln!(
+                    "{}: {} error(s), nothing started",
+                    path.display(),
+                    errors.0.len()
+                );
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Some(Command::Run { config: path, main }) => {
+            let mut spec = match config::load(&path) {
+                Ok(spec) => spec,
+                Err(errors) => {
+                    for error in &errors.0 {
+                        eprintln!("error: {error}");
+                    }
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            if !main.is_empty() {
+                if let Err(message) = runtime::add_main_service(&mut spec, main) {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+            exit(runtime::run(spec, RunMode::Config))
+        }
+        None if !cli.main.is_empty() => exit(runtime::run(
+            runtime::container_spec(cli.main),
+            RunMode::Container,
+        )),
+        None => {
+            eprintln!(
+                "usage: minder run [CONFIG] | minder check [CONFIG] | minder -- CMD [ARGS...]"
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

@@ -1,0 +1,1 @@
+//! Process handling: spawning services with pre-exec hygiene, reaping, signalling groups.

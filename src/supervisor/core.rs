@@ -1,0 +1,2 @@
+//! The supervisor state machine.
+pub struct Supervisor {}

@@ -1,0 +1,218 @@
+//! The pure supervision core: a deterministic state machine that decides everything
+//! minder does to its children and does none of it.
+//!
+//! It owns the tree of groups and services, each child's state, restart budgets,
+//! backoff counts and the shutdown sequence. Input is `Supervisor::handle(event, now)`;
+//! output is the list of `Effect`s that call returns, plus `next_deadline()`, the one
+//! moment at which the caller must come back with `Event::Timer`. It must not read the
+//! clock, perform I/O, spawn, block or await: `now` is always given, randomness comes
+//! from a seed, and every effect is data for the runtime to carry out. A test
+//! (`tests::core_has_no_io`) checks the sources of this module for forbidden calls.
+//!
+//! Children are identified across restarts by `ChildRef { id, generation }`: `id` is a
+//! service's fixed slot, `generation` grows on every spawn. An exit or timer meant for
+//! an older generation can therefore never act on a newer process.
+
+mod core;
+pub mod sim;
+#[cfg(test)]
+mod tests;
+
+pub use self::core::Supervisor;
+
+use std::time::Duration;
+
+/// A point on the supervisor's monotonic clock, measured from an arbitrary origin the
+/// caller picks (the runtime uses its start; tests use zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Time(pub Duration);
+
+impl Time {
+    pub const ZERO: Time = Time(Duration::ZERO);
+
+    pub fn from_millis(ms: u64) -> Time {
+        Time(Duration::from_millis(ms))
+    }
+
+    pub fn saturating_sub(self, earlier: Time) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl std::ops::Add<Duration> for Time {
+    type Output = Time;
+    fn add(self, rhs: Duration) -> Time {
+        Time(self.0.saturating_add(rhs))
+    }
+}
+
+/// A service's fixed slot in the tree (its index in `Supervisor::services()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceId(pub usize);
+
+/// One incarnation of a service: the slot plus the spawn counter at the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChildRef {
+    pub id: ServiceId,
+    pub generation: u64,
+}
+
+/// A node of the tree (service or group), for operator requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeId(pub usize);
+
+/// How a process ended, as the reaper saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell's view of the status: the code, or 128+N for a death by signal N.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(signal) => 128 + signal,
+        }
+    }
+}
+
+/// Why minder itself ended a service for a failure (health, watchdog, memory, a
+/// readiness deadline). Such an end is a failure whatever the exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureReason {
+    Health,
+    Watchdog,
+    Memory,
+    ReadyDeadline,
+}
+
+/// Everything that can happen to the supervisor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The runtime performed `Effect::Spawn` and exec succeeded.
+    Spawned {
+        child: ChildRef,
+        pid: i32,
+    },
+    /// The runtime performed `Effect::Spawn` and the process could not be started.
+    /// `code` is what a shell would report (127 not found, 126 not executable, 1
+    /// otherwise); `reason` is the human-readable error.
+    SpawnFailed {
+        child: ChildRef,
+        code: i32,
+        reason: String,
+    },
+    /// The reaper collected a child's main process.
+    Exited {
+        child: ChildRef,
+        status: ExitStatus,
+    },
+    /// The service's readiness check passed.
+    Ready {
+        child: ChildRef,
+    },
+    /// A liveness check, the watchdog or the memory guard condemned the child.
+    Failed {
+        child: ChildRef,
+        reason: FailureReason,
+    },
+    /// `now` has reached `next_deadline()`.
+    Timer,
+    /// Operator requests (control socket): a service, an instance set or a group.
+    Start(NodeId),
+    Stop(NodeId),
+    Restart(NodeId),
+    /// SIGTERM/SIGINT/QUIT or `minderctl shutdown`. A second one kills at once.
+    Shutdown,
+}
+
+/// What the runtime must do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Start a new process for this incarnation; answer with `Spawned`/`SpawnFailed`.
+    Spawn { child: ChildRef },
+    /// Send `signal` to the child's process group.
+    Signal {
+        child: ChildRef,
+        pid: i32,
+        signal: i32,
+    },
+    /// SIGKILL the child's process group.
+    Kill { child: ChildRef, pid: i32 },
+    /// Everything is down: exit minder with this code.
+    Exit { code: i32 },
+    /// Something worth a log line (and, later, an event on the control socket).
+    Report(Report),
+}
+
+/// Supervision happenings the runtime logs; they change nothing by themselves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Report {
+    Started {
+        child: ChildRef,
+        pid: i32,
+    },
+    StartFailed {
+        child: ChildRef,
+        reason: String,
+    },
+    Ready {
+        child: ChildRef,
+    },
+    Exited {
+        child: ChildRef,
+        status: ExitStatus,
+        end: EndKind,
+    },
+    RestartScheduled {
+        id: ServiceId,
+        delay: Duration,
+    },
+    /// The budget of the group at `group` was exceeded: it stops and fails upwards.
+    Escalated {
+        group: NodeId,
+    },
+    StopTimedOut {
+        child: ChildRef,
+    },
+    /// Why the tree is shutting down.
+    ShuttingDown {
+        cause: ShutdownCause,
+    },
+}
+
+/// The classified end of a service (design.md §1, "who ended it").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndKind {
+    /// minder stopped it (operator, shutdown, strategy): never a failure.
+    Stopped,
+    /// Exit code in `success_codes`.
+    Normal,
+    /// Any other code, or a signal minder did not send.
+    Abnormal,
+    /// minder ended it for a failure.
+    Failure(FailureReason),
+    /// It could not be started at all.
+    StartFailure,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownCause {
+    Requested,
+    /// A second request: everything is killed.
+    Forced,
+    /// The root's budget is spent: exit 3.
+    RootFailed,
+    /// A significant service ended under `auto_shutdown`: exit with its code.
+    Significant {
+        id: ServiceId,
+        code: i32,
+    },
+    /// `shutdown_timeout` passed with children still up.
+    TimedOut,
+}
+
+/// The exit code after the root's restart budget is spent.
+pub const EXIT_ROOT_FAILED: i32 = 3;
