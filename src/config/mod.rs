@@ -1,11 +1,32 @@
-//! Config loading: TOML text → raw tree with positions → validated `spec::Spec`.
+//! Config loading: TOML text → table tree with positions → validated `spec::Spec`.
 //!
 //! Owns parsing and validation and every error message about a config file. Reads the
-//! file it is given and nothing else (env files are read at spawn time). Never panics on
-//! any input; every problem is collected and reported at once.
+//! file it is given and nothing else (env files are read at spawn time, paths are not
+//! checked for existence: the file may be checked on another machine). Never panics on
+//! any input; every problem is collected and reported at once, each with the file, a
+//! 1-based line and column, the key, the value found and what was expected. A file with
+//! any error yields no `Spec` at all, so a bad file can never half-apply.
+//!
+//! Layout: `lower` walks the parsed tables (keeping file order by sorting on spans,
+//! since the `toml` map is ordered by key) into per-service and per-group records;
+//! `tree` checks names, children, cycles and cross-node rules and assembles the tree;
+//! `values` parses scalar forms; `render` prints a `Spec` for `minder check`.
+
+mod lower;
+mod render;
+mod tree;
+mod values;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
 
 use crate::spec::Spec;
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use render::render;
 
 /// One problem in a config file, with its position.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,17 +52,145 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+impl std::error::Error for ConfigError {}
+
 /// Every problem found in one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
-/// Read and validate the file at `path`.
-pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
-    let _ = path;
-    Err(ConfigErrors(vec![]))
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
 }
 
-/// The resolved tree as `minder check` prints it.
-pub fn render(spec: &Spec) -> String {
-    format!("{spec:?}\n")
+impl std::error::Error for ConfigErrors {}
+
+/// Read and validate the file at `path`. Relative paths inside it resolve against the
+/// file's own directory, made absolute here so services do not depend on minder's cwd.
+pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
+    let file_name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|error| {
+        ConfigErrors(vec![ConfigError {
+            file: file_name.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read config file: {error}"),
+        }])
+    })?;
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            // Point at the first bad byte: everything before it is valid UTF-8.
+            let valid = bytes.get(..error.valid_up_to()).unwrap_or_default();
+            let prefix = String::from_utf8_lossy(valid);
+            let mut report = Report::new(&file_name, &prefix);
+            report.error(
+                &(prefix.len()..prefix.len()),
+                "the file is not valid UTF-8".to_string(),
+            );
+            return Err(report.into_errors());
+        }
+    };
+    load_str(text, &file_name, &config_dir(path))
+}
+
+/// The absolute directory of the config file: canonical if it exists, else joined
+/// with the current directory, else as given.
+fn config_dir(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::canonicalize(&dir)
+        .or_else(|_| std::path::absolute(&dir))
+        .unwrap_or(dir)
+}
+
+/// Parse and validate config `text` as if read from `file_name` in `base_dir` (which
+/// relative paths in the text are joined to; pass an absolute one). No file is read.
+pub fn load_str(text: &str, file_name: &str, base_dir: &Path) -> Result<Spec, ConfigErrors> {
+    let mut report = Report::new(file_name, text);
+    let (document, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        // Only syntax errors: what the recovering parser made of a broken file would
+        // produce follow-on complaints that point at the wrong thing.
+        for error in syntax_errors {
+            let span = error.span().unwrap_or(0..0);
+            let message = error
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            report.error(&span, format!("TOML syntax error: {message}"));
+        }
+        return Err(report.into_errors());
+    }
+    let file = lower::lower_document(document.get_ref(), base_dir, &mut report);
+    let spec = tree::assemble(file, &mut report);
+    match spec {
+        Some(spec) if report.errors.is_empty() => Ok(spec),
+        _ => Err(report.into_errors()),
+    }
+}
+
+/// Collects errors, turning byte spans into 1-based line and column.
+pub(crate) struct Report {
+    file: String,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
+    text: String,
+    errors: Vec<ConfigError>,
+}
+
+impl Report {
+    fn new(file: &str, text: &str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(index, _)| index + 1));
+        Report {
+            file: file.to_string(),
+            line_starts,
+            text: text.to_string(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 1-based line and column (in chars) of byte `offset`, clamped into the text.
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line_index = self
+            .line_starts
+            .partition_point(|start| *start <= offset)
+            .saturating_sub(1);
+        let line_start = self.line_starts.get(line_index).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(line_start..offset)
+            .map_or(0, |before| before.chars().count());
+        (line_index + 1, column + 1)
+    }
+
+    pub(crate) fn error(&mut self, span: &Range<usize>, message: String) {
+        let (line, column) = self.position(span.start);
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            column,
+            message,
+        });
+    }
+
+    /// The errors in file order, so a reader can fix them top to bottom.
+    fn into_errors(mut self) -> ConfigErrors {
+        self.errors.sort_by_key(|error| (error.line, error.column));
+        ConfigErrors(self.errors)
+    }
 }

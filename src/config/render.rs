@@ -1,0 +1,206 @@
+//! `minder check`'s view of a `Spec`: the resolved tree, depth first, with every
+//! effective value (defaults included) so the reader sees what will actually run.
+//!
+//! Owns only formatting. The output is for humans, but tests snapshot it, so it must be
+//! deterministic: no clock, no environment, no hash-map order.
+
+use super::lower::{RLIMITS, UNLIMITED};
+use super::values::{quote_word, signal_name};
+use crate::spec::{
+    AutoShutdown, GroupSpec, LogFormat, NodeSpec, RestartType, ServiceSpec, Spec, Strategy,
+};
+use std::fmt::Write;
+use std::time::Duration;
+
+/// The resolved tree as `minder check` prints it.
+pub fn render(spec: &Spec) -> String {
+    let mut out = String::new();
+    group(&mut out, &spec.root, 0, true);
+    out.push_str("daemon\n");
+    line(
+        &mut out,
+        1,
+        "shutdown_timeout",
+        &duration(spec.daemon.shutdown_timeout),
+    );
+    let format = match spec.daemon.log_format {
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    };
+    line(&mut out, 1, "log_format", format);
+    out
+}
+
+fn group(out: &mut String, spec: &GroupSpec, depth: usize, is_root: bool) {
+    let indent = "  ".repeat(depth);
+    let title = if is_root {
+        "root".to_string()
+    } else {
+        format!("group {}", spec.name)
+    };
+    let _ = write!(
+        out,
+        "{indent}{title}: {}, intensity {} per {}",
+        strategy(spec.strategy),
+        spec.intensity,
+        duration(spec.period)
+    );
+    if is_root {
+        let auto = match spec.auto_shutdown {
+            AutoShutdown::Never => "never",
+            AutoShutdown::AnySignificant => "any_significant",
+            AutoShutdown::AllSignificant => "all_significant",
+        };
+        let _ = write!(out, ", auto_shutdown {auto}");
+    }
+    out.push('\n');
+    if spec.children.is_empty() {
+        let _ = writeln!(out, "{indent}  (no children)");
+    }
+    for child in &spec.children {
+        match child {
+            NodeSpec::Service(service_spec) => service(out, service_spec, depth + 1),
+            NodeSpec::Group(group_spec) => group(out, group_spec, depth + 1, false),
+        }
+    }
+}
+
+fn service(out: &mut String, spec: &ServiceSpec, depth: usize) {
+    let indent = "  ".repeat(depth);
+    let _ = write!(out, "{indent}service {}", spec.name);
+    if let Some(instance) = spec.instance {
+        let _ = write!(out, " (instance {instance} of {})", spec.base_name);
+    }
+    out.push('\n');
+    let depth = depth + 1;
+    let command: Vec<String> = spec.command.iter().map(|word| quote_word(word)).collect();
+    line(out, depth, "command", &command.join(" "));
+    let restart = match (spec.oneshot, spec.restart) {
+        (true, _) => "oneshot (retried after a failure, done after success)",
+        (false, RestartType::Permanent) => "permanent",
+        (false, RestartType::Transient) => "transient",
+        (false, RestartType::Temporary) => "temporary",
+    };
+    line(out, depth, "restart", restart);
+    line(
+        out,
+        depth,
+        "significant",
+        if spec.significant { "yes" } else { "no" },
+    );
+    line(
+        out,
+        depth,
+        "working_dir",
+        &spec.working_dir.display().to_string(),
+    );
+    line(
+        out,
+        depth,
+        "user",
+        spec.user.as_deref().unwrap_or("(minder's own)"),
+    );
+    line(
+        out,
+        depth,
+        "group",
+        spec.group.as_deref().unwrap_or("(the user's)"),
+    );
+    let env_file = spec
+        .env_file
+        .as_ref()
+        .map_or_else(|| "(none)".to_string(), |path| path.display().to_string());
+    line(out, depth, "env_file", &env_file);
+    let env: Vec<String> = spec
+        .env
+        .iter()
+        .map(|(key, value)| quote_word(&format!("{key}={value}")))
+        .collect();
+    line(
+        out,
+        depth,
+        "env",
+        &or_none(env.join(" "), "(inherited only)"),
+    );
+    let umask = spec
+        .umask
+        .map_or_else(|| "(inherited)".to_string(), |mask| format!("{mask:04o}"));
+    line(out, depth, "umask", &umask);
+    let rlimits: Vec<String> = spec
+        .rlimits
+        .iter()
+        .map(|limit| {
+            let name = RLIMITS
+                .iter()
+                .find(|(_, resource)| *resource == limit.resource)
+                .map_or("?", |(name, _)| *name);
+            if limit.soft == limit.hard {
+                format!("{name}={}", rlimit(limit.soft))
+            } else {
+                format!("{name}={}:{}", rlimit(limit.soft), rlimit(limit.hard))
+            }
+        })
+        .collect();
+    line(
+        out,
+        depth,
+        "rlimits",
+        &or_none(rlimits.join(" "), "(inherited)"),
+    );
+    let stop = format!(
+        "{}, then SIGKILL after {}",
+        signal_name(spec.stop_signal),
+        duration(spec.stop_timeout)
+    );
+    line(out, depth, "stop", &stop);
+    let codes: Vec<String> = spec.success_codes.iter().map(i32::to_string).collect();
+    line(
+        out,
+        depth,
+        "success_codes",
+        &or_none(codes.join(" "), "(none)"),
+    );
+    let backoff = &spec.backoff;
+    let backoff = format!(
+        "initial {}, max {}, multiplier {}, jitter {}, reset_after {}",
+        duration(backoff.initial),
+        duration(backoff.max),
+        backoff.multiplier,
+        backoff.jitter,
+        duration(backoff.reset_after)
+    );
+    line(out, depth, "backoff", &backoff);
+}
+
+fn line(out: &mut String, depth: usize, label: &str, value: &str) {
+    let indent = "  ".repeat(depth);
+    let _ = writeln!(out, "{indent}{label:<16} {value}");
+}
+
+fn or_none(text: String, none: &str) -> String {
+    if text.is_empty() {
+        none.to_string()
+    } else {
+        text
+    }
+}
+
+fn strategy(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::OneForOne => "one_for_one",
+        Strategy::OneForAll => "one_for_all",
+        Strategy::RestForOne => "rest_for_one",
+    }
+}
+
+fn duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+fn rlimit(value: u64) -> String {
+    if value == UNLIMITED {
+        "unlimited".to_string()
+    } else {
+        value.to_string()
+    }
+}

@@ -1,0 +1,358 @@
+//! Second validation pass: the rules that span tables. Checks that names are unique
+//! across services and groups, that every child exists and is listed once, that there
+//! are no cycles, that every node is reachable from the root, and that `significant`
+//! agrees with the service's restart type and the root's `auto_shutdown`; then
+//! assembles the `Spec` tree, expanding `instances`.
+//!
+//! Owns nothing about single keys (that is `lower`). Must not panic on any shape of
+//! graph a file can describe: every lookup by a user-given name is checked, and tree
+//! building is bounded by a visited set and a nesting limit.
+
+use super::Report;
+use super::lower::{ChildRef, File, RawGroup, RawService};
+use super::values::suggest;
+use crate::spec::{AutoShutdown, GroupSpec, NodeSpec, RestartType, Spec};
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+/// Deeper nesting than this is refused: no real tree needs it, and it bounds the
+/// recursion that builds (and later walks) the tree.
+const MAX_DEPTH: usize = 32;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NodeRef {
+    Service(usize),
+    Group(usize),
+}
+
+/// Where a node is listed as a child: the listing group and the array entry.
+struct Listing {
+    parent: String,
+    span: Range<usize>,
+}
+
+/// Runs the cross-table checks and builds the tree. Returns `None` only when the tree
+/// cannot be built at all; callers must still treat any error in `report` as failure.
+pub(crate) fn assemble(file: File, report: &mut Report) -> Option<Spec> {
+    let File {
+        daemon,
+        root,
+        groups,
+        services,
+    } = file;
+
+    let nodes = index_names(&groups, &services, report);
+    let listings = index_children(&root, &groups, &nodes, report);
+    check_cycles(&groups, &listings, report);
+    let root_children = root_children(&root, &groups, &services, &nodes, &listings, report);
+    check_significant(&root, &services, report);
+
+    let mut builder = Builder {
+        groups: &groups,
+        services: &services,
+        nodes: &nodes,
+        built: HashSet::new(),
+        report,
+    };
+    let mut root_spec = root.spec.clone();
+    root_spec.children = builder.children(&root_children, 1);
+    Some(Spec {
+        daemon,
+        root: root_spec,
+    })
+}
+
+/// Name → node, reporting a name used twice (a group and a service with one name;
+/// TOML itself refuses two tables with the same name).
+fn index_names(
+    groups: &[RawGroup],
+    services: &[RawService],
+    report: &mut Report,
+) -> HashMap<String, NodeRef> {
+    let mut all: Vec<(&str, Range<usize>, NodeRef)> = Vec::new();
+    all.extend(groups.iter().enumerate().map(|(index, group)| {
+        (
+            group.name.as_str(),
+            group.name_span.clone(),
+            NodeRef::Group(index),
+        )
+    }));
+    all.extend(services.iter().enumerate().map(|(index, service)| {
+        (
+            service.name.as_str(),
+            service.name_span.clone(),
+            NodeRef::Service(index),
+        )
+    }));
+    all.sort_by_key(|(_, span, _)| span.start);
+    let mut nodes = HashMap::new();
+    let mut first_seen: HashMap<&str, Range<usize>> = HashMap::new();
+    for (name, span, node) in all {
+        if let Some(first) = first_seen.get(name) {
+            let (line, _) = report.position(first.start);
+            report.error(
+                &span,
+                format!(
+                    "the name `{name}` is already used at line {line}; services and groups need distinct names"
+                ),
+            );
+            continue;
+        }
+        first_seen.insert(name, span);
+        nodes.insert(name.to_string(), node);
+    }
+    nodes
+}
+
+/// Child name → where it is listed, reporting missing children and double listings.
+/// Groups are visited in file order so "listed twice" points at the later listing.
+fn index_children(
+    root: &RawGroup,
+    groups: &[RawGroup],
+    nodes: &HashMap<String, NodeRef>,
+    report: &mut Report,
+) -> HashMap<String, Listing> {
+    let mut parents: Vec<&RawGroup> = groups.iter().chain(std::iter::once(root)).collect();
+    parents.sort_by_key(|group| group.name_span.start);
+    let mut listings: HashMap<String, Listing> = HashMap::new();
+    for parent in parents {
+        let key = children_key(parent);
+        for child in parent.children.iter().flatten() {
+            if child.name == parent.name {
+                report.error(
+                    &child.span,
+                    format!(
+                        "`{key}`: cycle: group `{}` lists itself as a child",
+                        parent.name
+                    ),
+                );
+                continue;
+            }
+            if !nodes.contains_key(&child.name) {
+                let mut message = format!(
+                    "`{key}`: no service or group is named {:?}",
+                    super::values::short(&child.name)
+                );
+                if let Some(best) = suggest(&child.name, nodes.keys().map(String::as_str)) {
+                    message.push_str(&format!("; did you mean \"{best}\"?"));
+                } else {
+                    message
+                        .push_str("; expected the name of a [service.NAME] or [group.NAME] table");
+                }
+                report.error(&child.span, message);
+                continue;
+            }
+            if let Some(first) = listings.get(&child.name) {
+                let (line, _) = report.position(first.span.start);
+                let first_key = if first.parent == "root" {
+                    "root.children".to_string()
+                } else {
+                    format!("group.{}.children", first.parent)
+                };
+                report.error(
+                    &child.span,
+                    format!(
+                        "`{key}`: `{}` is already listed as a child in `{first_key}` (line {line}); a node has one parent",
+                        child.name
+                    ),
+                );
+                continue;
+            }
+            listings.insert(
+                child.name.clone(),
+                Listing {
+                    parent: parent.name.clone(),
+                    span: child.span.clone(),
+                },
+            );
+        }
+    }
+    listings
+}
+
+fn children_key(group: &RawGroup) -> String {
+    if group.name == "root" {
+        "root.children".to_string()
+    } else {
+        format!("group.{}.children", group.name)
+    }
+}
+
+/// Every node has at most one listing, so following parents from a group either ends
+/// at the root (or an unlisted group) or comes back: that loop is a cycle. Each cycle
+/// is reported once, at the listing of its first member in file order.
+fn check_cycles(groups: &[RawGroup], listings: &HashMap<String, Listing>, report: &mut Report) {
+    let mut reported: HashSet<String> = HashSet::new();
+    for group in groups {
+        if reported.contains(&group.name) {
+            continue;
+        }
+        let mut path = vec![group.name.clone()];
+        let mut current = group.name.as_str();
+        // At most one step per group: longer walks cannot be new.
+        for _ in 0..=groups.len() {
+            let Some(listing) = listings.get(current) else {
+                break;
+            };
+            current = listing.parent.as_str();
+            if current == group.name {
+                let Some(own) = listings.get(&group.name) else {
+                    break;
+                };
+                path.push(group.name.clone());
+                // `path` runs child → parent; print it parent → child, as listed.
+                path.reverse();
+                report.error(
+                    &own.span,
+                    format!(
+                        "`group.{}.children`: cycle: {}; no node can contain itself",
+                        own.parent,
+                        path.join(" → ")
+                    ),
+                );
+                reported.extend(path);
+                break;
+            }
+            if path.iter().any(|seen| seen == current) {
+                // A cycle above this group that does not contain it: its own members
+                // report it.
+                break;
+            }
+            path.push(current.to_string());
+        }
+    }
+}
+
+/// The root's children: `root.children` if given (then every node must be listed
+/// somewhere), else every node not listed as another group's child, in file order.
+fn root_children(
+    root: &RawGroup,
+    groups: &[RawGroup],
+    services: &[RawService],
+    nodes: &HashMap<String, NodeRef>,
+    listings: &HashMap<String, Listing>,
+    report: &mut Report,
+) -> Vec<ChildRef> {
+    let mut unlisted: Vec<ChildRef> = groups
+        .iter()
+        .map(|group| (&group.name, &group.name_span))
+        .chain(
+            services
+                .iter()
+                .map(|service| (&service.name, &service.name_span)),
+        )
+        .filter(|(name, _)| nodes.contains_key(*name) && !listings.contains_key(*name))
+        .map(|(name, span)| ChildRef {
+            name: name.clone(),
+            span: span.clone(),
+        })
+        .collect();
+    unlisted.sort_by_key(|child| child.span.start);
+    match &root.children {
+        Some(children) => {
+            for node in &unlisted {
+                report.error(
+                    &node.span,
+                    format!(
+                        "`{}` is not listed under any group: add it to `root.children` or to a group's `children`",
+                        node.name
+                    ),
+                );
+            }
+            children.clone()
+        }
+        None => unlisted,
+    }
+}
+
+fn check_significant(root: &RawGroup, services: &[RawService], report: &mut Report) {
+    for service in services {
+        let Some(span) = &service.significant_key else {
+            continue;
+        };
+        let path = format!("service.{}.significant", service.name);
+        if root.spec.auto_shutdown == AutoShutdown::Never {
+            report.error(
+                span,
+                format!(
+                    "`{path}`: significant = true has no effect while `root.auto_shutdown` is \"never\"; set it to \"any_significant\" or \"all_significant\""
+                ),
+            );
+        }
+        if service.spec.restart == RestartType::Permanent {
+            report.error(
+                span,
+                format!(
+                    "`{path}`: a permanent service cannot be significant (it never ends for good); set `restart` to \"transient\" or \"temporary\""
+                ),
+            );
+        }
+    }
+}
+
+struct Builder<'a, 'r> {
+    groups: &'a [RawGroup],
+    services: &'a [RawService],
+    nodes: &'a HashMap<String, NodeRef>,
+    /// Names already placed in the tree: a second placement (only possible in a file
+    /// that already has a reported error) is skipped rather than recursed into.
+    built: HashSet<String>,
+    report: &'r mut Report,
+}
+
+impl Builder<'_, '_> {
+    fn children(&mut self, children: &[ChildRef], depth: usize) -> Vec<crate::spec::NodeSpec> {
+        let mut built = Vec::new();
+        for child in children {
+            let Some(node) = self.nodes.get(&child.name).copied() else {
+                continue;
+            };
+            if !self.built.insert(child.name.clone()) {
+                continue;
+            }
+            match node {
+                NodeRef::Service(index) => {
+                    if let Some(service) = self.services.get(index) {
+                        expand_instances(service, &mut built);
+                    }
+                }
+                NodeRef::Group(index) => {
+                    let Some(group) = self.groups.get(index) else {
+                        continue;
+                    };
+                    if depth >= MAX_DEPTH {
+                        self.report.error(
+                            &child.span,
+                            format!(
+                                "group `{}` is nested more than {MAX_DEPTH} levels deep",
+                                group.name
+                            ),
+                        );
+                        continue;
+                    }
+                    let mut spec: GroupSpec = group.spec.clone();
+                    let grandchildren = group.children.clone().unwrap_or_default();
+                    spec.children = self.children(&grandchildren, depth + 1);
+                    built.push(NodeSpec::Group(spec));
+                }
+            }
+        }
+        built
+    }
+}
+
+/// `instances = N` becomes N consecutive siblings `NAME.0` .. `NAME.N-1`.
+fn expand_instances(service: &RawService, out: &mut Vec<NodeSpec>) {
+    match service.instances {
+        None => out.push(NodeSpec::Service(service.spec.clone())),
+        Some(count) => {
+            for instance in 0..count {
+                let mut spec = service.spec.clone();
+                spec.name = format!("{}.{instance}", service.name);
+                spec.base_name = service.name.clone();
+                spec.instance = Some(instance);
+                out.push(NodeSpec::Service(spec));
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Parsers for the scalar forms a config file uses (durations, signals, umasks, command
+//! strings, names) and the small helpers that word error messages (value descriptions,
+//! "did you mean" suggestions).
+//!
+//! Owns only pure string → value functions. It knows nothing of keys, tables or
+//! positions (the lowering pass adds those) and must never panic on any input.
+
+use std::time::Duration;
+
+/// Every signal name `stop_signal` accepts, with and without the `SIG` prefix.
+const SIGNALS: &[(&str, i32)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+    ("SYS", libc::SIGSYS),
+];
+
+/// A signal given by name (`"SIGINT"`, `"INT"`, any case).
+pub(crate) fn signal_by_name(text: &str) -> Result<i32, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some((_, number)) = SIGNALS.iter().find(|(name, _)| *name == bare) {
+        return Ok(*number);
+    }
+    let candidates: Vec<String> = SIGNALS
+        .iter()
+        .map(|(name, _)| format!("SIG{name}"))
+        .collect();
+    let mut message = String::from("expected a signal name like \"SIGTERM\" or \"INT\"");
+    if let Some(best) = suggest(&format!("SIG{bare}"), candidates.iter().map(String::as_str)) {
+        message.push_str(&format!("; did you mean \"{best}\"?"));
+    }
+    Err(message)
+}
+
+/// A signal given by number: any signal the kernel can deliver, real-time ones included.
+pub(crate) fn signal_by_number(number: i64) -> Result<i32, String> {
+    let max = i64::from(libc::SIGRTMAX());
+    match i32::try_from(number) {
+        Ok(signal) if (1..=max).contains(&number) => Ok(signal),
+        _ => Err(format!("expected a signal number between 1 and {max}")),
+    }
+}
+
+/// The name `render` prints for a signal number.
+pub(crate) fn signal_name(number: i32) -> String {
+    match SIGNALS.iter().find(|(_, n)| *n == number) {
+        Some((name, _)) => format!("SIG{name}"),
+        None => format!("signal {number}"),
+    }
+}
+
+/// `"250ms"`, `"10s"`, `"5m"`, `"1h 30m"`: humantime's syntax, which needs a unit so
+/// that `"10"` cannot silently mean seconds to one reader and milliseconds to another.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|error| format!("expected a duration like \"250ms\", \"10s\" or \"5m\" ({error})"))
+}
+
+/// `"0027"` (octal digits only, at most 0777).
+pub(crate) fn umask_from_str(text: &str) -> Result<u32, String> {
+    let expected = "expected an octal umask between \"0000\" and \"0777\", like \"0027\"";
+    let digits = text.trim();
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return Err(expected.to_string());
+    }
+    match u32::from_str_radix(digits, 8) {
+        Ok(mask) if mask <= 0o777 => Ok(mask),
+        _ => Err(expected.to_string()),
+    }
+}
+
+/// Checks a service or group name: `[a-z0-9][a-z0-9_-]*`. Dots are reserved for
+/// instance names (`web.0`), so a user-given name may not contain one.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let first_ok = matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'));
+    let rest_ok = bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
+    if !first_ok || !rest_ok {
+        let hint = if name.contains('.') {
+            " (dots are reserved for instance names like `web.0`)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "invalid name \"{}\": expected lowercase letters, digits, `_` and `-`, starting with a letter or digit{hint}",
+            short(name)
+        ));
+    }
+    if name == "root" {
+        return Err("the name \"root\" is reserved for the [root] group".to_string());
+    }
+    Ok(())
+}
+
+/// Splits a command string into argv the way a POSIX shell splits words, without
+/// running a shell: whitespace separates words; single quotes keep everything literal;
+/// double quotes keep everything but `\"`, `\\`, `\$`, `` \` `` and backslash-newline;
+/// outside quotes a backslash escapes the next character. Characters a shell would give
+/// a meaning to (`| & ; < > $` and backquote) are refused unless quoted, because no
+/// shell runs and the user most likely expected one.
+pub(crate) fn split_command(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    // A word exists once anything (even an empty pair of quotes) was written for it.
+    let mut in_word = false;
+    let mut chars = text.chars().enumerate().peekable();
+    while let Some((index, c)) = chars.next() {
+        let position = index + 1;
+        match c {
+            ' ' | '\t' | '\n' | '\r' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some((_, '\'')) => break,
+                        Some((_, other)) => word.push(other),
+                        None => {
+                            return Err(format!(
+                                "unterminated single quote (opened at character {position} of the command)"
+                            ));
+                        }
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some((_, '"')) => break,
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, '\n')) => {}
+                            Some((_, escaped @ ('"' | '\\' | '$' | '`'))) => word.push(escaped),
+                            Some((_, other)) => {
+                                word.push('\\');
+                                word.push(other);
+                            }
+                            None => {
+                                return Err(format!(
+                                    "unterminated double quote (opened at character {position} of the command)"
+                                ));
+                            }
+                        },
+                        Some((inner, special @ ('$' | '`'))) => {
+                            return Err(shell_syntax(special, inner + 1));
+                        }
+                        Some((_, other)) => word.push(other),
+                        None => {
+                            return Err(format!(
+                                "unterminated double quote (opened at character {position} of the command)"
+                            ));
+                        }
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some((_, '\n')) => {}
+                Some((_, escaped)) => {
+                    in_word = true;
+                    word.push(escaped);
+                }
+                None => {
+                    return Err(format!(
+                        "trailing backslash at character {position} of the command escapes nothing"
+                    ));
+                }
+            },
+            '|' | '&' | ';' | '<' | '>' | '$' | '`' => return Err(shell_syntax(c, position)),
+            other => {
+                in_word = true;
+                word.push(other);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+fn shell_syntax(c: char, position: usize) -> String {
+    format!(
+        "`{c}` at character {position} is shell syntax, but no shell runs the command; \
+         quote it, or write command = [\"sh\", \"-c\", \"...\"]"
+    )
+}
+
+/// Quotes one word so that `split_command` (and a shell) reads it back unchanged;
+/// words that need no quoting are left bare so `render` stays readable.
+pub(crate) fn quote_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if plain {
+        word.to_string()
+    } else if word.chars().any(char::is_control) {
+        // Control characters would make the rendered line unreadable or break it.
+        format!("{word:?}")
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The closest of `candidates` to `found`, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'c>(
+    found: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let found_lower = found.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|candidate| {
+            let distance = edit_distance(&found_lower, &candidate.to_ascii_lowercase());
+            (distance, candidate)
+        })
+        .filter(|(distance, candidate)| *distance <= (candidate.chars().count() / 3).max(2))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over chars; inputs are short (keys and enum words).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+/// A user-supplied string cut to a length that keeps one error on one line.
+pub(crate) fn short(text: &str) -> String {
+    const LIMIT: usize = 60;
+    if text.chars().count() <= LIMIT {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(LIMIT).collect();
+        format!("{cut}...")
+    }
+}
