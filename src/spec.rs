@@ -54,6 +54,8 @@ pub struct GroupSpec {
     pub children: Vec<NodeSpec>,
 }
 
+// Services outnumber groups, so boxing the larger variant would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeSpec {
     Service(ServiceSpec),

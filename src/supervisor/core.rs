@@ -1,2 +1,1161 @@
-//! The supervisor state machine.
-pub struct Supervisor {}
+//! The supervisor state machine: the tree, each child's state, budgets, backoff and the
+//! shutdown sequence.
+//!
+//! Every transition happens in `handle`/`boot`: the event updates child states, then
+//! `reconcile` walks the tree until nothing more changes, emitting effects as it goes.
+//! Reconciliation is declarative: a group in `Up` mode starts its idle children in
+//! order (each batch only after every earlier child is ready) and first stops, in
+//! reverse order, the members of a pending restart set; a group in `Down` mode stops
+//! its active children in reverse order. Timers are not objects: every deadline is
+//! derived from current state (`Stopping::kill_at`, `Node::not_before`, the shutdown
+//! deadline), so a timer can never outlive the state it was meant for.
+
+use super::{
+    ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, FailureReason, NodeId, Report,
+    ServiceId, ShutdownCause, Time,
+};
+use crate::spec::{AutoShutdown, GroupSpec, NodeSpec, RestartType, ServiceSpec, Spec, Strategy};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// The root group is always node 0.
+const ROOT: NodeId = NodeId(0);
+
+/// Reconciliation reaches a fixpoint in a few passes; this bound only guards against a
+/// bug turning into a hang of the whole supervisor.
+const MAX_RECONCILE_PASSES: usize = 10_000;
+
+/// The decision-making half of minder. Created from a `Spec` by the runtime (or a
+/// test's simulator), which owns it for minder's whole life and is its only caller.
+pub struct Supervisor {
+    /// Arena of groups and services; `NodeId` indexes it, the root is `ROOT`.
+    nodes: Vec<Node>,
+    /// One entry per service instance; `ServiceId` indexes it.
+    services: Vec<ServiceState>,
+    auto_shutdown: AutoShutdown,
+    shutdown_timeout: Duration,
+    phase: Phase,
+    /// Jitter source; seeded by the caller so runs are reproducible.
+    rng: fastrand::Rng,
+    /// The `now` of the event being handled (or of the last one).
+    now: Time,
+    /// Effects produced while handling the current event.
+    out: Vec<Effect>,
+    /// Set by every state change during reconciliation; drives the fixpoint loop.
+    dirty: bool,
+}
+
+struct Node {
+    name: String,
+    parent: Option<NodeId>,
+    kind: NodeKind,
+    /// An operator stopped it: it stays down, and counts as ready for ordering.
+    held: bool,
+    /// Member of a restart set that must go down before the set starts again.
+    pending_restart: bool,
+    /// Not to be started before this time (the failed child's backoff delay).
+    not_before: Time,
+    /// Instances of one service share a batch: started together, stopped together.
+    batch: usize,
+}
+
+enum NodeKind {
+    Service(ServiceId),
+    Group(Group),
+}
+
+struct Group {
+    strategy: Strategy,
+    intensity: u32,
+    period: Duration,
+    children: Vec<NodeId>,
+    mode: GroupMode,
+    /// Its budget was exceeded: once every child is down it fails upwards.
+    failing: bool,
+    /// Times of the restart decisions inside the current window.
+    restarts: VecDeque<Time>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum GroupMode {
+    Up,
+    Down,
+}
+
+struct ServiceState {
+    spec: ServiceSpec,
+    node: NodeId,
+    /// Grows on every spawn; names the current incarnation.
+    generation: u64,
+    run: Run,
+    /// Consecutive unplanned ends that led to a restart (backoff's `n`).
+    failures: u32,
+    /// Every start after the first.
+    restarts: u64,
+    started_once: bool,
+    /// Becomes `Done` instead of idle when its current stop completes (a temporary
+    /// service stopped by a sibling's restart is not restarted, as in OTP).
+    retire_after_stop: bool,
+    last_status: Option<ExitStatus>,
+}
+
+/// A service's life cycle. The data each state needs travels with it.
+#[derive(Clone, Debug, PartialEq)]
+enum Run {
+    /// Not running; started by reconciliation once wanted and allowed.
+    Idle,
+    /// `Effect::Spawn` was emitted; waiting for `Spawned`/`SpawnFailed`.
+    Starting {
+        stop_requested: bool,
+    },
+    Running {
+        pid: i32,
+        since: Time,
+        ready: bool,
+    },
+    Stopping {
+        pid: i32,
+        cause: StopCause,
+        kill_at: Time,
+        killed: bool,
+        since: Time,
+    },
+    /// Ended for good: a temporary service that ended, a finished oneshot, a transient
+    /// service that exited normally. Counts as ready; started again only by an
+    /// operator, a restart set holding a oneshot, or a fresh start of its group.
+    Done {
+        code: i32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum StopCause {
+    /// minder stopped it: never a failure.
+    Planned,
+    /// minder ended it for a failure.
+    Failure(FailureReason),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    Running,
+    ShuttingDown { deadline: Time, code: i32 },
+    Exited,
+}
+
+/// A read-only view of one service, for status output and tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceView<'a> {
+    pub name: &'a str,
+    pub state: &'static str,
+    pub pid: Option<i32>,
+    pub generation: u64,
+    pub restarts: u64,
+    pub backoff_count: u32,
+    pub last_status: Option<ExitStatus>,
+}
+
+impl Supervisor {
+    /// Build the tree of `spec`. Nothing starts until `boot`.
+    pub fn new(spec: &Spec, seed: u64) -> Supervisor {
+        let mut supervisor = Supervisor {
+            nodes: Vec::new(),
+            services: Vec::new(),
+            auto_shutdown: spec.root.auto_shutdown,
+            shutdown_timeout: spec.daemon.shutdown_timeout,
+            phase: Phase::Running,
+            rng: fastrand::Rng::with_seed(seed),
+            now: Time::ZERO,
+            out: Vec::new(),
+            dirty: false,
+        };
+        supervisor.add_group(&spec.root, None);
+        supervisor
+    }
+
+    fn add_group(&mut self, spec: &GroupSpec, parent: Option<NodeId>) -> NodeId {
+        let id = NodeId(self.nodes.len());
+        self.nodes.push(Node {
+            name: spec.name.clone(),
+            parent,
+            kind: NodeKind::Group(Group {
+                strategy: spec.strategy,
+                intensity: spec.intensity,
+                period: spec.period,
+                children: Vec::new(),
+                mode: GroupMode::Down,
+                failing: false,
+                restarts: VecDeque::new(),
+            }),
+            held: false,
+            pending_restart: false,
+            not_before: Time::ZERO,
+            batch: 0,
+        });
+        let mut children = Vec::with_capacity(spec.children.len());
+        let mut batch = 0;
+        let mut previous_base: Option<&str> = None;
+        for child in &spec.children {
+            let child_id = match child {
+                NodeSpec::Service(service) => self.add_service(service, id),
+                NodeSpec::Group(group) => self.add_group(group, Some(id)),
+            };
+            // Instances of one service are consecutive siblings sharing a batch.
+            let base = match child {
+                NodeSpec::Service(service) if service.instance.is_some() => {
+                    Some(service.base_name.as_str())
+                }
+                _ => None,
+            };
+            if base.is_none() || base != previous_base {
+                batch += 1;
+            }
+            previous_base = base;
+            self.nodes[child_id.0].batch = batch;
+            children.push(child_id);
+        }
+        if let NodeKind::Group(group) = &mut self.nodes[id.0].kind {
+            group.children = children;
+        }
+        id
+    }
+
+    fn add_service(&mut self, spec: &ServiceSpec, parent: NodeId) -> NodeId {
+        let node = NodeId(self.nodes.len());
+        let sid = ServiceId(self.services.len());
+        self.nodes.push(Node {
+            name: spec.name.clone(),
+            parent: Some(parent),
+            kind: NodeKind::Service(sid),
+            held: false,
+            pending_restart: false,
+            not_before: Time::ZERO,
+            batch: 0,
+        });
+        self.services.push(ServiceState {
+            spec: spec.clone(),
+            node,
+            generation: 0,
+            run: Run::Idle,
+            failures: 0,
+            restarts: 0,
+            started_once: false,
+            retire_after_stop: false,
+            last_status: None,
+        });
+        node
+    }
+
+    // ----- public interface ---------------------------------------------------------
+
+    /// Start the tree: the root comes up and its first children are spawned.
+    pub fn boot(&mut self, now: Time) -> Vec<Effect> {
+        self.now = now;
+        if self.phase == Phase::Running {
+            self.start_group_fresh(ROOT);
+            self.reconcile();
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Feed one event at time `now` (never earlier than the previous call's).
+    pub fn handle(&mut self, event: Event, now: Time) -> Vec<Effect> {
+        self.now = self.now.max(now);
+        if self.phase == Phase::Exited {
+            return Vec::new();
+        }
+        match event {
+            Event::Spawned { child, pid } => self.on_spawned(child, pid),
+            Event::SpawnFailed {
+                child,
+                code,
+                reason,
+            } => self.on_spawn_failed(child, code, reason),
+            Event::Exited { child, status } => self.on_exited(child, status),
+            Event::Ready { child } => self.on_ready(child),
+            Event::Failed { child, reason } => self.on_failed(child, reason),
+            Event::Timer => self.on_timer(),
+            Event::Start(node) => self.on_operator_start(node),
+            Event::Stop(node) => self.on_operator_stop(node),
+            Event::Restart(node) => self.on_operator_restart(node),
+            Event::Shutdown => self.on_shutdown_request(),
+        }
+        if self.phase != Phase::Exited {
+            self.reconcile();
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// The earliest moment at which `handle(Event::Timer, ..)` has work to do, if any.
+    pub fn next_deadline(&self) -> Option<Time> {
+        let mut next: Option<Time> = None;
+        let mut consider = |at: Time| {
+            next = Some(next.map_or(at, |current: Time| current.min(at)));
+        };
+        match self.phase {
+            Phase::Exited => return None,
+            Phase::ShuttingDown { deadline, .. } => consider(deadline),
+            Phase::Running => {}
+        }
+        for service in &self.services {
+            match service.run {
+                Run::Stopping {
+                    kill_at,
+                    killed: false,
+                    ..
+                } => consider(kill_at),
+                Run::Idle => {
+                    let node = &self.nodes[service.node.0];
+                    if node.not_before > self.now && self.wanted_up(service.node) {
+                        consider(node.not_before);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (index, node) in self.nodes.iter().enumerate() {
+            if let NodeKind::Group(group) = &node.kind
+                && group.mode == GroupMode::Down
+                && node.not_before > self.now
+                && self.wanted_up(NodeId(index))
+            {
+                consider(node.not_before);
+            }
+        }
+        next
+    }
+
+    /// Every node with this name: a service, a group, or all instances of a service.
+    pub fn lookup(&self, name: &str) -> Vec<NodeId> {
+        let mut found = Vec::new();
+        for (index, node) in self.nodes.iter().enumerate() {
+            let matches = node.name == name
+                || matches!(node.kind, NodeKind::Service(sid)
+                    if self.services[sid.0].spec.base_name == name);
+            if matches && index != ROOT.0 {
+                found.push(NodeId(index));
+            }
+        }
+        found
+    }
+
+    pub fn service_spec(&self, id: ServiceId) -> Option<&ServiceSpec> {
+        self.services.get(id.0).map(|service| &service.spec)
+    }
+
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Whether this incarnation is the current one (its exit would be acted on).
+    pub fn is_current(&self, child: ChildRef) -> bool {
+        self.services
+            .get(child.id.0)
+            .is_some_and(|service| service.generation == child.generation)
+    }
+
+    pub fn view(&self, id: ServiceId) -> Option<ServiceView<'_>> {
+        let service = self.services.get(id.0)?;
+        let node = &self.nodes[service.node.0];
+        let (state, pid) = match &service.run {
+            Run::Idle if node.held => ("stopped", None),
+            Run::Idle if !service.started_once => ("waiting", None),
+            Run::Idle if node.not_before > self.now => ("backoff", None),
+            Run::Idle => ("waiting", None),
+            Run::Starting { .. } => ("starting", None),
+            Run::Running {
+                pid, ready: true, ..
+            } => ("running", Some(*pid)),
+            Run::Running {
+                pid, ready: false, ..
+            } => ("started", Some(*pid)),
+            Run::Stopping { pid, .. } => ("stopping", Some(*pid)),
+            Run::Done { .. } => ("done", None),
+        };
+        Some(ServiceView {
+            name: &service.spec.name,
+            state,
+            pid,
+            generation: service.generation,
+            restarts: service.restarts,
+            backoff_count: service.failures,
+            last_status: service.last_status,
+        })
+    }
+
+    /// Restart decisions currently inside the window of the group `node`.
+    pub fn restarts_in_period(&self, node: NodeId) -> Option<usize> {
+        match &self.nodes.get(node.0)?.kind {
+            NodeKind::Group(group) => Some(group.restarts.len()),
+            NodeKind::Service(_) => None,
+        }
+    }
+
+    /// Whether the group at `node` has given up: failing, down, or the tree is
+    /// shutting down. Only then may its window hold more than `intensity` entries.
+    pub fn group_escalated(&self, node: NodeId) -> bool {
+        match self.nodes.get(node.0).map(|n| &n.kind) {
+            Some(NodeKind::Group(group)) => {
+                group.failing || group.mode == GroupMode::Down || self.shutting_down()
+            }
+            _ => false,
+        }
+    }
+
+    /// Every group's node id with its intensity (for invariant checks and metrics).
+    pub fn groups(&self) -> Vec<(NodeId, String, u32)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, node)| match &node.kind {
+                NodeKind::Group(group) => Some((NodeId(index), node.name.clone(), group.intensity)),
+                NodeKind::Service(_) => None,
+            })
+            .collect()
+    }
+
+    /// The tree's state as indented text (SIGUSR2 writes it to the log).
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        self.describe_node(ROOT, 0, &mut text);
+        text
+    }
+
+    fn describe_node(&self, id: NodeId, depth: usize, text: &mut String) {
+        let node = &self.nodes[id.0];
+        let indent = "  ".repeat(depth);
+        match &node.kind {
+            NodeKind::Group(group) => {
+                let mode = match (group.mode, group.failing) {
+                    (_, true) => "failing",
+                    (GroupMode::Up, false) => "up",
+                    (GroupMode::Down, false) => "down",
+                };
+                text.push_str(&format!(
+                    "{indent}{} group {mode}{} restarts {}/{} per {:?}\n",
+                    node.name,
+                    if node.held { " (held)" } else { "" },
+                    group.restarts.len(),
+                    group.intensity,
+                    group.period
+                ));
+                for child in &group.children {
+                    self.describe_node(*child, depth + 1, text);
+                }
+            }
+            NodeKind::Service(sid) => {
+                if let Some(view) = self.view(*sid) {
+                    let pid = view.pid.map_or(String::new(), |pid| format!(" pid {pid}"));
+                    text.push_str(&format!(
+                        "{indent}{} {}{pid} restarts {}\n",
+                        view.name, view.state, view.restarts
+                    ));
+                }
+            }
+        }
+    }
+
+    // ----- events -------------------------------------------------------------------
+
+    fn current(&self, child: ChildRef) -> Option<ServiceId> {
+        self.is_current(child).then_some(child.id)
+    }
+
+    fn on_spawned(&mut self, child: ChildRef, pid: i32) {
+        let Some(sid) = self.current(child) else {
+            return;
+        };
+        let now = self.now;
+        let service = &mut self.services[sid.0];
+        let Run::Starting { stop_requested } = service.run else {
+            return;
+        };
+        // A oneshot is ready when it has finished, not when it has started.
+        let ready = !service.spec.oneshot;
+        if stop_requested {
+            let (signal, timeout) = (service.spec.stop_signal, service.spec.stop_timeout);
+            service.run = Run::Stopping {
+                pid,
+                cause: StopCause::Planned,
+                kill_at: now + timeout,
+                killed: false,
+                since: now,
+            };
+            self.out
+                .push(Effect::Report(Report::Started { child, pid }));
+            self.out.push(Effect::Signal { child, pid, signal });
+            return;
+        }
+        service.run = Run::Running {
+            pid,
+            since: now,
+            ready,
+        };
+        self.out
+            .push(Effect::Report(Report::Started { child, pid }));
+        if ready {
+            self.out.push(Effect::Report(Report::Ready { child }));
+        }
+    }
+
+    fn on_spawn_failed(&mut self, child: ChildRef, code: i32, reason: String) {
+        let Some(sid) = self.current(child) else {
+            return;
+        };
+        let Run::Starting { stop_requested } = self.services[sid.0].run else {
+            return;
+        };
+        self.out
+            .push(Effect::Report(Report::StartFailed { child, reason }));
+        if stop_requested {
+            self.services[sid.0].run = Run::Idle;
+            return;
+        }
+        let now = self.now;
+        self.service_ended(sid, EndKind::StartFailure, code, now);
+    }
+
+    fn on_exited(&mut self, child: ChildRef, status: ExitStatus) {
+        let Some(sid) = self.current(child) else {
+            return;
+        };
+        let service = &mut self.services[sid.0];
+        let (end, since) = match service.run {
+            Run::Running { since, .. } => {
+                let end = match status {
+                    ExitStatus::Exited(code) if service.spec.success_codes.contains(&code) => {
+                        EndKind::Normal
+                    }
+                    _ => EndKind::Abnormal,
+                };
+                (end, since)
+            }
+            Run::Stopping {
+                cause: StopCause::Planned,
+                since,
+                ..
+            } => (EndKind::Stopped, since),
+            Run::Stopping {
+                cause: StopCause::Failure(reason),
+                since,
+                ..
+            } => (EndKind::Failure(reason), since),
+            // The runtime reports `Spawned` before any exit of that pid; an exit here
+            // can only be a stale or duplicated report.
+            Run::Starting { .. } | Run::Idle | Run::Done { .. } => return,
+        };
+        service.last_status = Some(status);
+        self.out
+            .push(Effect::Report(Report::Exited { child, status, end }));
+        self.service_ended(sid, end, status.shell_code(), since);
+    }
+
+    fn on_ready(&mut self, child: ChildRef) {
+        let Some(sid) = self.current(child) else {
+            return;
+        };
+        if let Run::Running {
+            ready: ready @ false,
+            ..
+        } = &mut self.services[sid.0].run
+        {
+            *ready = true;
+            self.out.push(Effect::Report(Report::Ready { child }));
+        }
+    }
+
+    fn on_failed(&mut self, child: ChildRef, reason: FailureReason) {
+        let Some(sid) = self.current(child) else {
+            return;
+        };
+        let now = self.now;
+        let service = &mut self.services[sid.0];
+        if let Run::Running { pid, since, .. } = service.run {
+            service.run = Run::Stopping {
+                pid,
+                cause: StopCause::Failure(reason),
+                kill_at: now + service.spec.stop_timeout,
+                killed: false,
+                since,
+            };
+            let signal = service.spec.stop_signal;
+            self.out.push(Effect::Signal { child, pid, signal });
+        }
+    }
+
+    fn on_timer(&mut self) {
+        let now = self.now;
+        for index in 0..self.services.len() {
+            let service = &mut self.services[index];
+            if let Run::Stopping {
+                pid,
+                kill_at,
+                killed: killed @ false,
+                ..
+            } = &mut service.run
+                && *kill_at <= now
+            {
+                {
+                    *killed = true;
+                    let child = ChildRef {
+                        id: ServiceId(index),
+                        generation: service.generation,
+                    };
+                    let pid = *pid;
+                    self.out
+                        .push(Effect::Report(Report::StopTimedOut { child }));
+                    self.out.push(Effect::Kill { child, pid });
+                }
+            }
+        }
+        if let Phase::ShuttingDown { deadline, code } = self.phase
+            && deadline <= now
+        {
+            self.out.push(Effect::Report(Report::ShuttingDown {
+                cause: ShutdownCause::TimedOut,
+            }));
+            self.kill_everything_and_exit(code);
+        }
+    }
+
+    fn on_operator_start(&mut self, id: NodeId) {
+        if id.0 >= self.nodes.len() || self.shutting_down() {
+            return;
+        }
+        let node = &mut self.nodes[id.0];
+        node.held = false;
+        node.not_before = self.now;
+        match node.kind {
+            NodeKind::Service(sid) => {
+                let service = &mut self.services[sid.0];
+                service.failures = 0;
+                if matches!(service.run, Run::Done { .. }) {
+                    service.run = Run::Idle;
+                }
+            }
+            // A held group is down; reconciliation starts it fresh once unheld.
+            NodeKind::Group(_) => {}
+        }
+    }
+
+    fn on_operator_stop(&mut self, id: NodeId) {
+        if id.0 >= self.nodes.len() || id == ROOT {
+            return;
+        }
+        self.nodes[id.0].held = true;
+        self.nodes[id.0].pending_restart = false;
+        self.ensure_stopping(id);
+    }
+
+    fn on_operator_restart(&mut self, id: NodeId) {
+        if id.0 >= self.nodes.len() || id == ROOT || self.shutting_down() {
+            return;
+        }
+        let now = self.now;
+        let node = &mut self.nodes[id.0];
+        node.held = false;
+        node.not_before = now;
+        if let NodeKind::Service(sid) = node.kind
+            && matches!(self.services[sid.0].run, Run::Done { .. })
+        {
+            self.services[sid.0].run = Run::Idle;
+        }
+        if self.active(id) {
+            self.nodes[id.0].pending_restart = true;
+        }
+    }
+
+    fn on_shutdown_request(&mut self) {
+        match self.phase {
+            Phase::Running => {
+                self.out.push(Effect::Report(Report::ShuttingDown {
+                    cause: ShutdownCause::Requested,
+                }));
+                self.begin_shutdown(0);
+            }
+            Phase::ShuttingDown { code, .. } => {
+                self.out.push(Effect::Report(Report::ShuttingDown {
+                    cause: ShutdownCause::Forced,
+                }));
+                self.kill_everything_and_exit(code);
+            }
+            Phase::Exited => {}
+        }
+    }
+
+    fn shutting_down(&self) -> bool {
+        self.phase != Phase::Running
+    }
+
+    fn begin_shutdown(&mut self, code: i32) {
+        self.phase = Phase::ShuttingDown {
+            deadline: self.now + self.shutdown_timeout,
+            code,
+        };
+        self.set_group_down(ROOT);
+    }
+
+    /// The second request or the end of `shutdown_timeout`: no more waiting. The
+    /// runtime kills and reaps whatever is left (orphans included) before exiting.
+    fn kill_everything_and_exit(&mut self, code: i32) {
+        for index in 0..self.services.len() {
+            let service = &mut self.services[index];
+            let child = ChildRef {
+                id: ServiceId(index),
+                generation: service.generation,
+            };
+            match service.run {
+                Run::Running { pid, .. } | Run::Stopping { pid, .. } => {
+                    self.out.push(Effect::Kill { child, pid });
+                }
+                Run::Starting { .. } | Run::Idle | Run::Done { .. } => {}
+            }
+            service.run = Run::Idle;
+        }
+        self.phase = Phase::Exited;
+        self.out.push(Effect::Exit { code });
+    }
+
+    // ----- ends, restart decisions, budgets -----------------------------------------
+
+    /// A service's process is gone (or never started). Decide what follows.
+    fn service_ended(&mut self, sid: ServiceId, end: EndKind, code: i32, since: Time) {
+        let now = self.now;
+        let node_id = self.services[sid.0].node;
+        let service = &mut self.services[sid.0];
+        service.run = Run::Idle;
+        if end == EndKind::Stopped {
+            if std::mem::take(&mut service.retire_after_stop) {
+                service.run = Run::Done { code };
+            }
+            return;
+        }
+        // Ends while the tree, its group or its restart set is going down anyway are
+        // absorbed: the plan already in motion decides what happens next.
+        if self.shutting_down() || self.nodes[node_id.0].pending_restart || !self.parent_up(node_id)
+        {
+            if self.services[sid.0].retire_after_stop {
+                self.services[sid.0].retire_after_stop = false;
+                self.services[sid.0].run = Run::Done { code };
+            }
+            return;
+        }
+        let service = &mut self.services[sid.0];
+        let restart = if service.spec.oneshot {
+            end != EndKind::Normal
+        } else {
+            match service.spec.restart {
+                RestartType::Permanent => true,
+                RestartType::Transient => end != EndKind::Normal,
+                RestartType::Temporary => false,
+            }
+        };
+        if !restart {
+            service.run = Run::Done { code };
+            self.check_auto_shutdown(sid, code);
+            return;
+        }
+        // Backoff: a run that lasted `reset_after` resets the count of consecutive
+        // failures; a failed start never lasted at all.
+        let ran_for = now.saturating_sub(since);
+        if end != EndKind::StartFailure && ran_for >= service.spec.backoff.reset_after {
+            service.failures = 0;
+        }
+        service.failures = service.failures.saturating_add(1);
+        let delay = backoff_delay(&service.spec, service.failures, &mut self.rng);
+        self.child_failed(node_id, delay);
+    }
+
+    /// `child` (a service or a group) failed and must be restarted after `delay`:
+    /// count the decision against its parent's budget, then schedule the restart set.
+    fn child_failed(&mut self, child: NodeId, delay: Duration) {
+        let now = self.now;
+        let Some(parent) = self.nodes[child.0].parent else {
+            // The root itself failed: stop everything and exit 3.
+            self.out.push(Effect::Report(Report::ShuttingDown {
+                cause: ShutdownCause::RootFailed,
+            }));
+            self.begin_shutdown(EXIT_ROOT_FAILED);
+            return;
+        };
+        let NodeKind::Group(group) = &mut self.nodes[parent.0].kind else {
+            return;
+        };
+        // Sliding window as in OTP: a restart exactly `period` ago still counts, one
+        // further back does not.
+        while group
+            .restarts
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) > group.period)
+        {
+            group.restarts.pop_front();
+        }
+        group.restarts.push_back(now);
+        if group.restarts.len() > group.intensity as usize {
+            self.out
+                .push(Effect::Report(Report::Escalated { group: parent }));
+            if parent == ROOT {
+                // The root has no parent to fail to: stop everything and exit 3,
+                // bounded by shutdown_timeout like any shutdown.
+                self.out.push(Effect::Report(Report::ShuttingDown {
+                    cause: ShutdownCause::RootFailed,
+                }));
+                self.begin_shutdown(EXIT_ROOT_FAILED);
+            } else {
+                group.failing = true;
+                self.set_group_down(parent);
+            }
+            return;
+        }
+        let members: Vec<NodeId> = {
+            let position = group.children.iter().position(|c| *c == child).unwrap_or(0);
+            match group.strategy {
+                Strategy::OneForOne => vec![child],
+                Strategy::OneForAll => group.children.clone(),
+                Strategy::RestForOne => group.children[position..].to_vec(),
+            }
+        };
+        if let NodeKind::Service(sid) = self.nodes[child.0].kind {
+            self.out
+                .push(Effect::Report(Report::RestartScheduled { id: sid, delay }));
+        }
+        let restart_at = now + delay;
+        for member in members {
+            if self.nodes[member.0].held {
+                continue;
+            }
+            self.nodes[member.0].not_before = restart_at;
+            let active = self.active(member);
+            if let NodeKind::Service(sid) = self.nodes[member.0].kind {
+                let service = &mut self.services[sid.0];
+                let temporary =
+                    !service.spec.oneshot && service.spec.restart == RestartType::Temporary;
+                match service.run {
+                    // A finished oneshot runs again in its place; a transient service
+                    // that ended normally comes back with its set. A temporary one
+                    // never comes back (OTP).
+                    Run::Done { .. } if !temporary => service.run = Run::Idle,
+                    _ if active && temporary => service.retire_after_stop = true,
+                    _ => {}
+                }
+            }
+            if active {
+                self.nodes[member.0].pending_restart = true;
+            }
+        }
+    }
+
+    fn check_auto_shutdown(&mut self, sid: ServiceId, code: i32) {
+        if !self.services[sid.0].spec.significant {
+            return;
+        }
+        let trigger = match self.auto_shutdown {
+            AutoShutdown::Never => false,
+            AutoShutdown::AnySignificant => true,
+            AutoShutdown::AllSignificant => self
+                .services
+                .iter()
+                .filter(|service| service.spec.significant)
+                .all(|service| matches!(service.run, Run::Done { .. })),
+        };
+        if trigger {
+            self.out.push(Effect::Report(Report::ShuttingDown {
+                cause: ShutdownCause::Significant { id: sid, code },
+            }));
+            self.begin_shutdown(code);
+        }
+    }
+
+    // ----- reconciliation -----------------------------------------------------------
+
+    fn reconcile(&mut self) {
+        for _ in 0..MAX_RECONCILE_PASSES {
+            self.dirty = false;
+            self.reconcile_node(ROOT);
+            if self.phase != Phase::Running && !self.active(ROOT) {
+                if let Phase::ShuttingDown { code, .. } = self.phase {
+                    self.phase = Phase::Exited;
+                    self.out.push(Effect::Exit { code });
+                }
+                return;
+            }
+            if !self.dirty {
+                return;
+            }
+        }
+        debug_assert!(false, "reconciliation did not settle");
+    }
+
+    fn reconcile_node(&mut self, id: NodeId) {
+        let NodeKind::Group(group) = &self.nodes[id.0].kind else {
+            return;
+        };
+        let children = group.children.clone();
+        for child in &children {
+            self.reconcile_node(*child);
+        }
+        // Read the mode only now: a child failing upwards may just have changed it.
+        let NodeKind::Group(group) = &self.nodes[id.0].kind else {
+            return;
+        };
+        match group.mode {
+            GroupMode::Down => self.reconcile_down(id, &children),
+            GroupMode::Up => self.reconcile_up(&children),
+        }
+    }
+
+    /// Stop active children last batch first; once all are down, a failing group
+    /// fails upwards.
+    fn reconcile_down(&mut self, id: NodeId, children: &[NodeId]) {
+        if let Some(batch) = children
+            .iter()
+            .rev()
+            .find(|c| self.active(**c))
+            .map(|c| self.nodes[c.0].batch)
+        {
+            let members: Vec<NodeId> = children
+                .iter()
+                .copied()
+                .filter(|c| self.nodes[c.0].batch == batch)
+                .collect();
+            for child in members {
+                self.ensure_stopping(child);
+            }
+            return;
+        }
+        let NodeKind::Group(group) = &mut self.nodes[id.0].kind else {
+            return;
+        };
+        if group.failing {
+            group.failing = false;
+            self.dirty = true;
+            if self.shutting_down() {
+                return;
+            }
+            // Only a group that its parent still wants up escalates; otherwise the
+            // parent's own plan (shutdown, a restart set) already covers it.
+            let parent_wants = self.nodes[id.0].parent.is_none_or(|_| self.parent_up(id));
+            if parent_wants && !self.nodes[id.0].pending_restart {
+                self.child_failed(id, Duration::ZERO);
+            }
+        }
+    }
+
+    fn reconcile_up(&mut self, children: &[NodeId]) {
+        // First the pending restart set goes down, last batch first.
+        let pending_batch = children
+            .iter()
+            .rev()
+            .find(|c| self.nodes[c.0].pending_restart && self.active(**c))
+            .map(|c| self.nodes[c.0].batch);
+        if let Some(batch) = pending_batch {
+            let members: Vec<NodeId> = children
+                .iter()
+                .copied()
+                .filter(|c| self.nodes[c.0].batch == batch && self.nodes[c.0].pending_restart)
+                .collect();
+            for child in members {
+                self.ensure_stopping(child);
+            }
+            return;
+        }
+        for child in children {
+            if self.nodes[child.0].pending_restart {
+                self.nodes[child.0].pending_restart = false;
+                self.dirty = true;
+            }
+        }
+        // Then start in order: each batch only once every earlier child is ready.
+        let mut index = 0;
+        while index < children.len() {
+            let batch = self.nodes[children[index].0].batch;
+            let end = children[index..]
+                .iter()
+                .position(|c| self.nodes[c.0].batch != batch)
+                .map_or(children.len(), |offset| index + offset);
+            for child in &children[index..end] {
+                if self.needs_start(*child) && self.nodes[child.0].not_before <= self.now {
+                    self.start_node(*child);
+                }
+            }
+            if !children[index..end].iter().all(|c| self.ready(*c)) {
+                return;
+            }
+            index = end;
+        }
+    }
+
+    fn needs_start(&self, id: NodeId) -> bool {
+        let node = &self.nodes[id.0];
+        if node.held {
+            return false;
+        }
+        match &node.kind {
+            NodeKind::Service(sid) => self.services[sid.0].run == Run::Idle,
+            NodeKind::Group(group) => {
+                group.mode == GroupMode::Down && !group.failing && !self.active(id)
+            }
+        }
+    }
+
+    fn start_node(&mut self, id: NodeId) {
+        self.dirty = true;
+        match self.nodes[id.0].kind {
+            NodeKind::Service(sid) => {
+                let service = &mut self.services[sid.0];
+                service.generation += 1;
+                if service.started_once {
+                    service.restarts += 1;
+                }
+                service.started_once = true;
+                service.run = Run::Starting {
+                    stop_requested: false,
+                };
+                let child = ChildRef {
+                    id: sid,
+                    generation: service.generation,
+                };
+                self.out.push(Effect::Spawn { child });
+            }
+            NodeKind::Group(_) => self.start_group_fresh(id),
+        }
+    }
+
+    /// A (re)started group begins as a new supervisor would: empty budgets, zero
+    /// backoff counts, every child to be started again, finished ones included.
+    fn start_group_fresh(&mut self, id: NodeId) {
+        self.dirty = true;
+        let now = self.now;
+        let NodeKind::Group(group) = &mut self.nodes[id.0].kind else {
+            return;
+        };
+        group.mode = GroupMode::Up;
+        group.failing = false;
+        group.restarts.clear();
+        let children = group.children.clone();
+        for child in children {
+            let node = &mut self.nodes[child.0];
+            node.not_before = now;
+            node.pending_restart = false;
+            if let NodeKind::Service(sid) = node.kind {
+                let service = &mut self.services[sid.0];
+                service.failures = 0;
+                service.retire_after_stop = false;
+                if matches!(service.run, Run::Done { .. }) {
+                    service.run = Run::Idle;
+                }
+            }
+        }
+    }
+
+    fn set_group_down(&mut self, id: NodeId) {
+        if let NodeKind::Group(group) = &mut self.nodes[id.0].kind
+            && group.mode != GroupMode::Down
+        {
+            group.mode = GroupMode::Down;
+            self.dirty = true;
+        }
+    }
+
+    /// Begin stopping `id` (planned): a service gets its stop signal, a group goes down.
+    fn ensure_stopping(&mut self, id: NodeId) {
+        let now = self.now;
+        match self.nodes[id.0].kind {
+            NodeKind::Group(_) => self.set_group_down(id),
+            NodeKind::Service(sid) => {
+                let service = &mut self.services[sid.0];
+                let child = ChildRef {
+                    id: sid,
+                    generation: service.generation,
+                };
+                match service.run {
+                    Run::Running { pid, since, .. } => {
+                        service.run = Run::Stopping {
+                            pid,
+                            cause: StopCause::Planned,
+                            kill_at: now + service.spec.stop_timeout,
+                            killed: false,
+                            since,
+                        };
+                        let signal = service.spec.stop_signal;
+                        self.out.push(Effect::Signal { child, pid, signal });
+                        self.dirty = true;
+                    }
+                    Run::Starting {
+                        stop_requested: false,
+                    } => {
+                        service.run = Run::Starting {
+                            stop_requested: true,
+                        };
+                        self.dirty = true;
+                    }
+                    Run::Starting {
+                        stop_requested: true,
+                    }
+                    | Run::Stopping { .. }
+                    | Run::Idle
+                    | Run::Done { .. } => {}
+                }
+            }
+        }
+    }
+
+    // ----- predicates ---------------------------------------------------------------
+
+    /// Whether anything of `id` is still (or about to be) a live process.
+    fn active(&self, id: NodeId) -> bool {
+        match &self.nodes[id.0].kind {
+            NodeKind::Service(sid) => matches!(
+                self.services[sid.0].run,
+                Run::Starting { .. } | Run::Running { .. } | Run::Stopping { .. }
+            ),
+            NodeKind::Group(group) => group.children.iter().any(|c| self.active(*c)),
+        }
+    }
+
+    /// Ready for ordering (design.md §4): ready, ended for good, or held stopped.
+    fn ready(&self, id: NodeId) -> bool {
+        let node = &self.nodes[id.0];
+        if node.held && !self.active(id) {
+            return true;
+        }
+        match &node.kind {
+            NodeKind::Service(sid) => matches!(
+                self.services[sid.0].run,
+                Run::Running { ready: true, .. } | Run::Done { .. }
+            ),
+            NodeKind::Group(group) => {
+                group.mode == GroupMode::Up && group.children.iter().all(|c| self.ready(*c))
+            }
+        }
+    }
+
+    /// Whether every group above `id` is up (so `id` is wanted, unless held).
+    fn parent_up(&self, id: NodeId) -> bool {
+        let mut current = self.nodes[id.0].parent;
+        while let Some(parent) = current {
+            if let NodeKind::Group(group) = &self.nodes[parent.0].kind
+                && group.mode != GroupMode::Up
+            {
+                return false;
+            }
+            current = self.nodes[parent.0].parent;
+        }
+        true
+    }
+
+    fn wanted_up(&self, id: NodeId) -> bool {
+        !self.shutting_down() && !self.nodes[id.0].held && self.parent_up(id)
+    }
+}
+
+/// `min(max, initial * multiplier^(n-1))`, then ±`jitter` of it, drawn from `rng`.
+pub(crate) fn backoff_delay(spec: &ServiceSpec, n: u32, rng: &mut fastrand::Rng) -> Duration {
+    let backoff = &spec.backoff;
+    let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
+    let base = backoff.initial.as_secs_f64() * backoff.multiplier.powi(exponent);
+    let capped = base.min(backoff.max.as_secs_f64());
+    let factor = 1.0 + backoff.jitter * (rng.f64() * 2.0 - 1.0);
+    let seconds = (capped * factor).max(0.0);
+    Duration::try_from_secs_f64(seconds).unwrap_or(backoff.max)
+}

@@ -14,6 +14,7 @@
 //! an older generation can therefore never act on a newer process.
 
 mod core;
+#[cfg(test)]
 pub mod sim;
 #[cfg(test)]
 mod tests;

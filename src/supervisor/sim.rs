@@ -1,1 +1,403 @@
-//! Simulation harness.
+//! A simulated world for the core: a virtual clock and make-believe processes that
+//! obey (or ignore) signals, driven by a small script, producing a transcript of
+//! everything the supervisor asked for. Test-only; nothing here touches the OS.
+//!
+//! Script lines (one per line, `#` starts a comment):
+//! `exit NAME CODE` · `crash NAME SIGNAL` (killed from outside) · `ready NAME` ·
+//! `fail NAME health|watchdog|memory` · `advance DURATION` · `shutdown` ·
+//! `stop NAME` · `start NAME` · `restart NAME` · `spawnfail NAME on|off` ·
+//! `stubborn NAME` (ignores its stop signal) · `stale NAME CODE` (an exit report for
+//! the previous generation).
+
+use super::Supervisor;
+use super::{ChildRef, Effect, EndKind, Event, ExitStatus, FailureReason, Report, ServiceId, Time};
+use crate::spec::Spec;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write;
+use std::time::Duration;
+
+pub struct Sim {
+    pub supervisor: Supervisor,
+    pub now: Time,
+    next_pid: i32,
+    /// The live process of each service, if any: at most one, or it is a violation.
+    live: BTreeMap<usize, (ChildRef, i32)>,
+    spawn_fails: BTreeSet<String>,
+    stubborn: BTreeSet<String>,
+    pub transcript: String,
+    pub exit_code: Option<i32>,
+    /// Broken invariants seen so far; tests assert it stays empty.
+    pub violations: Vec<String>,
+    queue: VecDeque<Event>,
+}
+
+impl Sim {
+    pub fn new(spec: &Spec) -> Sim {
+        let mut sim = Sim {
+            supervisor: Supervisor::new(spec, 7),
+            now: Time::ZERO,
+            next_pid: 100,
+            live: BTreeMap::new(),
+            spawn_fails: BTreeSet::new(),
+            stubborn: BTreeSet::new(),
+            transcript: String::new(),
+            exit_code: None,
+            violations: Vec::new(),
+            queue: VecDeque::new(),
+        };
+        let effects = sim.supervisor.boot(sim.now);
+        sim.apply(effects);
+        sim.drain();
+        sim
+    }
+
+    pub fn service_id(&self, name: &str) -> Option<ServiceId> {
+        (0..self.supervisor.service_count())
+            .map(ServiceId)
+            .find(|id| {
+                self.supervisor
+                    .service_spec(*id)
+                    .is_some_and(|s| s.name == name)
+            })
+    }
+
+    fn name(&self, id: ServiceId) -> String {
+        self.supervisor
+            .service_spec(id)
+            .map_or_else(|| format!("#{}", id.0), |s| s.name.clone())
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    fn live_of(&self, name: &str) -> Result<(ChildRef, i32), String> {
+        let id = self
+            .service_id(name)
+            .ok_or_else(|| format!("no service {name}"))?;
+        self.live
+            .get(&id.0)
+            .copied()
+            .ok_or_else(|| format!("{name} has no live process"))
+    }
+
+    /// Run one script line.
+    pub fn step(&mut self, line: &str) -> Result<(), String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let arg = |i: usize| {
+            words
+                .get(i)
+                .copied()
+                .ok_or_else(|| format!("`{line}`: missing argument"))
+        };
+        let number = |i: usize| -> Result<i32, String> {
+            arg(i)?
+                .parse()
+                .map_err(|_| format!("`{line}`: not a number"))
+        };
+        match words.first().copied() {
+            None => Ok(()),
+            Some("exit") => {
+                let (child, _) = self.live_of(arg(1)?)?;
+                self.process_ended(child, ExitStatus::Exited(number(2)?));
+                Ok(())
+            }
+            Some("crash") => {
+                let (child, _) = self.live_of(arg(1)?)?;
+                self.process_ended(child, ExitStatus::Signaled(number(2)?));
+                Ok(())
+            }
+            Some("stale") => {
+                let id = self.service_id(arg(1)?).ok_or("no such service")?;
+                let generation = self.supervisor.view(id).map_or(0, |v| v.generation);
+                let child = ChildRef {
+                    id,
+                    generation: generation.saturating_sub(1),
+                };
+                let _ = writeln!(
+                    self.transcript,
+                    "{} (stale exit of {}#{})",
+                    stamp(self.now),
+                    self.name(id),
+                    child.generation
+                );
+                self.feed(Event::Exited {
+                    child,
+                    status: ExitStatus::Exited(number(2)?),
+                });
+                Ok(())
+            }
+            Some("ready") => {
+                let (child, _) = self.live_of(arg(1)?)?;
+                self.feed(Event::Ready { child });
+                Ok(())
+            }
+            Some("fail") => {
+                let (child, _) = self.live_of(arg(1)?)?;
+                let reason = match arg(2)? {
+                    "health" => FailureReason::Health,
+                    "watchdog" => FailureReason::Watchdog,
+                    "memory" => FailureReason::Memory,
+                    other => return Err(format!("unknown failure {other}")),
+                };
+                self.feed(Event::Failed { child, reason });
+                Ok(())
+            }
+            Some("advance") => {
+                let by = humantime::parse_duration(arg(1)?).map_err(|e| e.to_string())?;
+                self.advance(by);
+                Ok(())
+            }
+            Some("shutdown") => {
+                let _ = writeln!(self.transcript, "{} > shutdown", stamp(self.now));
+                self.feed(Event::Shutdown);
+                Ok(())
+            }
+            Some(verb @ ("stop" | "start" | "restart")) => {
+                let nodes = self.supervisor.lookup(arg(1)?);
+                if nodes.is_empty() {
+                    return Err(format!("no node {}", arg(1)?));
+                }
+                let _ = writeln!(self.transcript, "{} > {verb} {}", stamp(self.now), arg(1)?);
+                for node in nodes {
+                    self.feed(match verb {
+                        "stop" => Event::Stop(node),
+                        "start" => Event::Start(node),
+                        _ => Event::Restart(node),
+                    });
+                }
+                Ok(())
+            }
+            Some("spawnfail") => {
+                let name = arg(1)?.to_string();
+                if arg(2)? == "on" {
+                    self.spawn_fails.insert(name);
+                } else {
+                    self.spawn_fails.remove(&name);
+                }
+                Ok(())
+            }
+            Some("stubborn") => {
+                self.stubborn.insert(arg(1)?.to_string());
+                Ok(())
+            }
+            Some(other) => Err(format!("unknown script command `{other}`")),
+        }
+    }
+
+    /// Move the clock forward by `by`, stopping at every deadline on the way.
+    pub fn advance(&mut self, by: Duration) {
+        let target = self.now + by;
+        while let Some(deadline) = self.supervisor.next_deadline() {
+            if deadline > target || self.exit_code.is_some() {
+                break;
+            }
+            if deadline < self.now {
+                self.violations.push(format!(
+                    "deadline {deadline:?} in the past at {:?}",
+                    self.now
+                ));
+                break;
+            }
+            self.now = deadline;
+            self.feed(Event::Timer);
+        }
+        self.now = target;
+    }
+
+    fn process_ended(&mut self, child: ChildRef, status: ExitStatus) {
+        if self.live.get(&child.id.0).is_some_and(|(c, _)| *c == child) {
+            self.live.remove(&child.id.0);
+        }
+        self.feed(Event::Exited { child, status });
+    }
+
+    /// Hand an event to the supervisor, then carry out effects until quiet.
+    pub fn feed(&mut self, event: Event) {
+        self.queue.push_back(event);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(event) = self.queue.pop_front() {
+            let effects = self.supervisor.handle(event, self.now);
+            self.apply(effects);
+        }
+        self.check_budgets();
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        let now = stamp(self.now);
+        for effect in effects {
+            match effect {
+                Effect::Spawn { child } => {
+                    let name = self.name(child.id);
+                    if self.exit_code.is_some() {
+                        self.violations.push(format!("spawn of {name} after exit"));
+                    }
+                    if let Some((old, _)) = self.live.get(&child.id.0) {
+                        self.violations.push(format!(
+                            "{name}#{} spawned while #{} is alive",
+                            child.generation, old.generation
+                        ));
+                    }
+                    if self.spawn_fails.contains(&name) {
+                        let _ = writeln!(
+                            self.transcript,
+                            "{now} spawn {name}#{} failed",
+                            child.generation
+                        );
+                        self.queue.push_back(Event::SpawnFailed {
+                            child,
+                            code: 127,
+                            reason: "no such file".into(),
+                        });
+                    } else {
+                        let pid = self.next_pid;
+                        self.next_pid += 1;
+                        let _ = writeln!(
+                            self.transcript,
+                            "{now} spawn {name}#{} pid {pid}",
+                            child.generation
+                        );
+                        self.live.insert(child.id.0, (child, pid));
+                        self.queue.push_back(Event::Spawned { child, pid });
+                    }
+                }
+                Effect::Signal { child, pid, signal } => {
+                    let name = self.name(child.id);
+                    let _ = writeln!(
+                        self.transcript,
+                        "{now} signal {name}#{} pid {pid} sig {signal}",
+                        child.generation
+                    );
+                    self.check_pid(child, pid);
+                    if !self.stubborn.contains(&name)
+                        && self.live.get(&child.id.0).is_some_and(|(c, _)| *c == child)
+                    {
+                        self.live.remove(&child.id.0);
+                        self.queue.push_back(Event::Exited {
+                            child,
+                            status: ExitStatus::Signaled(signal),
+                        });
+                    }
+                }
+                Effect::Kill { child, pid } => {
+                    let name = self.name(child.id);
+                    let _ = writeln!(
+                        self.transcript,
+                        "{now} kill {name}#{} pid {pid}",
+                        child.generation
+                    );
+                    self.check_pid(child, pid);
+                    if self.live.get(&child.id.0).is_some_and(|(c, _)| *c == child) {
+                        self.live.remove(&child.id.0);
+                        self.queue.push_back(Event::Exited {
+                            child,
+                            status: ExitStatus::Signaled(9),
+                        });
+                    }
+                }
+                Effect::Exit { code } => {
+                    let _ = writeln!(self.transcript, "{now} exit {code}");
+                    if self.exit_code.is_some() {
+                        self.violations.push("exit emitted twice".into());
+                    }
+                    self.exit_code = Some(code);
+                    // What the runtime does on exit: kill whatever is left.
+                    self.live.clear();
+                }
+                Effect::Report(report) => self.report(report),
+            }
+        }
+    }
+
+    fn check_pid(&mut self, child: ChildRef, pid: i32) {
+        if !self
+            .live
+            .get(&child.id.0)
+            .is_some_and(|(c, p)| *c == child && *p == pid)
+        {
+            self.violations.push(format!(
+                "signal for {}#{} pid {pid}, which is not alive",
+                self.name(child.id),
+                child.generation
+            ));
+        }
+    }
+
+    fn report(&mut self, report: Report) {
+        let now = stamp(self.now);
+        let line = match report {
+            Report::Started { .. } | Report::Ready { .. } => return,
+            Report::StartFailed { .. } => return,
+            Report::Exited { child, status, end } => {
+                let how = match status {
+                    ExitStatus::Exited(code) => format!("exit {code}"),
+                    ExitStatus::Signaled(signal) => format!("signal {signal}"),
+                };
+                let end = match end {
+                    EndKind::Stopped => "stopped".to_string(),
+                    EndKind::Normal => "normal".to_string(),
+                    EndKind::Abnormal => "abnormal".to_string(),
+                    EndKind::Failure(reason) => format!("failure ({reason:?})").to_lowercase(),
+                    EndKind::StartFailure => "start failure".to_string(),
+                };
+                format!(
+                    "{}#{} ended: {how}, {end}",
+                    self.name(child.id),
+                    child.generation
+                )
+            }
+            Report::RestartScheduled { id, delay } => {
+                format!("restart {} after {}ms", self.name(id), delay.as_millis())
+            }
+            Report::Escalated { group } => {
+                let name = self
+                    .supervisor
+                    .groups()
+                    .into_iter()
+                    .find(|g| g.0 == group)
+                    .map(|g| g.1)
+                    .unwrap_or_default();
+                format!("group {name} exceeded its budget")
+            }
+            Report::StopTimedOut { child } => {
+                format!(
+                    "{}#{} did not stop in time",
+                    self.name(child.id),
+                    child.generation
+                )
+            }
+            Report::ShuttingDown { cause } => format!("shutting down: {cause:?}"),
+        };
+        let _ = writeln!(self.transcript, "{now} {line}");
+    }
+
+    /// The budget never holds more than `intensity` decisions unless the group is
+    /// failing (it escalated) or the tree is shutting down.
+    fn check_budgets(&mut self) {
+        for (node, name, intensity) in self.supervisor.groups() {
+            let count = self.supervisor.restarts_in_period(node).unwrap_or(0);
+            if count > intensity as usize && !self.supervisor.group_escalated(node) {
+                self.violations.push(format!(
+                    "group {name} holds {count} restarts > {intensity} without escalating"
+                ));
+            }
+        }
+    }
+
+    /// Run a whole script; the first bad line is an error naming it.
+    pub fn run_script(&mut self, script: &str) -> Result<(), String> {
+        for line in script.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            self.step(line)
+                .map_err(|e| format!("script line `{line}`: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn stamp(time: Time) -> String {
+    format!("[{:>6}ms]", time.0.as_millis())
+}

@@ -1,1 +1,1023 @@
+//! The core's test matrix, run on the simulator's virtual clock: every case is a config,
+//! a script of events and the expected transcript of effects.
 
+use super::sim::Sim;
+use super::{ChildRef, Effect, Event, ExitStatus, ServiceId, Supervisor, Time};
+use crate::config;
+use expect_test::{Expect, expect};
+use proptest::prelude::*;
+use std::path::Path;
+use std::time::Duration;
+
+fn spec(toml: &str) -> crate::spec::Spec {
+    match config::load_str(toml, "test.toml", Path::new("/")) {
+        Ok(spec) => spec,
+        Err(errors) => panic!("test config is invalid: {errors:?}"),
+    }
+}
+
+/// The one helper of the matrix: run `script` against `toml`, compare the transcript.
+fn check(toml: &str, script: &str, expected: Expect) {
+    let mut sim = Sim::new(&spec(toml));
+    if let Err(error) = sim.run_script(script) {
+        panic!("{error}\ntranscript so far:\n{}", sim.transcript);
+    }
+    assert!(
+        sim.violations.is_empty(),
+        "invariants broken: {:?}\n{}",
+        sim.violations,
+        sim.transcript
+    );
+    expected.assert_eq(&sim.transcript);
+}
+
+/// Zero jitter keeps the transcripts exact; jitter has its own test.
+const FAST: &str = r#"backoff = { initial = "100ms", jitter = 0.0 }"#;
+
+// ----- restart type × end reason ---------------------------------------------------
+
+#[test]
+fn restart_type_by_end_reason_matrix() {
+    let ends = [
+        ("exit 0", "exit svc 0"),
+        ("exit 3 (success code)", "exit svc 3"),
+        ("exit 1", "exit svc 1"),
+        ("signal from outside", "crash svc 15"),
+        ("stopped by minder", "stop svc"),
+        ("killed for health", "fail svc health"),
+    ];
+    let mut table = String::new();
+    for restart in ["permanent", "transient", "temporary"] {
+        for (label, action) in ends {
+            let toml = format!(
+                "[service.svc]\ncommand = \"x\"\nrestart = \"{restart}\"\nsuccess_codes = [0, 3]\n{FAST}\n"
+            );
+            let mut sim = Sim::new(&spec(&toml));
+            sim.run_script(&format!("{action}\nadvance 1s")).unwrap();
+            let view = sim.supervisor.view(ServiceId(0)).unwrap();
+            table.push_str(&format!(
+                "{restart:<9} {label:<22} -> {} ({})\n",
+                view.state, view.generation
+            ));
+            assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+        }
+    }
+    expect![[r#"
+        permanent exit 0                 -> running (2)
+        permanent exit 3 (success code)  -> running (2)
+        permanent exit 1                 -> running (2)
+        permanent signal from outside    -> running (2)
+        permanent stopped by minder      -> stopped (1)
+        permanent killed for health      -> running (2)
+        transient exit 0                 -> done (1)
+        transient exit 3 (success code)  -> done (1)
+        transient exit 1                 -> running (2)
+        transient signal from outside    -> running (2)
+        transient stopped by minder      -> stopped (1)
+        transient killed for health      -> running (2)
+        temporary exit 0                 -> done (1)
+        temporary exit 3 (success code)  -> done (1)
+        temporary exit 1                 -> done (1)
+        temporary signal from outside    -> done (1)
+        temporary stopped by minder      -> stopped (1)
+        temporary killed for health      -> done (1)
+    "#]]
+    .assert_eq(&table);
+}
+
+#[test]
+fn failure_kill_is_a_failure_whatever_the_status() {
+    // The service exits 0 on its stop signal, but minder ended it for a failure.
+    check(
+        &format!("[service.a]\ncommand = \"x\"\nrestart = \"transient\"\n{FAST}"),
+        "stubborn a\nfail a watchdog\nexit a 0\nadvance 100ms",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] signal a#1 pid 100 sig 15
+            [     0ms] a#1 ended: exit 0, failure (watchdog)
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 pid 101
+        "#]],
+    );
+}
+
+// ----- strategies -------------------------------------------------------------------
+
+fn three(strategy: &str) -> String {
+    format!(
+        "[root]\nstrategy = \"{strategy}\"\n\
+         [service.a]\ncommand = \"x\"\n{FAST}\n\
+         [service.b]\ncommand = \"x\"\n{FAST}\n\
+         [service.c]\ncommand = \"x\"\n{FAST}\n"
+    )
+}
+
+#[test]
+fn one_for_one_restarts_only_the_failed_child() {
+    check(
+        &three("one_for_one"),
+        "exit b 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [   100ms] spawn b#2 pid 103
+        "#]],
+    );
+}
+
+#[test]
+fn one_for_all_stops_all_in_reverse_and_starts_all_in_order() {
+    check(
+        &three("one_for_all"),
+        "exit b 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [     0ms] signal c#1 pid 102 sig 15
+            [     0ms] c#1 ended: signal 15, stopped
+            [     0ms] signal a#1 pid 100 sig 15
+            [     0ms] a#1 ended: signal 15, stopped
+            [   100ms] spawn a#2 pid 103
+            [   100ms] spawn b#2 pid 104
+            [   100ms] spawn c#2 pid 105
+        "#]],
+    );
+}
+
+#[test]
+fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
+    check(
+        &three("rest_for_one"),
+        "exit b 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [     0ms] signal c#1 pid 102 sig 15
+            [     0ms] c#1 ended: signal 15, stopped
+            [   100ms] spawn b#2 pid 103
+            [   100ms] spawn c#2 pid 104
+        "#]],
+    );
+}
+
+#[test]
+fn restart_set_waits_for_a_stubborn_sibling_then_kills_it() {
+    check(
+        &format!(
+            "[root]\nstrategy = \"one_for_all\"\n[service.a]\ncommand = \"x\"\nstop_timeout = \"2s\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "stubborn a\nexit b 1\nadvance 3s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [     0ms] signal a#1 pid 100 sig 15
+            [  2000ms] a#1 did not stop in time
+            [  2000ms] kill a#1 pid 100
+            [  2000ms] a#1 ended: signal 9, stopped
+            [  2000ms] spawn a#2 pid 102
+            [  2000ms] spawn b#2 pid 103
+        "#]],
+    );
+}
+
+// ----- budgets and escalation ---------------------------------------------------------
+
+#[test]
+fn root_budget_exhausted_shuts_down_with_exit_3() {
+    check(
+        &format!(
+            "[root]\nintensity = 2\nperiod = \"10s\"\n[service.a]\ncommand = \"x\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "exit a 1\nadvance 1s\nexit a 1\nadvance 1s\nexit a 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 pid 102
+            [  1000ms] a#2 ended: exit 1, abnormal
+            [  1000ms] restart a after 200ms
+            [  1200ms] spawn a#3 pid 103
+            [  2000ms] a#3 ended: exit 1, abnormal
+            [  2000ms] group root exceeded its budget
+            [  2000ms] shutting down: RootFailed
+            [  2000ms] signal b#1 pid 101 sig 15
+            [  2000ms] b#1 ended: signal 15, stopped
+            [  2000ms] exit 3
+        "#]],
+    );
+}
+
+#[test]
+fn intensity_zero_allows_no_restart() {
+    check(
+        "[root]\nintensity = 0\n[service.a]\ncommand = \"x\"\n",
+        "exit a 0",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 ended: exit 0, normal
+            [     0ms] group root exceeded its budget
+            [     0ms] shutting down: RootFailed
+            [     0ms] exit 3
+        "#]],
+    );
+}
+
+#[test]
+fn budget_window_slides_a_restart_just_outside_does_not_count() {
+    // intensity 1 per 10s: failures at 0 and 10.001s are two windows apart.
+    let toml = "[root]\nintensity = 1\nperiod = \"10s\"\n[service.a]\ncommand = \"x\"\nbackoff = { initial = \"0s\", jitter = 0.0 }\n";
+    check(
+        toml,
+        "exit a 1\nadvance 10001ms\nexit a 1\nadvance 9999ms\nexit a 1",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 0ms
+            [     0ms] spawn a#2 pid 101
+            [ 10001ms] a#2 ended: exit 1, abnormal
+            [ 10001ms] restart a after 0ms
+            [ 10001ms] spawn a#3 pid 102
+            [ 20000ms] a#3 ended: exit 1, abnormal
+            [ 20000ms] group root exceeded its budget
+            [ 20000ms] shutting down: RootFailed
+            [ 20000ms] exit 3
+        "#]],
+    );
+}
+
+#[test]
+fn budget_edge_a_restart_exactly_period_ago_still_counts() {
+    let toml = "[root]\nintensity = 1\nperiod = \"10s\"\n[service.a]\ncommand = \"x\"\nbackoff = { initial = \"0s\" }\n";
+    let mut sim = Sim::new(&spec(toml));
+    sim.run_script("exit a 1\nadvance 10s\nexit a 1").unwrap();
+    assert_eq!(sim.exit_code, Some(3), "{}", sim.transcript);
+}
+
+fn nested(inner_strategy: &str) -> String {
+    format!(
+        "[root]\nstrategy = \"one_for_one\"\nintensity = 3\nchildren = [\"first\", \"mid\", \"last\"]\n\
+         [group.mid]\nstrategy = \"{inner_strategy}\"\nintensity = 1\nperiod = \"60s\"\nchildren = [\"x\", \"y\"]\n\
+         [service.first]\ncommand = \"x\"\n{FAST}\n\
+         [service.x]\ncommand = \"x\"\n{FAST}\n\
+         [service.y]\ncommand = \"x\"\n{FAST}\n\
+         [service.last]\ncommand = \"x\"\n{FAST}\n"
+    )
+}
+
+#[test]
+fn one_for_one_group_escalates_to_parent_which_restarts_it_fresh() {
+    check(
+        &nested("one_for_one"),
+        "exit x 1\nadvance 1s\nexit x 1\nadvance 1s\nexit x 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn first#1 pid 100
+            [     0ms] spawn x#1 pid 101
+            [     0ms] spawn y#1 pid 102
+            [     0ms] spawn last#1 pid 103
+            [     0ms] x#1 ended: exit 1, abnormal
+            [     0ms] restart x after 100ms
+            [   100ms] spawn x#2 pid 104
+            [  1000ms] x#2 ended: exit 1, abnormal
+            [  1000ms] group mid exceeded its budget
+            [  1000ms] signal y#1 pid 102 sig 15
+            [  1000ms] y#1 ended: signal 15, stopped
+            [  1000ms] spawn x#3 pid 105
+            [  1000ms] spawn y#2 pid 106
+            [  2000ms] x#3 ended: exit 1, abnormal
+            [  2000ms] restart x after 100ms
+            [  2100ms] spawn x#4 pid 107
+        "#]],
+    );
+}
+
+#[test]
+fn one_for_all_group_escalation_under_one_for_all_parent() {
+    let toml = nested("one_for_all").replace(
+        "strategy = \"one_for_one\"\nintensity = 3",
+        "strategy = \"one_for_all\"\nintensity = 3",
+    );
+    check(
+        &toml,
+        "exit y 1\nadvance 1s\nexit y 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn first#1 pid 100
+            [     0ms] spawn x#1 pid 101
+            [     0ms] spawn y#1 pid 102
+            [     0ms] spawn last#1 pid 103
+            [     0ms] y#1 ended: exit 1, abnormal
+            [     0ms] restart y after 100ms
+            [     0ms] signal x#1 pid 101 sig 15
+            [     0ms] x#1 ended: signal 15, stopped
+            [   100ms] spawn x#2 pid 104
+            [   100ms] spawn y#2 pid 105
+            [  1000ms] y#2 ended: exit 1, abnormal
+            [  1000ms] group mid exceeded its budget
+            [  1000ms] signal x#2 pid 104 sig 15
+            [  1000ms] x#2 ended: signal 15, stopped
+            [  1000ms] signal last#1 pid 103 sig 15
+            [  1000ms] last#1 ended: signal 15, stopped
+            [  1000ms] signal first#1 pid 100 sig 15
+            [  1000ms] first#1 ended: signal 15, stopped
+            [  1000ms] spawn first#2 pid 106
+            [  1000ms] spawn x#3 pid 107
+            [  1000ms] spawn y#3 pid 108
+            [  1000ms] spawn last#2 pid 109
+        "#]],
+    );
+}
+
+#[test]
+fn rest_for_one_group_escalation_restarts_later_siblings() {
+    let toml = nested("rest_for_one").replace(
+        "strategy = \"one_for_one\"\nintensity = 3",
+        "strategy = \"rest_for_one\"\nintensity = 3",
+    );
+    let mut sim = Sim::new(&spec(&toml));
+    sim.run_script("exit x 1\nadvance 1s\nexit x 1\nadvance 1s")
+        .unwrap();
+    assert!(sim.violations.is_empty());
+    // `first` keeps its process; the group and `last` after it are restarted.
+    let generation = |name: &str| {
+        sim.supervisor
+            .view(sim.service_id(name).unwrap())
+            .unwrap()
+            .generation
+    };
+    assert_eq!(
+        (
+            generation("first"),
+            generation("x"),
+            generation("y"),
+            generation("last")
+        ),
+        (1, 3, 3, 2),
+        "{}",
+        sim.transcript
+    );
+}
+
+#[test]
+fn escalation_two_levels_deep_reaches_the_root_and_exits_3() {
+    let toml = format!(
+        "[root]\nintensity = 0\nchildren = [\"outer\"]\n\
+         [group.outer]\nintensity = 0\nchildren = [\"inner\"]\n\
+         [group.inner]\nintensity = 0\nchildren = [\"leaf\", \"other\"]\n\
+         [service.leaf]\ncommand = \"x\"\n{FAST}\n[service.other]\ncommand = \"x\"\n{FAST}\n"
+    );
+    check(
+        &toml,
+        "exit leaf 1",
+        expect![[r#"
+            [     0ms] spawn leaf#1 pid 100
+            [     0ms] spawn other#1 pid 101
+            [     0ms] leaf#1 ended: exit 1, abnormal
+            [     0ms] group inner exceeded its budget
+            [     0ms] signal other#1 pid 101 sig 15
+            [     0ms] other#1 ended: signal 15, stopped
+            [     0ms] group outer exceeded its budget
+            [     0ms] group root exceeded its budget
+            [     0ms] shutting down: RootFailed
+            [     0ms] exit 3
+        "#]],
+    );
+}
+
+#[test]
+fn restarted_group_starts_with_fresh_budget_and_backoff() {
+    // mid allows 1 restart; after its escalation and fresh restart it allows 1 again.
+    let mut sim = Sim::new(&spec(&nested("one_for_one")));
+    sim.run_script("exit x 1\nadvance 1s\nexit x 1\nadvance 1s")
+        .unwrap();
+    let mid = sim.supervisor.lookup("mid")[0];
+    assert_eq!(sim.supervisor.restarts_in_period(mid), Some(0));
+    let x = sim.service_id("x").unwrap();
+    assert_eq!(sim.supervisor.view(x).unwrap().backoff_count, 0);
+    sim.run_script("exit x 1\nadvance 1s").unwrap();
+    assert_eq!(sim.supervisor.restarts_in_period(mid), Some(1));
+    assert_eq!(sim.supervisor.view(x).unwrap().state, "running");
+}
+
+// ----- backoff ------------------------------------------------------------------------
+
+#[test]
+fn backoff_grows_caps_and_resets_after_a_stable_run() {
+    let toml = "[root]\nintensity = 100\nperiod = \"1s\"\n[service.a]\ncommand = \"x\"\n\
+                backoff = { initial = \"100ms\", max = \"1s\", multiplier = 3.0, jitter = 0.0, reset_after = \"10s\" }\n";
+    let mut sim = Sim::new(&spec(toml));
+    sim.run_script(
+        "exit a 1\nadvance 5s\nexit a 1\nadvance 5s\nexit a 1\nadvance 5s\nexit a 1\nadvance 5s\n\
+         advance 20s\nexit a 1\nadvance 5s",
+    )
+    .unwrap();
+    let delays: Vec<&str> = sim
+        .transcript
+        .lines()
+        .filter(|l| l.contains("restart a"))
+        .map(|l| l.trim())
+        .collect();
+    expect![[r#"
+        [
+            "[     0ms] restart a after 100ms",
+            "[  5000ms] restart a after 300ms",
+            "[ 10000ms] restart a after 900ms",
+            "[ 15000ms] restart a after 1000ms",
+            "[ 40000ms] restart a after 100ms",
+        ]
+    "#]]
+    .assert_debug_eq(&delays);
+}
+
+#[test]
+fn backoff_jitter_stays_within_bounds_and_is_seeded() {
+    let mut service = crate::spec::ServiceSpec::new("a", vec!["x".into()], "/".into());
+    service.backoff.initial = Duration::from_secs(1);
+    service.backoff.jitter = 0.25;
+    let mut rng = fastrand::Rng::with_seed(1);
+    let mut seen_low = false;
+    let mut seen_high = false;
+    for _ in 0..1000 {
+        let delay = super::core::backoff_delay(&service, 1, &mut rng).as_secs_f64();
+        assert!((0.75..=1.25).contains(&delay), "{delay}");
+        seen_low |= delay < 0.9;
+        seen_high |= delay > 1.1;
+    }
+    assert!(seen_low && seen_high, "jitter does not spread");
+    let first = |seed| super::core::backoff_delay(&service, 1, &mut fastrand::Rng::with_seed(seed));
+    assert_eq!(first(5), first(5));
+}
+
+// ----- order ----------------------------------------------------------------------------
+
+#[test]
+fn start_waits_for_readiness_depth_first_and_stop_is_reverse() {
+    let toml = format!(
+        "[root]\nchildren = [\"a\", \"g\", \"d\"]\n[group.g]\nchildren = [\"b\", \"h\"]\n[group.h]\nchildren = [\"c\"]\n\
+         [service.a]\ncommand = \"x\"\noneshot = true\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n\
+         [service.c]\ncommand = \"x\"\n{FAST}\n[service.d]\ncommand = \"x\"\n{FAST}\n"
+    );
+    check(
+        &toml,
+        "advance 1s\nexit a 0\nshutdown",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [  1000ms] a#1 ended: exit 0, normal
+            [  1000ms] spawn b#1 pid 101
+            [  1000ms] spawn c#1 pid 102
+            [  1000ms] spawn d#1 pid 103
+            [  1000ms] > shutdown
+            [  1000ms] shutting down: Requested
+            [  1000ms] signal d#1 pid 103 sig 15
+            [  1000ms] d#1 ended: signal 15, stopped
+            [  1000ms] signal c#1 pid 102 sig 15
+            [  1000ms] c#1 ended: signal 15, stopped
+            [  1000ms] signal b#1 pid 101 sig 15
+            [  1000ms] b#1 ended: signal 15, stopped
+            [  1000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn a_failed_oneshot_is_retried_and_blocks_the_next_sibling() {
+    check(
+        &format!(
+            "[service.setup]\ncommand = \"x\"\noneshot = true\n{FAST}\n[service.app]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "exit setup 2\nadvance 1s\nexit setup 0",
+        expect![[r#"
+            [     0ms] spawn setup#1 pid 100
+            [     0ms] setup#1 ended: exit 2, abnormal
+            [     0ms] restart setup after 100ms
+            [   100ms] spawn setup#2 pid 101
+            [  1000ms] setup#2 ended: exit 0, normal
+            [  1000ms] spawn app#1 pid 102
+        "#]],
+    );
+}
+
+#[test]
+fn a_finished_oneshot_runs_again_when_its_set_restarts() {
+    check(
+        &format!(
+            "[root]\nstrategy = \"one_for_all\"\n[service.db]\ncommand = \"x\"\n{FAST}\n\
+             [service.migrate]\ncommand = \"x\"\noneshot = true\n{FAST}\n[service.app]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "exit migrate 0\nexit app 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn db#1 pid 100
+            [     0ms] spawn migrate#1 pid 101
+            [     0ms] migrate#1 ended: exit 0, normal
+            [     0ms] spawn app#1 pid 102
+            [     0ms] app#1 ended: exit 1, abnormal
+            [     0ms] restart app after 100ms
+            [     0ms] signal db#1 pid 100 sig 15
+            [     0ms] db#1 ended: signal 15, stopped
+            [   100ms] spawn db#2 pid 103
+            [   100ms] spawn migrate#2 pid 104
+        "#]],
+    );
+}
+
+// ----- instances ---------------------------------------------------------------------
+
+fn with_instances(strategy: &str) -> String {
+    format!(
+        "[root]\nstrategy = \"{strategy}\"\n[service.a]\ncommand = \"x\"\n{FAST}\n\
+         [service.w]\ncommand = \"x\"\ninstances = 3\n{FAST}\n[service.z]\ncommand = \"x\"\n{FAST}\n"
+    )
+}
+
+#[test]
+fn instances_start_together_and_one_for_one_restarts_one() {
+    check(
+        &with_instances("one_for_one"),
+        "exit w.1 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn w.0#1 pid 101
+            [     0ms] spawn w.1#1 pid 102
+            [     0ms] spawn w.2#1 pid 103
+            [     0ms] spawn z#1 pid 104
+            [     0ms] w.1#1 ended: exit 1, abnormal
+            [     0ms] restart w.1 after 100ms
+            [   100ms] spawn w.1#2 pid 105
+        "#]],
+    );
+}
+
+#[test]
+fn instances_under_rest_for_one_stop_as_a_batch() {
+    check(
+        &with_instances("rest_for_one"),
+        "exit w.0 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn w.0#1 pid 101
+            [     0ms] spawn w.1#1 pid 102
+            [     0ms] spawn w.2#1 pid 103
+            [     0ms] spawn z#1 pid 104
+            [     0ms] w.0#1 ended: exit 1, abnormal
+            [     0ms] restart w.0 after 100ms
+            [     0ms] signal z#1 pid 104 sig 15
+            [     0ms] z#1 ended: signal 15, stopped
+            [     0ms] signal w.1#1 pid 102 sig 15
+            [     0ms] signal w.2#1 pid 103 sig 15
+            [     0ms] w.1#1 ended: signal 15, stopped
+            [     0ms] w.2#1 ended: signal 15, stopped
+            [   100ms] spawn w.0#2 pid 105
+            [   100ms] spawn w.1#2 pid 106
+            [   100ms] spawn w.2#2 pid 107
+            [   100ms] spawn z#2 pid 108
+        "#]],
+    );
+}
+
+#[test]
+fn instances_under_one_for_all_restart_everything() {
+    let mut sim = Sim::new(&spec(&with_instances("one_for_all")));
+    sim.run_script("exit w.2 1\nadvance 1s").unwrap();
+    assert!(sim.violations.is_empty());
+    for name in ["a", "w.0", "w.1", "w.2", "z"] {
+        let view = sim.supervisor.view(sim.service_id(name).unwrap()).unwrap();
+        assert_eq!(
+            (view.state, view.generation),
+            ("running", 2),
+            "{name}\n{}",
+            sim.transcript
+        );
+    }
+}
+
+#[test]
+fn operator_addresses_all_instances_by_base_name() {
+    let mut sim = Sim::new(&spec(&with_instances("one_for_one")));
+    sim.run_script("stop w").unwrap();
+    for name in ["w.0", "w.1", "w.2"] {
+        assert_eq!(
+            sim.supervisor
+                .view(sim.service_id(name).unwrap())
+                .unwrap()
+                .state,
+            "stopped"
+        );
+    }
+    assert_eq!(
+        sim.supervisor
+            .view(sim.service_id("z").unwrap())
+            .unwrap()
+            .state,
+        "running"
+    );
+}
+
+// ----- shutdown -----------------------------------------------------------------------
+
+#[test]
+fn shutdown_while_a_child_is_in_backoff() {
+    check(
+        &format!(
+            "[service.a]\ncommand = \"x\"\nbackoff = {{ initial = \"5s\", jitter = 0.0 }}\n[service.b]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "exit a 1\nadvance 1s\nshutdown\nadvance 10s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 5000ms
+            [  1000ms] > shutdown
+            [  1000ms] shutting down: Requested
+            [  1000ms] signal b#1 pid 101 sig 15
+            [  1000ms] b#1 ended: signal 15, stopped
+            [  1000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn shutdown_while_a_child_is_starting_signals_it_once_spawned() {
+    let mut supervisor = Supervisor::new(&spec("[service.a]\ncommand = \"x\"\n"), 1);
+    let effects = supervisor.boot(Time::ZERO);
+    let child = ChildRef {
+        id: ServiceId(0),
+        generation: 1,
+    };
+    assert_eq!(effects, vec![Effect::Spawn { child }]);
+    let effects = supervisor.handle(Event::Shutdown, Time::ZERO);
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Exit { .. } | Effect::Signal { .. })),
+        "{effects:?}"
+    );
+    let effects = supervisor.handle(Event::Spawned { child, pid: 42 }, Time::ZERO);
+    assert!(
+        effects.contains(&Effect::Signal {
+            child,
+            pid: 42,
+            signal: libc::SIGTERM
+        }),
+        "{effects:?}"
+    );
+    let effects = supervisor.handle(
+        Event::Exited {
+            child,
+            status: ExitStatus::Signaled(15),
+        },
+        Time::ZERO,
+    );
+    assert_eq!(effects.last(), Some(&Effect::Exit { code: 0 }));
+}
+
+#[test]
+fn shutdown_while_a_child_is_waiting_for_an_earlier_sibling_never_starts_it() {
+    check(
+        &format!(
+            "[service.setup]\ncommand = \"x\"\noneshot = true\n{FAST}\n[service.app]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "shutdown",
+        expect![[r#"
+            [     0ms] spawn setup#1 pid 100
+            [     0ms] > shutdown
+            [     0ms] shutting down: Requested
+            [     0ms] signal setup#1 pid 100 sig 15
+            [     0ms] setup#1 ended: signal 15, stopped
+            [     0ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn shutdown_while_a_child_is_already_stopping_waits_for_it() {
+    check(
+        &format!(
+            "[root]\nstrategy = \"one_for_all\"\n[service.a]\ncommand = \"x\"\nstop_timeout = \"3s\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "stubborn a\nexit b 1\nadvance 1s\nshutdown\nadvance 5s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [     0ms] signal a#1 pid 100 sig 15
+            [  1000ms] > shutdown
+            [  1000ms] shutting down: Requested
+            [  3000ms] a#1 did not stop in time
+            [  3000ms] kill a#1 pid 100
+            [  3000ms] a#1 ended: signal 9, stopped
+            [  3000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn a_second_shutdown_kills_everything_at_once() {
+    check(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"),
+        "stubborn a\nstubborn b\nshutdown\nadvance 1s\nshutdown",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] > shutdown
+            [     0ms] shutting down: Requested
+            [     0ms] signal b#1 pid 101 sig 15
+            [  1000ms] > shutdown
+            [  1000ms] shutting down: Forced
+            [  1000ms] kill a#1 pid 100
+            [  1000ms] kill b#1 pid 101
+            [  1000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn shutdown_timeout_bounds_the_whole_shutdown() {
+    check(
+        &format!(
+            "[daemon]\nshutdown_timeout = \"5s\"\n[service.a]\ncommand = \"x\"\nstop_timeout = \"4s\"\n{FAST}\n[service.b]\ncommand = \"x\"\nstop_timeout = \"4s\"\n{FAST}\n"
+        ),
+        "stubborn a\nstubborn b\nshutdown\nadvance 10s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] > shutdown
+            [     0ms] shutting down: Requested
+            [     0ms] signal b#1 pid 101 sig 15
+            [  4000ms] b#1 did not stop in time
+            [  4000ms] kill b#1 pid 101
+            [  4000ms] b#1 ended: signal 9, stopped
+            [  4000ms] signal a#1 pid 100 sig 15
+            [  5000ms] shutting down: TimedOut
+            [  5000ms] kill a#1 pid 100
+            [  5000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn a_stale_exit_of_an_old_generation_is_ignored() {
+    check(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        "exit a 1\nadvance 1s\nstale a 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 pid 101
+            [  1000ms] (stale exit of a#1)
+        "#]],
+    );
+}
+
+// ----- significant, spawn failures, operator --------------------------------------------
+
+#[test]
+fn any_significant_exits_with_the_triggering_code() {
+    check(
+        &format!(
+            "[root]\nauto_shutdown = \"any_significant\"\n[service.side]\ncommand = \"x\"\n{FAST}\n\
+             [service.main]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n"
+        ),
+        "exit main 42",
+        expect![[r#"
+            [     0ms] spawn side#1 pid 100
+            [     0ms] spawn main#1 pid 101
+            [     0ms] main#1 ended: exit 42, abnormal
+            [     0ms] shutting down: Significant { id: ServiceId(1), code: 42 }
+            [     0ms] signal side#1 pid 100 sig 15
+            [     0ms] side#1 ended: signal 15, stopped
+            [     0ms] exit 42
+        "#]],
+    );
+}
+
+#[test]
+fn all_significant_waits_for_the_last_one_and_uses_its_code() {
+    let toml = "[root]\nauto_shutdown = \"all_significant\"\n\
+                [service.a]\ncommand = \"x\"\nrestart = \"transient\"\nsignificant = true\n\
+                [service.b]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n";
+    let mut sim = Sim::new(&spec(toml));
+    sim.run_script("exit a 0\ncrash b 9").unwrap();
+    assert_eq!(sim.exit_code, Some(137), "{}", sim.transcript);
+}
+
+#[test]
+fn a_significant_transient_that_fails_is_restarted_not_shut_down() {
+    let toml = "[root]\nauto_shutdown = \"any_significant\"\n\
+                [service.a]\ncommand = \"x\"\nrestart = \"transient\"\nsignificant = true\n";
+    let mut sim = Sim::new(&spec(toml));
+    sim.run_script("exit a 1\nadvance 1s").unwrap();
+    assert_eq!(sim.exit_code, None);
+    sim.run_script("exit a 0").unwrap();
+    assert_eq!(sim.exit_code, Some(0));
+}
+
+#[test]
+fn a_temporary_significant_service_that_cannot_start_exits_127() {
+    let toml = "[root]\nauto_shutdown = \"any_significant\"\n[service.main]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n";
+    let mut supervisor = Supervisor::new(&spec(toml), 1);
+    let child = ChildRef {
+        id: ServiceId(0),
+        generation: 1,
+    };
+    assert_eq!(supervisor.boot(Time::ZERO), vec![Effect::Spawn { child }]);
+    let effects = supervisor.handle(
+        Event::SpawnFailed {
+            child,
+            code: 127,
+            reason: "not found".into(),
+        },
+        Time::ZERO,
+    );
+    assert_eq!(effects.last(), Some(&Effect::Exit { code: 127 }));
+}
+
+#[test]
+fn spawn_failures_are_retried_under_backoff_and_counted() {
+    check(
+        &format!("[root]\nintensity = 2\n[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        "spawnfail a on\ncrash a 9\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 ended: signal 9, abnormal
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 failed
+            [   100ms] restart a after 200ms
+            [   300ms] spawn a#3 failed
+            [   300ms] group root exceeded its budget
+            [   300ms] shutting down: RootFailed
+            [   300ms] exit 3
+        "#]],
+    );
+}
+
+#[test]
+fn operator_stop_holds_and_counts_as_ready_then_start_resumes() {
+    check(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"),
+        "stop a\nexit b 1\nadvance 1s\nstart a\nrestart b",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] > stop a
+            [     0ms] signal a#1 pid 100 sig 15
+            [     0ms] a#1 ended: signal 15, stopped
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [   100ms] spawn b#2 pid 102
+            [  1000ms] > start a
+            [  1000ms] spawn a#2 pid 103
+            [  1000ms] > restart b
+            [  1000ms] signal b#2 pid 102 sig 15
+            [  1000ms] b#2 ended: signal 15, stopped
+            [  1000ms] spawn b#3 pid 104
+        "#]],
+    );
+}
+
+// ----- invariants -------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Action {
+    Exit(usize, i32),
+    Crash(usize),
+    Advance(u64),
+    Fail(usize),
+    Stop(usize),
+    Start(usize),
+    Restart(usize),
+    SpawnFail(usize, bool),
+    Stubborn(usize),
+    Stale(usize),
+}
+
+const NAMES: [&str; 6] = ["a", "b", "w.0", "w.1", "c", "d"];
+const NODES: [&str; 7] = ["a", "b", "w", "c", "d", "g", "h"];
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        (0..NAMES.len(), prop_oneof![Just(0), Just(1), Just(3)])
+            .prop_map(|(n, c)| Action::Exit(n, c)),
+        (0..NAMES.len()).prop_map(Action::Crash),
+        (0u64..3000).prop_map(Action::Advance),
+        (0..NAMES.len()).prop_map(Action::Fail),
+        (0..NODES.len()).prop_map(Action::Stop),
+        (0..NODES.len()).prop_map(Action::Start),
+        (0..NODES.len()).prop_map(Action::Restart),
+        (0..NAMES.len(), any::<bool>()).prop_map(|(n, on)| Action::SpawnFail(n, on)),
+        (0..NAMES.len()).prop_map(Action::Stubborn),
+        (0..NAMES.len()).prop_map(Action::Stale),
+    ]
+}
+
+fn random_tree(strategies: (usize, usize, usize)) -> String {
+    let names = ["one_for_one", "one_for_all", "rest_for_one"];
+    format!(
+        "[root]\nstrategy = \"{}\"\nintensity = 4\nperiod = \"5s\"\nchildren = [\"a\", \"g\", \"d\"]\n\
+         [group.g]\nstrategy = \"{}\"\nintensity = 2\nperiod = \"3s\"\nchildren = [\"b\", \"w\", \"h\"]\n\
+         [group.h]\nstrategy = \"{}\"\nintensity = 1\nperiod = \"2s\"\nchildren = [\"c\"]\n\
+         [service.a]\ncommand = \"x\"\noneshot = true\nstop_timeout = \"1s\"\n{FAST}\n\
+         [service.b]\ncommand = \"x\"\nrestart = \"transient\"\nstop_timeout = \"1s\"\n{FAST}\n\
+         [service.w]\ncommand = \"x\"\ninstances = 2\nstop_timeout = \"1s\"\n{FAST}\n\
+         [service.c]\ncommand = \"x\"\nrestart = \"temporary\"\nstop_timeout = \"1s\"\n{FAST}\n\
+         [service.d]\ncommand = \"x\"\nstop_timeout = \"1s\"\n{FAST}\n",
+        names[strategies.0], names[strategies.1], names[strategies.2]
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// For any sequence of events: never two live processes for one child, the budget
+    /// never exceeds intensity without escalation, no deadline lies in the past, and a
+    /// shutdown always ends with every spawned process stopped and one exit.
+    #[test]
+    fn invariants_hold_for_random_event_sequences(
+        strategies in (0..3usize, 0..3usize, 0..3usize),
+        actions in proptest::collection::vec(action(), 0..60),
+    ) {
+        let mut sim = Sim::new(&spec(&random_tree(strategies)));
+        for action in actions {
+            if sim.exit_code.is_some() {
+                break;
+            }
+            let line = match action {
+                Action::Exit(n, code) => format!("exit {} {code}", NAMES[n]),
+                Action::Crash(n) => format!("crash {} 11", NAMES[n]),
+                Action::Advance(ms) => format!("advance {ms}ms"),
+                Action::Fail(n) => format!("fail {} health", NAMES[n]),
+                Action::Stop(n) => format!("stop {}", NODES[n]),
+                Action::Start(n) => format!("start {}", NODES[n]),
+                Action::Restart(n) => format!("restart {}", NODES[n]),
+                Action::SpawnFail(n, on) => format!("spawnfail {} {}", NAMES[n], if on { "on" } else { "off" }),
+                Action::Stubborn(n) => format!("stubborn {}", NAMES[n]),
+                Action::Stale(n) => format!("stale {} 1", NAMES[n]),
+            };
+            // Exits of services with no live process are not events that can happen.
+            let _ = sim.step(&line);
+            prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
+        }
+        if sim.exit_code.is_none() {
+            sim.step("shutdown").unwrap();
+            // Bounded: every stop_timeout is 1s and shutdown_timeout is 30s.
+            sim.advance(Duration::from_secs(31));
+        }
+        prop_assert!(sim.exit_code.is_some(), "no exit after shutdown\n{}", sim.transcript);
+        prop_assert_eq!(sim.live_count(), 0);
+        prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
+    }
+}
+
+// ----- architecture invariant ---------------------------------------------------------------
+
+/// Architecture invariant: nothing under `supervisor/` (but the test-only simulator)
+/// reads the clock, performs I/O, spawns, sleeps or awaits.
+#[test]
+fn core_has_no_io() {
+    let sources = [
+        ("core.rs", include_str!("core.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+    ];
+    let forbidden = [
+        "Instant",
+        "SystemTime",
+        "std::fs",
+        "std::io",
+        "std::net",
+        "std::process",
+        "std::thread",
+        "std::env",
+        "tokio",
+        "nix::",
+        "libc::",
+        "async ",
+        ".await",
+        "println!",
+        "eprintln!",
+        "tracing::",
+        "unsafe",
+    ];
+    for (file, text) in sources {
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for word in forbidden {
+                assert!(
+                    !code.contains(word),
+                    "supervisor/{file}:{}: `{word}` in the pure core: {line}",
+                    number + 1
+                );
+            }
+        }
+    }
+}
