@@ -893,17 +893,22 @@ impl Lowerer<'_> {
             DeValue::String(text) => values::signal_by_name(text),
             DeValue::Integer(_) => {
                 let number = self.integer(path, value, "a signal number")?;
-                values::signal_by_number(number)
+                values::signal_by_number(number).map_err(|expected| (expected, None))
             }
-            _ => Err("expected a signal name like \"SIGTERM\" or a signal number".to_string()),
+            _ => Err((
+                "expected a signal name like \"SIGTERM\" or a signal number".to_string(),
+                None,
+            )),
         };
         match result {
             Ok(signal) => Some(signal),
-            Err(message) => {
-                self.error(
-                    value.span(),
-                    format!("`{path}`: {message}, found {}", describe(value.get_ref())),
-                );
+            Err((expected, best)) => {
+                let mut message =
+                    format!("`{path}`: {expected}, found {}", describe(value.get_ref()));
+                if let Some(best) = best {
+                    message.push_str(&format!("; did you mean \"{best}\"?"));
+                }
+                self.error(value.span(), message);
                 None
             }
         }

@@ -1,1 +1,1114 @@
+//! Unit tests of config loading: one test per kind of mistake, each pinning the exact
+//! `line:column` and the words of the message, plus the lowering of valid files and a
+//! snapshot of `render`.
 
+use super::values::split_command;
+use super::{ConfigErrors, load_str};
+use crate::spec::{
+    AutoShutdown, BackoffSpec, LogFormat, NodeSpec, RestartType, Rlimit, RlimitResource,
+    ServiceSpec, Spec, Strategy,
+};
+use expect_test::expect;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const BASE: &str = "/etc/minder";
+
+/// Test texts start with a newline so they read well; drop it so line 1 is the first
+/// line written.
+fn text(source: &str) -> &str {
+    source.strip_prefix('\n').unwrap_or(source)
+}
+
+fn load(source: &str) -> Result<Spec, ConfigErrors> {
+    load_str(text(source), "test.toml", Path::new(BASE))
+}
+
+fn ok(source: &str) -> Spec {
+    match load(source) {
+        Ok(spec) => spec,
+        Err(errors) => panic!("expected a valid config, got:\n{errors}"),
+    }
+}
+
+/// Every error as `LINE:COL: message`.
+fn errors(source: &str) -> Vec<String> {
+    match load(source) {
+        Ok(spec) => panic!("expected errors, got a valid spec: {spec:?}"),
+        Err(errors) => errors
+            .0
+            .iter()
+            .map(|error| {
+                assert_eq!(error.file, "test.toml");
+                format!("{}:{}: {}", error.line, error.column, error.message)
+            })
+            .collect(),
+    }
+}
+
+/// Asserts exactly one error, at `position`, whose message contains every fragment.
+#[track_caller]
+fn single_error(source: &str, position: &str, fragments: &[&str]) {
+    let errors = errors(source);
+    assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
+    let error = &errors[0];
+    assert!(
+        error.starts_with(&format!("{position}: ")),
+        "expected the error at {position}, got {error}"
+    );
+    for fragment in fragments {
+        assert!(error.contains(fragment), "{error:?} lacks {fragment:?}");
+    }
+}
+
+fn services(spec: &Spec) -> Vec<&ServiceSpec> {
+    fn walk<'a>(nodes: &'a [NodeSpec], out: &mut Vec<&'a ServiceSpec>) {
+        for node in nodes {
+            match node {
+                NodeSpec::Service(service) => out.push(service),
+                NodeSpec::Group(group) => walk(&group.children, out),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&spec.root.children, &mut out);
+    out
+}
+
+fn names(nodes: &[NodeSpec]) -> Vec<&str> {
+    nodes.iter().map(NodeSpec::name).collect()
+}
+
+// ---- valid files ----
+
+#[test]
+fn a_minimal_service_gets_every_default() {
+    let spec = ok(r#"
+[service.web]
+command = "./web --port 8080"
+"#);
+    let expected = ServiceSpec::new(
+        "web",
+        vec!["./web".into(), "--port".into(), "8080".into()],
+        PathBuf::from(BASE),
+    );
+    assert_eq!(spec.root.children, vec![NodeSpec::Service(expected)]);
+    assert_eq!(spec.root.strategy, Strategy::OneForOne);
+    assert_eq!(spec.root.intensity, 5);
+    assert_eq!(spec.root.period, Duration::from_secs(30));
+    assert_eq!(spec.daemon.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(spec.daemon.log_format, LogFormat::Text);
+}
+
+#[test]
+fn implicit_root_children_keep_file_order_across_groups_and_services() {
+    let spec = ok(r#"
+[service.zeta]
+command = "z"
+[group.middle]
+children = ["inner"]
+[service.alpha]
+command = "a"
+[service.inner]
+command = "i"
+"#);
+    assert_eq!(names(&spec.root.children), ["zeta", "middle", "alpha"]);
+    let NodeSpec::Group(middle) = &spec.root.children[1] else {
+        panic!("middle is a group");
+    };
+    assert_eq!(names(&middle.children), ["inner"]);
+}
+
+#[test]
+fn explicit_root_children_set_the_order() {
+    let spec = ok(r#"
+[root]
+children = ["b", "a"]
+[service.a]
+command = "a"
+[service.b]
+command = "b"
+"#);
+    assert_eq!(names(&spec.root.children), ["b", "a"]);
+}
+
+#[test]
+fn instances_expand_to_consecutive_numbered_siblings() {
+    let spec = ok(r#"
+[service.first]
+command = "f"
+[service.worker]
+command = "w"
+instances = 3
+[service.last]
+command = "l"
+"#);
+    assert_eq!(
+        names(&spec.root.children),
+        ["first", "worker.0", "worker.1", "worker.2", "last"]
+    );
+    let all = services(&spec);
+    assert_eq!(all[2].base_name, "worker");
+    assert_eq!(all[2].instance, Some(1));
+    assert_eq!(all[0].instance, None);
+    assert_eq!(all[0].base_name, "first");
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_directory() {
+    let spec = ok(r#"
+[service.a]
+command = ["./run"]
+working_dir = "data/a"
+env_file = "a.env"
+[service.b]
+command = ["run"]
+working_dir = "/srv/b"
+"#);
+    let all = services(&spec);
+    assert_eq!(all[0].working_dir, Path::new("/etc/minder/data/a"));
+    assert_eq!(
+        all[0].env_file.as_deref(),
+        Some(Path::new("/etc/minder/a.env"))
+    );
+    assert_eq!(all[1].working_dir, Path::new("/srv/b"));
+    assert_eq!(all[1].env_file, None);
+}
+
+#[test]
+fn value_forms_lower_as_documented() {
+    let spec = ok(r#"
+[root]
+auto_shutdown = "all_significant"
+[service.a]
+command = "a"
+restart = "on-failure"
+significant = true
+stop_signal = "int"
+umask = 0o027
+rlimits = { nofile = 1024, core = "unlimited", nproc = { soft = 10, hard = 20 } }
+env = { B = "2", A = "1" }
+backoff = { initial = "0s", multiplier = 3 }
+[service.b]
+command = "b"
+restart = "never"
+stop_signal = 10
+success_codes = [0, 3, 3]
+"#);
+    assert_eq!(spec.root.auto_shutdown, AutoShutdown::AllSignificant);
+    let all = services(&spec);
+    let a = all[0];
+    assert_eq!(a.restart, RestartType::Transient);
+    assert_eq!(a.stop_signal, libc::SIGINT);
+    assert_eq!(a.umask, Some(0o027));
+    assert_eq!(
+        a.rlimits,
+        vec![
+            Rlimit {
+                resource: RlimitResource::Nofile,
+                soft: 1024,
+                hard: 1024
+            },
+            Rlimit {
+                resource: RlimitResource::Core,
+                soft: u64::MAX,
+                hard: u64::MAX
+            },
+            Rlimit {
+                resource: RlimitResource::Nproc,
+                soft: 10,
+                hard: 20
+            },
+        ]
+    );
+    // env keeps file order, not key order.
+    assert_eq!(
+        a.env,
+        vec![("B".into(), "2".into()), ("A".into(), "1".into())]
+    );
+    assert_eq!(
+        a.backoff,
+        BackoffSpec {
+            initial: Duration::ZERO,
+            multiplier: 3.0,
+            ..BackoffSpec::default()
+        }
+    );
+    let b = all[1];
+    assert_eq!(b.restart, RestartType::Temporary);
+    assert_eq!(b.stop_signal, 10);
+    assert_eq!(b.success_codes, vec![0, 3]);
+}
+
+#[test]
+fn a_oneshot_lowers_to_transient() {
+    let spec = ok(r#"
+[service.migrate]
+command = "migrate"
+oneshot = true
+"#);
+    let all = services(&spec);
+    assert!(all[0].oneshot);
+    assert_eq!(all[0].restart, RestartType::Transient);
+}
+
+#[test]
+fn command_strings_split_like_a_shell() {
+    let split = |text: &str| split_command(text).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(split("  a  b\tc "), ["a", "b", "c"]);
+    assert_eq!(
+        split(r#"sh -c 'echo "$HOME"; ls'"#),
+        ["sh", "-c", r#"echo "$HOME"; ls"#]
+    );
+    assert_eq!(
+        split(r#"say "a \"b\" \\ c" ''"#),
+        ["say", r#"a "b" \ c"#, ""]
+    );
+    assert_eq!(split(r"one\ word x\\y"), ["one word", r"x\y"]);
+    assert_eq!(split(r#"it"'s'"here"#), ["it's'here"]);
+    assert_eq!(split(""), Vec::<String>::new());
+    assert!(split_command("a | b").unwrap_err().contains("`|`"));
+    assert!(split_command("echo $HOME").unwrap_err().contains("`$`"));
+    assert!(
+        split_command(r#"echo "$HOME""#)
+            .unwrap_err()
+            .contains("`$`")
+    );
+    assert!(
+        split_command("x\\")
+            .unwrap_err()
+            .contains("trailing backslash")
+    );
+    assert!(
+        split_command(r#"a "b"#)
+            .unwrap_err()
+            .contains("unterminated double quote")
+    );
+}
+
+#[test]
+fn rendered_commands_split_back_to_the_same_argv() {
+    for argv in [
+        vec!["sh", "-c", "echo 'hi'; exit 3"],
+        vec!["a b", "", "it's", "plain", "$x"],
+    ] {
+        let rendered: Vec<String> = argv.iter().map(|w| super::values::quote_word(w)).collect();
+        assert_eq!(split_command(&rendered.join(" ")).unwrap(), argv);
+    }
+}
+
+// ---- one test per kind of mistake ----
+
+#[test]
+fn syntax_error_has_a_position() {
+    single_error(
+        r#"
+[service.web]
+command = "unterminated
+"#,
+        "2:24",
+        &["TOML syntax error", "string"],
+    );
+}
+
+#[test]
+fn unknown_key_suggests_the_closest() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+restrat = "always"
+"#,
+        "3:1",
+        &[
+            "unknown key `service.web.restrat`",
+            "did you mean `restart`?",
+        ],
+    );
+}
+
+#[test]
+fn unknown_key_without_a_close_match_lists_the_keys() {
+    single_error(
+        r#"
+[root]
+colour = "blue"
+"#,
+        "2:1",
+        &[
+            "unknown key `root.colour`",
+            "expected one of: strategy, intensity, period, auto_shutdown, children",
+        ],
+    );
+}
+
+#[test]
+fn unknown_top_level_table_suggests() {
+    single_error(
+        r#"
+[services.web]
+command = "x"
+"#,
+        "1:2",
+        &["unknown key `services`", "did you mean `service`?"],
+    );
+}
+
+#[test]
+fn wrong_type_names_key_expected_and_found() {
+    single_error(
+        r#"
+[root]
+intensity = "five"
+"#,
+        "2:13",
+        &[
+            "`root.intensity`: expected an integer >= 0",
+            "found \"five\"",
+        ],
+    );
+}
+
+#[test]
+fn negative_intensity() {
+    single_error(
+        r#"
+[group.g]
+children = []
+intensity = -3
+"#,
+        "3:13",
+        &["`group.g.intensity`", "found integer -3"],
+    );
+}
+
+#[test]
+fn bad_duration() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+stop_timeout = "10"
+"#,
+        "3:16",
+        &[
+            "`service.web.stop_timeout`",
+            "expected a duration",
+            "found \"10\"",
+        ],
+    );
+}
+
+#[test]
+fn duration_as_a_bare_number() {
+    single_error(
+        r#"
+[daemon]
+shutdown_timeout = 30
+"#,
+        "2:20",
+        &[
+            "`daemon.shutdown_timeout`: expected a duration string",
+            "found integer 30",
+        ],
+    );
+}
+
+#[test]
+fn zero_period() {
+    single_error(
+        "[root]\nperiod = \"0s\"\n",
+        "2:10",
+        &["`root.period`", "greater than zero"],
+    );
+}
+
+#[test]
+fn misspelt_strategy_suggests() {
+    single_error(
+        r#"
+[root]
+strategy = "one_for_al"
+"#,
+        "2:12",
+        &[
+            "`root.strategy`",
+            "found \"one_for_al\"",
+            "did you mean \"one_for_all\"?",
+        ],
+    );
+}
+
+#[test]
+fn misspelt_restart_suggests() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+restart = "transiant"
+"#,
+        "3:11",
+        &[
+            "`service.web.restart`",
+            "\"permanent\"",
+            "did you mean \"transient\"?",
+        ],
+    );
+}
+
+#[test]
+fn misspelt_log_format_suggests() {
+    single_error(
+        "[daemon]\nlog_format = \"JSON\"\n",
+        "2:14",
+        &["did you mean \"json\"?"],
+    );
+}
+
+#[test]
+fn bad_name() {
+    single_error(
+        r#"
+[service.Web]
+command = "x"
+"#,
+        "1:10",
+        &["`service.Web`: invalid name \"Web\""],
+    );
+}
+
+#[test]
+fn dotted_name_is_refused() {
+    single_error(
+        r#"
+[service."web.1"]
+command = "x"
+"#,
+        "1:10",
+        &["invalid name \"web.1\"", "dots are reserved"],
+    );
+}
+
+#[test]
+fn service_and_group_with_one_name() {
+    single_error(
+        r#"
+[group.db]
+children = []
+[service.db]
+command = "x"
+"#,
+        "3:10",
+        &["the name `db` is already used at line 1"],
+    );
+}
+
+#[test]
+fn duplicate_child() {
+    single_error(
+        r#"
+[group.a]
+children = ["web"]
+[group.b]
+children = ["web"]
+[service.web]
+command = "x"
+"#,
+        "4:13",
+        &[
+            "`group.b.children`",
+            "`web` is already listed as a child in `group.a.children` (line 2)",
+        ],
+    );
+}
+
+#[test]
+fn cycle() {
+    single_error(
+        r#"
+[group.a]
+children = ["b"]
+[group.b]
+children = ["a"]
+"#,
+        "4:13",
+        &["`group.b.children`: cycle: a → b → a"],
+    );
+}
+
+#[test]
+fn cycle_of_three_is_reported_once_in_listing_order() {
+    single_error(
+        r#"
+[group.a]
+children = ["b"]
+[group.b]
+children = ["c"]
+[group.c]
+children = ["a"]
+[service.top]
+command = "x"
+"#,
+        "6:13",
+        &["`group.c.children`: cycle: a → b → c → a"],
+    );
+}
+
+#[test]
+fn load_reads_a_file_and_resolves_paths_against_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("minder.toml");
+    std::fs::write(
+        &path,
+        "[service.a]\ncommand = \"a\"\nenv_file = \"a.env\"\n",
+    )
+    .unwrap();
+    let spec = super::load(&path).unwrap();
+    let canonical = std::fs::canonicalize(dir.path()).unwrap();
+    let all = services(&spec);
+    assert_eq!(all[0].working_dir, canonical);
+    assert_eq!(all[0].env_file, Some(canonical.join("a.env")));
+}
+
+#[test]
+fn load_reports_an_unreadable_file_without_a_position() {
+    let errors = super::load(Path::new("/nonexistent/minder.toml")).unwrap_err();
+    assert_eq!(errors.0.len(), 1);
+    assert_eq!(errors.0[0].line, 0);
+    assert!(errors.0[0].message.starts_with("cannot read config file"));
+}
+
+#[test]
+fn load_points_at_the_first_invalid_utf8_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, b"[service.a]\ncommand = \"caf\xe9\"\n").unwrap();
+    let errors = super::load(&path).unwrap_err();
+    let error = &errors.0[0];
+    assert_eq!((error.line, error.column), (2, 15), "{error}");
+    assert!(error.message.contains("not valid UTF-8"));
+}
+
+#[test]
+fn group_listing_itself() {
+    single_error(
+        r#"
+[group.a]
+children = ["a"]
+"#,
+        "2:13",
+        &["cycle: group `a` lists itself"],
+    );
+}
+
+#[test]
+fn missing_child_suggests() {
+    single_error(
+        r#"
+[group.a]
+children = ["wbe"]
+[service.web]
+command = "x"
+"#,
+        "2:13",
+        &[
+            "`group.a.children`: no service or group is named \"wbe\"",
+            "did you mean \"web\"?",
+        ],
+    );
+}
+
+#[test]
+fn node_not_listed_when_root_children_is_explicit() {
+    single_error(
+        r#"
+[root]
+children = ["a"]
+[service.a]
+command = "a"
+[service.b]
+command = "b"
+"#,
+        "5:10",
+        &["`b` is not listed under any group"],
+    );
+}
+
+#[test]
+fn group_without_children() {
+    single_error(
+        "[group.g]\nstrategy = \"one_for_all\"\n",
+        "1:8",
+        &["`group.g`: missing `children`"],
+    );
+}
+
+#[test]
+fn missing_command() {
+    single_error(
+        "[service.web]\nrestart = \"always\"\n",
+        "1:10",
+        &["`service.web`: missing `command`"],
+    );
+}
+
+#[test]
+fn significant_on_a_permanent_service() {
+    single_error(
+        r#"
+[root]
+auto_shutdown = "any_significant"
+[service.web]
+command = "x"
+significant = true
+"#,
+        "5:1",
+        &[
+            "`service.web.significant`",
+            "a permanent service cannot be significant",
+        ],
+    );
+}
+
+#[test]
+fn significant_while_auto_shutdown_is_never() {
+    single_error(
+        r#"
+[service.job]
+command = "x"
+restart = "temporary"
+significant = true
+"#,
+        "4:1",
+        &[
+            "`service.job.significant`",
+            "`root.auto_shutdown` is \"never\"",
+        ],
+    );
+}
+
+#[test]
+fn restart_on_a_oneshot() {
+    single_error(
+        r#"
+[service.setup]
+oneshot = true
+command = "x"
+restart = "never"
+"#,
+        "4:1",
+        &["`service.setup.restart`: a oneshot service cannot set `restart`"],
+    );
+}
+
+#[test]
+fn empty_command_string() {
+    single_error(
+        "[service.web]\ncommand = \"   \"\n",
+        "2:11",
+        &["`service.web.command`: the command is empty"],
+    );
+}
+
+#[test]
+fn empty_command_array() {
+    single_error(
+        "[service.web]\ncommand = []\n",
+        "2:11",
+        &["`service.web.command`: the command is empty"],
+    );
+}
+
+#[test]
+fn command_array_with_a_number() {
+    single_error(
+        "[service.web]\ncommand = [\"sleep\", 5]\n",
+        "2:21",
+        &[
+            "`service.web.command`: expected a string",
+            "found integer 5",
+        ],
+    );
+}
+
+#[test]
+fn unterminated_quote_in_command() {
+    single_error(
+        r#"
+[service.web]
+command = "sh -c 'echo hi"
+"#,
+        "2:11",
+        &["unterminated single quote (opened at character 7"],
+    );
+}
+
+#[test]
+fn shell_syntax_in_a_command_string() {
+    single_error(
+        "[service.web]\ncommand = \"server > log.txt\"\n",
+        "2:11",
+        &["`>` at character 8 is shell syntax", "[\"sh\", \"-c\""],
+    );
+}
+
+#[test]
+fn bad_signal_name_suggests() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+stop_signal = "SIGTREM"
+"#,
+        "3:15",
+        &[
+            "`service.web.stop_signal`",
+            "found \"SIGTREM\"",
+            "did you mean \"SIGTERM\"?",
+        ],
+    );
+}
+
+#[test]
+fn bad_signal_number() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nstop_signal = 0\n",
+        "3:15",
+        &["expected a signal number between 1 and", "found integer 0"],
+    );
+}
+
+#[test]
+fn bad_umask() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\numask = \"0778\"\n",
+        "3:9",
+        &[
+            "`service.web.umask`: expected an octal umask",
+            "found \"0778\"",
+        ],
+    );
+}
+
+#[test]
+fn decimal_umask_is_refused() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\numask = 27\n",
+        "3:9",
+        &["`service.web.umask`", "found integer 27"],
+    );
+}
+
+#[test]
+fn jitter_out_of_range() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+backoff = { jitter = 1.5 }
+"#,
+        "3:22",
+        &["`service.web.backoff.jitter`: expected a number from 0.0 to 1.0, found float 1.5"],
+    );
+}
+
+#[test]
+fn multiplier_below_one() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nbackoff = { multiplier = 0.5 }\n",
+        "3:26",
+        &["`service.web.backoff.multiplier`: expected a number >= 1.0"],
+    );
+}
+
+#[test]
+fn backoff_initial_above_max() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nbackoff = { initial = \"1m\" }\n",
+        "3:11",
+        &["`initial` (1m) is longer than `max` (30s)"],
+    );
+}
+
+#[test]
+fn rlimit_soft_above_hard() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nrlimits = { nofile = { soft = 9, hard = 1 } }\n",
+        "3:22",
+        &["`service.web.rlimits.nofile`: the soft limit is above the hard limit"],
+    );
+}
+
+#[test]
+fn rlimit_unknown_resource_suggests() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nrlimits = { nofiles = 10 }\n",
+        "3:13",
+        &[
+            "unknown key `service.web.rlimits.nofiles`",
+            "did you mean `nofile`?",
+        ],
+    );
+}
+
+#[test]
+fn instances_zero() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\ninstances = 0\n",
+        "3:13",
+        &["`service.web.instances`: expected an integer from 1 to 1024"],
+    );
+}
+
+#[test]
+fn success_code_out_of_range() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nsuccess_codes = [0, 256]\n",
+        "3:21",
+        &["`service.web.success_codes`: expected an exit code from 0 to 255, found integer 256"],
+    );
+}
+
+#[test]
+fn env_value_must_be_a_string() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nenv = { PORT = 8080 }\n",
+        "3:16",
+        &[
+            "`service.web.env.PORT`: expected a string",
+            "found integer 8080",
+        ],
+    );
+}
+
+#[test]
+fn not_supported_yet_keys_are_refused_not_ignored() {
+    let errors = errors(
+        r#"
+[daemon]
+control_socket = "/run/minder.sock"
+metrics_listen = "127.0.0.1:9733"
+log_dir = "/var/log/minder"
+state_file = "state"
+[service.web]
+command = "x"
+watchdog = "30s"
+[service.web.ready]
+tcp = "127.0.0.1:80"
+[service.web.health]
+exec = ["true"]
+"#,
+    );
+    let expected = [
+        ("2:1", "daemon.control_socket"),
+        ("3:1", "daemon.metrics_listen"),
+        ("4:1", "daemon.log_dir"),
+        ("5:1", "daemon.state_file"),
+        ("8:1", "service.web.watchdog"),
+        ("9:14", "service.web.ready"),
+        ("11:14", "service.web.health"),
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    for (error, (position, key)) in errors.iter().zip(expected) {
+        assert_eq!(
+            *error,
+            format!(
+                "{position}: `{key}` is not supported yet: this version of minder does not implement it; remove it"
+            )
+        );
+    }
+}
+
+#[test]
+fn auto_shutdown_on_a_group() {
+    single_error(
+        r#"
+[group.g]
+children = []
+auto_shutdown = "any_significant"
+"#,
+        "3:1",
+        &["`group.g.auto_shutdown`: auto_shutdown can only be set on [root]"],
+    );
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nenv = { \"ÉTÉ\" = \"1\", X = 2 }\n",
+        "3:26",
+        &["`service.web.env.X`"],
+    );
+}
+
+#[test]
+fn several_mistakes_are_all_reported_in_file_order() {
+    let errors = errors(
+        r#"
+[root]
+strategy = "one_for_al"
+intensity = -1
+[group.g]
+children = ["ghost"]
+[service.web]
+comand = "x"
+stop_timeout = "soon"
+[service.Api]
+command = "api"
+"#,
+    );
+    let positions: Vec<&str> = errors
+        .iter()
+        .map(|error| error.split(": ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        positions,
+        ["2:12", "3:13", "5:13", "7:1", "8:16", "9:10"],
+        "{errors:#?}"
+    );
+}
+
+// ---- render ----
+
+#[test]
+fn a_file_using_every_key_renders_its_resolved_tree() {
+    let spec = ok(r#"
+[daemon]
+shutdown_timeout = "20s"
+log_format = "json"
+
+[root]
+strategy = "one_for_all"
+intensity = 2
+period = "1m"
+auto_shutdown = "any_significant"
+children = ["setup", "backend", "job"]
+
+[group.backend]
+strategy = "rest_for_one"
+intensity = 0
+period = "10s"
+children = ["db", "api"]
+
+[service.setup]
+command = ["sh", "-c", "echo ready > state"]
+oneshot = true
+success_codes = [0, 2]
+
+[service.db]
+command = ["/usr/bin/postgres", "-D", "/var/lib/pg"]
+restart = "permanent"
+working_dir = "/var/lib/pg"
+user = "postgres"
+group = "postgres"
+env = { PGTZ = "UTC", GREETING = "hello world" }
+env_file = "db.env"
+umask = "0027"
+rlimits = { nofile = 65536, core = "unlimited", nproc = { soft = 100, hard = 200 } }
+stop_signal = "SIGINT"
+stop_timeout = "20s"
+significant = false
+backoff = { initial = "1s", max = "1m", multiplier = 1.5, jitter = 0.0, reset_after = "5m" }
+
+[service.api]
+command = "./api --port 8080"
+restart = "always"
+instances = 2
+
+[service.job]
+command = "report --once"
+restart = "transient"
+significant = true
+stop_signal = 1
+"#);
+    expect![[r#"
+        root: one_for_all, intensity 2 per 1m, auto_shutdown any_significant
+          service setup
+            command          sh -c 'echo ready > state'
+            restart          oneshot (retried after a failure, done after success)
+            significant      no
+            working_dir      /etc/minder
+            user             (minder's own)
+            group            (the user's)
+            env_file         (none)
+            env              (inherited only)
+            umask            (inherited)
+            rlimits          (inherited)
+            stop             SIGTERM, then SIGKILL after 10s
+            success_codes    0 2
+            backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
+          group backend: rest_for_one, intensity 0 per 10s
+            service db
+              command          /usr/bin/postgres -D /var/lib/pg
+              restart          permanent
+              significant      no
+              working_dir      /var/lib/pg
+              user             postgres
+              group            postgres
+              env_file         /etc/minder/db.env
+              env              PGTZ=UTC 'GREETING=hello world'
+              umask            0027
+              rlimits          nofile=65536 core=unlimited nproc=100:200
+              stop             SIGINT, then SIGKILL after 20s
+              success_codes    0
+              backoff          initial 1s, max 1m, multiplier 1.5, jitter 0, reset_after 5m
+            service api.0 (instance 0 of api)
+              command          ./api --port 8080
+              restart          permanent
+              significant      no
+              working_dir      /etc/minder
+              user             (minder's own)
+              group            (the user's)
+              env_file         (none)
+              env              (inherited only)
+              umask            (inherited)
+              rlimits          (inherited)
+              stop             SIGTERM, then SIGKILL after 10s
+              success_codes    0
+              backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
+            service api.1 (instance 1 of api)
+              command          ./api --port 8080
+              restart          permanent
+              significant      no
+              working_dir      /etc/minder
+              user             (minder's own)
+              group            (the user's)
+              env_file         (none)
+              env              (inherited only)
+              umask            (inherited)
+              rlimits          (inherited)
+              stop             SIGTERM, then SIGKILL after 10s
+              success_codes    0
+              backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
+          service job
+            command          report --once
+            restart          transient
+            significant      yes
+            working_dir      /etc/minder
+            user             (minder's own)
+            group            (the user's)
+            env_file         (none)
+            env              (inherited only)
+            umask            (inherited)
+            rlimits          (inherited)
+            stop             SIGHUP, then SIGKILL after 10s
+            success_codes    0
+            backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
+        daemon
+          shutdown_timeout 20s
+          log_format       json
+    "#]]
+    .assert_eq(&super::render(&spec));
+}
+
+#[test]
+fn render_of_an_empty_file() {
+    expect![[r#"
+        root: one_for_one, intensity 5 per 30s, auto_shutdown never
+          (no children)
+        daemon
+          shutdown_timeout 30s
+          log_format       text
+    "#]]
+    .assert_eq(&super::render(&ok("")));
+}

@@ -41,8 +41,9 @@ const SIGNALS: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
-/// A signal given by name (`"SIGINT"`, `"INT"`, any case).
-pub(crate) fn signal_by_name(text: &str) -> Result<i32, String> {
+/// A signal given by name (`"SIGINT"`, `"INT"`, any case). The error is what was
+/// expected plus the closest valid name, if any.
+pub(crate) fn signal_by_name(text: &str) -> Result<i32, (String, Option<String>)> {
     let upper = text.trim().to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
     if let Some((_, number)) = SIGNALS.iter().find(|(name, _)| *name == bare) {
@@ -52,11 +53,11 @@ pub(crate) fn signal_by_name(text: &str) -> Result<i32, String> {
         .iter()
         .map(|(name, _)| format!("SIG{name}"))
         .collect();
-    let mut message = String::from("expected a signal name like \"SIGTERM\" or \"INT\"");
-    if let Some(best) = suggest(&format!("SIG{bare}"), candidates.iter().map(String::as_str)) {
-        message.push_str(&format!("; did you mean \"{best}\"?"));
-    }
-    Err(message)
+    let best = suggest(&format!("SIG{bare}"), candidates.iter().map(String::as_str));
+    Err((
+        "expected a signal name like \"SIGTERM\" or \"INT\", or a number".to_string(),
+        best.map(str::to_string),
+    ))
 }
 
 /// A signal given by number: any signal the kernel can deliver, real-time ones included.
@@ -239,6 +240,10 @@ pub(crate) fn suggest<'c>(
     found: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
+    // The distance table is quadratic: a huge key is no typo worth a suggestion.
+    if found.len() > 64 {
+        return None;
+    }
     let found_lower = found.to_ascii_lowercase();
     candidates
         .into_iter()
@@ -251,20 +256,35 @@ pub(crate) fn suggest<'c>(
         .map(|(_, candidate)| candidate)
 }
 
-/// Levenshtein distance over chars; inputs are short (keys and enum words).
+/// Edit distance where swapping two neighbours counts as one edit (optimal string
+/// alignment), since transposed letters are the commonest typo ("SIGTREM"). Inputs are
+/// short keys and enum words.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
+    // Indexing below is bounded by construction: `rows` is (a.len()+1) x (b.len()+1)
+    // and every index stays within it.
+    // rows[i][j]: distance between the first i chars of a and the first j chars of b.
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 /// A user-supplied string cut to a length that keeps one error on one line.
