@@ -1,0 +1,140 @@
+//! Resolving `user` and `group` of a service into the numeric identity its process takes
+//! on: uid, gid, supplementary groups, and the passwd entry's HOME/USER/LOGNAME/SHELL.
+//!
+//! Runs in the parent before the fork, because user and group lookups go through NSS
+//! (files, LDAP, ...), which allocates and takes locks and so must never run between fork
+//! and exec. It changes nothing: the switch itself happens in the child (`spawn.rs`).
+
+use nix::unistd::{Gid, Group, Uid, User};
+use std::ffi::{CString, OsString};
+
+/// Who the child becomes. `None` fields are left as minder's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: Option<libc::uid_t>,
+    pub gid: Option<libc::gid_t>,
+    /// Supplementary groups (`setgroups`), set whenever `gid` is: the user's groups from
+    /// the group database (initgroups semantics), or just `gid` when only `group` is set
+    /// (so root's supplementary groups do not leak into a service that asked for a
+    /// group).
+    pub groups: Option<Vec<libc::gid_t>>,
+    /// HOME, USER, LOGNAME, SHELL from the passwd entry; empty without `user` or when a
+    /// numeric uid has no passwd entry.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// Resolves the service's `user` and `group`. A name that is all digits and not found
+/// as a name is taken as a numeric id (as `chown` and Docker's `--user` do). The error
+/// is the clause after `spawn NAME: `.
+pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Credentials, String> {
+    let mut credentials = Credentials::default();
+    let mut user_name_and_primary: Option<(String, Gid)> = None;
+    if let Some(user) = user {
+        match lookup_user(user)? {
+            UserLookup::Entry(entry) => {
+                credentials.uid = Some(entry.uid.as_raw());
+                credentials.gid = Some(entry.gid.as_raw());
+                credentials.env = vec![
+                    ("HOME".into(), entry.dir.into_os_string()),
+                    ("USER".into(), entry.name.clone().into()),
+                    ("LOGNAME".into(), entry.name.clone().into()),
+                    ("SHELL".into(), entry.shell.into_os_string()),
+                ];
+                user_name_and_primary = Some((entry.name, entry.gid));
+            }
+            UserLookup::Numeric(uid) => {
+                // No passwd entry: the group defaults to the same number, as Docker
+                // does for `--user 1234`.
+                credentials.uid = Some(uid);
+                credentials.gid = Some(uid);
+            }
+        }
+    }
+    if let Some(group) = group {
+        credentials.gid = Some(lookup_group(group)?);
+    }
+    if let Some(gid) = credentials.gid {
+        credentials.groups = Some(match &user_name_and_primary {
+            Some((name, _)) => supplementary_groups(name, gid)?,
+            None => vec![gid],
+        });
+    }
+    Ok(credentials)
+}
+
+enum UserLookup {
+    Entry(User),
+    Numeric(libc::uid_t),
+}
+
+fn lookup_user(user: &str) -> Result<UserLookup, String> {
+    match User::from_name(user) {
+        Ok(Some(entry)) => return Ok(UserLookup::Entry(entry)),
+        Ok(None) => {}
+        Err(errno) => return Err(format!("look up user `{user}`: {errno}")),
+    }
+    match user.parse::<libc::uid_t>() {
+        Ok(uid) => match User::from_uid(Uid::from_raw(uid)) {
+            Ok(Some(entry)) => Ok(UserLookup::Entry(entry)),
+            Ok(None) => Ok(UserLookup::Numeric(uid)),
+            Err(errno) => Err(format!("look up user `{user}`: {errno}")),
+        },
+        Err(_) => Err(format!("unknown user `{user}`")),
+    }
+}
+
+fn lookup_group(group: &str) -> Result<libc::gid_t, String> {
+    match Group::from_name(group) {
+        Ok(Some(entry)) => Ok(entry.gid.as_raw()),
+        Ok(None) => group
+            .parse::<libc::gid_t>()
+            .map_err(|_| format!("unknown group `{group}`")),
+        Err(errno) => Err(format!("look up group `{group}`: {errno}")),
+    }
+}
+
+fn supplementary_groups(user: &str, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, String> {
+    let name = CString::new(user.as_bytes())
+        .map_err(|_| format!("user name `{user}` contains a NUL byte"))?;
+    let mut groups: Vec<libc::gid_t> = nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
+        .map_err(|errno| format!("look up groups of user `{user}`: {errno}"))?
+        .into_iter()
+        .map(Gid::as_raw)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_resolves_with_passwd_variables() {
+        let credentials = resolve(Some("root"), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(credentials.uid, Some(0));
+        assert_eq!(credentials.gid, Some(0));
+        assert!(credentials.groups.as_ref().is_some_and(|g| g.contains(&0)));
+        let keys: Vec<_> = credentials.env.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, ["HOME", "USER", "LOGNAME", "SHELL"]);
+    }
+
+    #[test]
+    fn unknown_names_are_errors_and_numbers_are_ids() {
+        assert_eq!(
+            resolve(Some("no-such-user-minder"), None),
+            Err("unknown user `no-such-user-minder`".into())
+        );
+        assert_eq!(
+            resolve(None, Some("no-such-group-minder")),
+            Err("unknown group `no-such-group-minder`".into())
+        );
+        let numeric = resolve(Some("4242424"), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(numeric.uid, Some(4242424));
+        assert_eq!(numeric.gid, Some(4242424));
+        assert_eq!(numeric.groups, Some(vec![4242424]));
+        let only_group = resolve(None, Some("0")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((only_group.uid, only_group.gid), (None, Some(0)));
+    }
+}

@@ -1,0 +1,588 @@
+//! Tests of spawn, reap and signalling with real processes, read back through /proc.
+//!
+//! Run them with `cargo nextest run` (the project's runner: one process per test).
+//! `reap()` collects *every* child of the test process, so under plain `cargo test`,
+//! where tests share a process, one test can steal another's exit. The tests only
+//! look at pids they spawned, which makes that rare, not impossible.
+//!
+//! Each test that checks an OS property also checks that the parent really had the
+//! property being cleaned (a negative control), so it fails if the cleaning breaks.
+
+use super::*;
+use crate::spec::{Rlimit, RlimitResource, ServiceSpec};
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn service(command: &[&str], working_dir: &Path) -> ServiceSpec {
+    ServiceSpec::new(
+        "t",
+        command.iter().map(|s| s.to_string()).collect(),
+        working_dir.to_path_buf(),
+    )
+}
+
+fn start(spec: &ServiceSpec) -> SpawnedProcess {
+    spawn(&SpawnRequest::new(spec, StdioMode::Capture, &[]))
+        .unwrap_or_else(|error| panic!("spawn failed: {error}"))
+}
+
+fn start_error(spec: &ServiceSpec) -> SpawnError {
+    match spawn(&SpawnRequest::new(spec, StdioMode::Capture, &[])) {
+        Ok(child) => panic!(
+            "spawn of {:?} succeeded with pid {}",
+            spec.command, child.pid
+        ),
+        Err(error) => error,
+    }
+}
+
+/// Exits collected so far, keyed by pid; a bounded wait for one of them.
+#[derive(Default)]
+struct Reaped(HashMap<i32, ExitStatus>);
+
+impl Reaped {
+    fn wait_for(&mut self, pid: i32) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.0.extend(reap());
+            if let Some(status) = self.0.get(&pid) {
+                return *status;
+            }
+            assert!(Instant::now() < deadline, "pid {pid} did not exit in 10 s");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn wait_for_exit(pid: i32) -> ExitStatus {
+    Reaped::default().wait_for(pid)
+}
+
+/// Kills a test child's group and collects it.
+fn finish(pid: i32) {
+    kill_group(pid);
+    assert_eq!(wait_for_exit(pid), ExitStatus::Signaled(libc::SIGKILL));
+}
+
+fn proc_status_field(pid: &str, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|error| panic!("read /proc/{pid}/status: {error}"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+/// (pgrp, session) from /proc/PID/stat; fields after the `)` that ends comm.
+fn pgrp_and_session(pid: i32) -> (i32, i32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|error| panic!("read stat: {error}"));
+    let after_comm = &stat[stat.rfind(')').unwrap_or(0) + 1..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // state ppid pgrp session
+    let parse = |s: &str| s.parse::<i32>().unwrap_or_else(|e| panic!("{s}: {e}"));
+    (parse(fields[2]), parse(fields[3]))
+}
+
+fn child_environment(pid: i32) -> HashMap<String, String> {
+    let bytes = std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_else(|error| panic!("read environ: {error}"));
+    bytes
+        .split(|&b| b == 0)
+        .filter(|entry| !entry.is_empty())
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            let (key, value) = entry.split_once('=')?;
+            Some((key.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn write_script(dir: &Path, name: &str, body: &str, mode: u32) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap_or_else(|error| panic!("write script: {error}"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|error| panic!("chmod script: {error}"));
+    path
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|error| panic!("tempdir: {error}"))
+}
+
+#[test]
+fn reap_reports_exit_codes_and_signals() {
+    let root = Path::new("/");
+    let exited = start(&service(&["/bin/sh", "-c", "exit 7"], root));
+    let killed = start(&service(&["/bin/sh", "-c", "kill -TERM $$; sleep 5"], root));
+    // A real-time signal: nix's WaitStatus cannot represent it, the reaper must.
+    let realtime = libc::SIGRTMIN() + 3;
+    let killed_rt = start(&service(
+        &["/bin/sh", "-c", &format!("kill -{realtime} $$; sleep 5")],
+        root,
+    ));
+    let mut reaped = Reaped::default();
+    assert_eq!(reaped.wait_for(exited.pid), ExitStatus::Exited(7));
+    assert_eq!(
+        reaped.wait_for(killed.pid),
+        ExitStatus::Signaled(libc::SIGTERM)
+    );
+    assert_eq!(
+        reaped.wait_for(killed_rt.pid),
+        ExitStatus::Signaled(realtime)
+    );
+}
+
+#[test]
+fn reap_drains_many_exits_and_never_blocks() {
+    let root = Path::new("/");
+    let pids: Vec<i32> = (0..20)
+        .map(|i| start(&service(&["/bin/sh", "-c", &format!("exit {i}")], root)).pid)
+        .collect();
+    let mut reaped = Reaped::default();
+    for (i, pid) in pids.iter().enumerate() {
+        assert_eq!(reaped.wait_for(*pid), ExitStatus::Exited(i as i32));
+    }
+    // Nothing left: returns at once (ECHILD), with a running child too (0).
+    let started = Instant::now();
+    assert!(reap().is_empty());
+    let sleeper = start(&service(&["sleep", "30"], root));
+    assert!(reap().is_empty());
+    assert!(started.elapsed() < Duration::from_secs(1));
+    finish(sleeper.pid);
+}
+
+#[test]
+fn missing_command_is_127_with_the_path_in_the_reason() {
+    let error = start_error(&service(&["/nonexistent/minder-test"], Path::new("/")));
+    assert_eq!(error.code, CODE_NOT_FOUND);
+    assert_eq!(
+        error.reason,
+        "spawn t: exec /nonexistent/minder-test: No such file or directory (os error 2)"
+    );
+    let error = start_error(&service(&["no-such-command-minder"], Path::new("/")));
+    assert_eq!(error.code, CODE_NOT_FOUND, "{}", error.reason);
+    assert!(
+        error.reason.contains("exec no-such-command-minder"),
+        "{}",
+        error.reason
+    );
+}
+
+#[test]
+fn non_executable_command_is_126() {
+    let dir = temp_dir();
+    write_script(dir.path(), "plain.txt", "#!/bin/sh\nexit 0\n", 0o644);
+    let error = start_error(&service(&["./plain.txt"], dir.path()));
+    assert_eq!(error.code, CODE_NOT_EXECUTABLE, "{}", error.reason);
+    assert!(
+        error.reason.contains("Permission denied"),
+        "{}",
+        error.reason
+    );
+    // A directory is found but cannot be executed either.
+    let error = start_error(&service(&["/tmp"], dir.path()));
+    assert_eq!(error.code, CODE_NOT_EXECUTABLE, "{}", error.reason);
+    // (A file with the execute bit but no known format is not a failure: glibc's
+    // execvp runs it with /bin/sh, as shells do.)
+}
+
+/// The std trap (process-notes §1): a failed exec on std's fork path makes std wait
+/// for the child itself; a reaper that took it first turns that into a panic. Here the
+/// reaper runs between spawns on the same thread, as in the runtime.
+#[test]
+fn repeated_exec_failures_do_not_panic() {
+    let spec = service(&["/nonexistent/minder-test"], Path::new("/"));
+    let sleeper = start(&service(&["sleep", "30"], Path::new("/")));
+    for _ in 0..200 {
+        assert_eq!(start_error(&spec).code, CODE_NOT_FOUND);
+        // Nothing of the failed children is left to reap; the sleeper is still running.
+        assert!(reap().is_empty());
+    }
+    finish(sleeper.pid);
+}
+
+#[test]
+fn capture_child_has_its_own_session_and_group() {
+    let child = start(&service(&["sleep", "30"], Path::new("/")));
+    let (pgrp, session) = pgrp_and_session(child.pid);
+    assert_eq!((pgrp, session), (child.pid, child.pid));
+    // Negative control: the test process is in another session.
+    assert_ne!(nix::unistd::getsid(None).map(|p| p.as_raw()), Ok(child.pid));
+    assert!(child.stdout.is_some() && child.stderr.is_some());
+    // stdin is /dev/null.
+    let stdin = std::fs::read_link(format!("/proc/{}/fd/0", child.pid))
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(stdin, Path::new("/dev/null"));
+    finish(child.pid);
+}
+
+#[test]
+fn foreground_child_has_its_own_group_in_our_session_and_our_stdio() {
+    let spec = service(&["sleep", "30"], Path::new("/"));
+    let child = spawn(&SpawnRequest::new(&spec, StdioMode::Foreground, &[]))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let our_session = nix::unistd::getsid(None)
+        .unwrap_or_else(|error| panic!("{error}"))
+        .as_raw();
+    assert_eq!(pgrp_and_session(child.pid), (child.pid, our_session));
+    assert!(child.stdout.is_none() && child.stderr.is_none());
+    for fd in 0..3 {
+        let ours = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        let theirs = std::fs::read_link(format!("/proc/{}/fd/{fd}", child.pid)).ok();
+        assert_eq!(ours, theirs, "fd {fd}");
+    }
+    finish(child.pid);
+}
+
+#[test]
+fn child_gets_empty_signal_mask_and_default_dispositions() {
+    // What minder does to itself (prepare_supervisor), plus a blocked signal on the
+    // forking thread and a handled one.
+    // A real-time signal too: exec keeps SIG_IGN for those as well.
+    let realtime = libc::SIGRTMIN() + 2;
+    for signal in [
+        libc::SIGPIPE,
+        libc::SIGTTOU,
+        libc::SIGTTIN,
+        libc::SIGUSR1,
+        realtime,
+    ] {
+        // SAFETY: SIG_IGN installs no code.
+        unsafe { libc::signal(signal, libc::SIG_IGN) };
+    }
+    let mut blocked = nix::sys::signal::SigSet::empty();
+    blocked.add(nix::sys::signal::Signal::SIGUSR2);
+    blocked.add(nix::sys::signal::Signal::SIGTERM);
+    blocked
+        .thread_block()
+        .unwrap_or_else(|error| panic!("{error}"));
+
+    // Negative control: the forking thread really has them blocked and ignored.
+    let tid = nix::unistd::gettid();
+    let ours = format!("self/task/{tid}");
+    assert_ne!(proc_status_field(&ours, "SigBlk"), "0000000000000000");
+    assert_ne!(proc_status_field(&ours, "SigIgn"), "0000000000000000");
+
+    let child = start(&service(&["sleep", "30"], Path::new("/")));
+    let pid = child.pid.to_string();
+    assert_eq!(proc_status_field(&pid, "SigBlk"), "0000000000000000");
+    assert_eq!(proc_status_field(&pid, "SigIgn"), "0000000000000000");
+    blocked
+        .thread_unblock()
+        .unwrap_or_else(|error| panic!("{error}"));
+    finish(child.pid);
+}
+
+#[test]
+fn child_sees_no_fds_beyond_stdio() {
+    // An fd minder inherited without close-on-exec (dup never sets it).
+    let file = std::fs::File::open("/proc/self/stat").unwrap_or_else(|e| panic!("{e}"));
+    // SAFETY: dup of an open fd; the result is closed below.
+    let leaked = unsafe { libc::dup(file.as_raw_fd()) };
+    assert!(leaked >= 3);
+    // Negative control: it really is inheritable.
+    // SAFETY: fcntl on an fd we own.
+    assert_eq!(
+        unsafe { libc::fcntl(leaked, libc::F_GETFD) } & libc::FD_CLOEXEC,
+        0
+    );
+
+    let child = start(&service(&["sleep", "30"], Path::new("/")));
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", child.pid))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    assert_eq!(fds, [0, 1, 2]);
+    // SAFETY: closing the fd dup'ed above.
+    unsafe { libc::close(leaked) };
+    finish(child.pid);
+}
+
+#[test]
+fn environment_rules() {
+    // SAFETY: nextest runs this test alone in its process; no other thread reads the
+    // environment concurrently.
+    unsafe {
+        std::env::set_var("NOTIFY_SOCKET", "/run/systemd/notify");
+        std::env::set_var("WATCHDOG_USEC", "1000000");
+        std::env::set_var("WATCHDOG_PID", "1");
+        std::env::set_var("LISTEN_FDS", "2");
+        std::env::set_var("MINDER_TEST_INHERITED", "kept");
+        std::env::set_var("FROM_ALL", "minder");
+    }
+    let dir = temp_dir();
+    let env_file = dir.path().join("svc.env");
+    std::fs::write(
+        &env_file,
+        "# env file\nFROM_ALL=file\nFILE_ONLY=\"quoted value\"\nFILE_AND_ENV=file\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut spec = service(&["sleep", "30"], dir.path());
+    spec.env_file = Some(env_file);
+    spec.env = vec![
+        ("FILE_AND_ENV".into(), "env".into()),
+        ("EXTRA".into(), "env".into()),
+    ];
+    spec.instance = Some(3);
+    let extra = [("EXTRA".to_string(), "runtime".to_string())];
+    let child = spawn(&SpawnRequest::new(&spec, StdioMode::Capture, &extra))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let environment = child_environment(child.pid);
+    for removed in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+    ] {
+        assert!(!environment.contains_key(removed), "{removed} leaked");
+    }
+    let get = |key: &str| environment.get(key).map(String::as_str);
+    assert_eq!(get("MINDER_TEST_INHERITED"), Some("kept"));
+    assert_eq!(get("FROM_ALL"), Some("file"));
+    assert_eq!(get("FILE_ONLY"), Some("quoted value"));
+    assert_eq!(get("FILE_AND_ENV"), Some("env"));
+    assert_eq!(get("EXTRA"), Some("runtime"));
+    assert_eq!(get("MINDER_INSTANCE"), Some("3"));
+    assert!(get("PATH").is_some());
+    finish(child.pid);
+}
+
+#[test]
+fn missing_env_file_is_an_error_naming_it() {
+    let mut spec = service(&["true"], Path::new("/"));
+    spec.env_file = Some(PathBuf::from("/nonexistent/db.env"));
+    let error = start_error(&spec);
+    assert_eq!(error.code, CODE_OTHER);
+    assert_eq!(
+        error.reason,
+        "spawn t: read env file /nonexistent/db.env: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn relative_command_runs_from_the_working_dir_and_path_is_the_childs() {
+    let dir = temp_dir();
+    write_script(dir.path(), "hello.sh", "#!/bin/sh\nexec sleep 30\n", 0o755);
+    let mut spec = service(&["./hello.sh"], dir.path());
+    spec.umask = Some(0o027);
+    spec.rlimits = vec![Rlimit {
+        resource: RlimitResource::Core,
+        soft: 0,
+        hard: 0,
+    }];
+    let child = start(&spec);
+    let pid = child.pid.to_string();
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cwd, dir.path());
+    assert_eq!(proc_status_field(&pid, "Umask"), "0027");
+    let limits =
+        std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_else(|e| panic!("{e}"));
+    let core = limits
+        .lines()
+        .find(|line| line.starts_with("Max core file size"))
+        .unwrap_or_default();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+    finish(child.pid);
+
+    // A bare name is searched in the PATH the child gets, not minder's.
+    let bin = temp_dir();
+    write_script(
+        bin.path(),
+        "minder-test-tool",
+        "#!/bin/sh\nexit 42\n",
+        0o755,
+    );
+    let mut spec = service(&["minder-test-tool"], dir.path());
+    spec.env = vec![(
+        "PATH".into(),
+        format!("{}:/usr/bin:/bin", bin.path().display()),
+    )];
+    let child = start(&spec);
+    assert_eq!(wait_for_exit(child.pid), ExitStatus::Exited(42));
+}
+
+#[test]
+fn missing_working_dir_and_unknown_user_are_code_1() {
+    let error = start_error(&service(&["true"], Path::new("/nonexistent/dir")));
+    assert_eq!(error.code, CODE_OTHER);
+    assert_eq!(
+        error.reason,
+        "spawn t: chdir /nonexistent/dir: No such file or directory (os error 2)"
+    );
+    let mut spec = service(&["true"], Path::new("/"));
+    spec.user = Some("no-such-user-minder".into());
+    let error = start_error(&spec);
+    assert_eq!(error.code, CODE_OTHER);
+    assert_eq!(error.reason, "spawn t: unknown user `no-such-user-minder`");
+    assert!(
+        start_error(&service(&[], Path::new("/")))
+            .reason
+            .contains("empty command")
+    );
+}
+
+#[test]
+fn user_nobody_gets_its_uid_gid_groups_and_passwd_environment() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: switching users needs root (CI runs as root)");
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        panic!("no user `nobody` on this machine");
+    };
+    let mut spec = service(&["sleep", "30"], Path::new("/"));
+    spec.user = Some("nobody".into());
+    spec.env = vec![("SHELL".into(), "/bin/custom".into())];
+    let child = start(&spec);
+    let pid = child.pid.to_string();
+    let uid = nobody.uid.as_raw();
+    let gid = nobody.gid.as_raw();
+    assert_eq!(
+        proc_status_field(&pid, "Uid"),
+        format!("{uid}\t{uid}\t{uid}\t{uid}")
+    );
+    assert_eq!(
+        proc_status_field(&pid, "Gid"),
+        format!("{gid}\t{gid}\t{gid}\t{gid}")
+    );
+    let name = std::ffi::CString::new("nobody").unwrap_or_default();
+    let mut expected: Vec<String> = nix::unistd::getgrouplist(&name, nobody.gid)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|g| g.as_raw().to_string())
+        .collect();
+    expected.sort();
+    expected.dedup();
+    let mut groups: Vec<String> = proc_status_field(&pid, "Groups")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    groups.sort();
+    // Negative control: root's own groups (0) must not have leaked.
+    assert!(!groups.contains(&"0".to_string()) || gid == 0);
+    assert_eq!(groups, expected);
+    let environment = child_environment(child.pid);
+    assert_eq!(environment.get("USER").map(String::as_str), Some("nobody"));
+    assert_eq!(
+        environment.get("LOGNAME").map(String::as_str),
+        Some("nobody")
+    );
+    assert_eq!(
+        environment.get("HOME").map(PathBuf::from),
+        Some(nobody.dir.clone())
+    );
+    // `env` wins over the passwd entry.
+    assert_eq!(
+        environment.get("SHELL").map(String::as_str),
+        Some("/bin/custom")
+    );
+    finish(child.pid);
+}
+
+#[test]
+fn kill_group_kills_a_grandchild_that_ignores_sigterm() {
+    // As in minder: orphans come back to us so we can reap and check them.
+    let setup = prepare_supervisor();
+    assert!(setup.subreaper || setup.is_pid1, "{:?}", setup.warnings);
+    let dir = temp_dir();
+    let pid_file = dir.path().join("grandchild.pid");
+    let script = format!(
+        "trap '' TERM; sleep 300 & echo $! > {}; wait",
+        pid_file.display()
+    );
+    let child = start(&service(&["/bin/sh", "-c", &script], dir.path()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let grandchild: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no grandchild pid");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(pgrp_and_session(grandchild).0, child.pid);
+
+    // Negative control: SIGTERM to the group leaves both alive.
+    signal_group(child.pid, libc::SIGTERM).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut reaped = Reaped::default();
+    reaped.0.extend(reap());
+    assert!(reaped.0.is_empty(), "{:?}", reaped.0);
+
+    kill_group(child.pid);
+    assert_eq!(
+        reaped.wait_for(child.pid),
+        ExitStatus::Signaled(libc::SIGKILL)
+    );
+    assert_eq!(
+        reaped.wait_for(grandchild),
+        ExitStatus::Signaled(libc::SIGKILL)
+    );
+    // The group is gone: signalling it again is ESRCH, killing it again is fine.
+    assert_eq!(signal_group(child.pid, libc::SIGTERM), Err(Errno::ESRCH));
+    kill_group(child.pid);
+}
+
+#[test]
+fn signal_group_refuses_our_own_and_inits_group() {
+    for pgid in [-5, 0, 1] {
+        assert_eq!(signal_group(pgid, 0), Err(Errno::EINVAL));
+    }
+}
+
+#[test]
+fn prepare_supervisor_raises_nofile_and_services_get_the_original() {
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let original_soft = 1000.min(hard);
+    nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        original_soft,
+        hard,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // An inherited fd without close-on-exec.
+    let file = std::fs::File::open("/proc/self/stat").unwrap_or_else(|e| panic!("{e}"));
+    // SAFETY: dup of an open fd, closed below.
+    let leaked = unsafe { libc::dup(file.as_raw_fd()) };
+
+    let setup = prepare_supervisor();
+    assert!(setup.warnings.is_empty(), "{:?}", setup.warnings);
+    assert_eq!(setup.original_nofile, (original_soft, hard));
+    assert!(setup.nofile.0 >= hard && setup.nofile.0 == setup.nofile.1);
+    assert!(setup.inherited_fds_marked.contains(&leaked));
+    // SAFETY: fcntl/close on the fd we own.
+    unsafe {
+        assert_ne!(libc::fcntl(leaked, libc::F_GETFD) & libc::FD_CLOEXEC, 0);
+        libc::close(leaked);
+    }
+    assert_ne!(proc_status_field("self", "SigIgn"), "0000000000000000");
+
+    let child = start(&service(&["sleep", "30"], Path::new("/")));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.pid))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let nofile = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap_or_default();
+    let numbers: Vec<&str> = nofile.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        numbers,
+        [original_soft.to_string(), hard.to_string()],
+        "{nofile}"
+    );
+    assert_eq!(
+        proc_status_field(&child.pid.to_string(), "SigIgn"),
+        "0000000000000000"
+    );
+    finish(child.pid);
+}
