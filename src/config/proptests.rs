@@ -3,6 +3,7 @@
 //! edits, and random TOML-ish text built from the config's own vocabulary.
 
 use super::load_str;
+use super::values::{quote_word, split_command};
 use proptest::prelude::*;
 use std::path::Path;
 
@@ -159,6 +160,14 @@ proptest! {
     #[test]
     fn toml_ish_text_never_panics(lines in proptest::collection::vec(toml_line(), 0..30)) {
         check(&lines.join("\n"))?;
+    }
+
+    /// `render` prints commands with `quote_word`; reading them back must give the
+    /// same argv, or the printed tree would lie about what runs.
+    #[test]
+    fn quoted_words_split_back_unchanged(argv in proptest::collection::vec("[ -~é]{0,12}", 1..6)) {
+        let rendered: Vec<String> = argv.iter().map(|word| quote_word(word)).collect();
+        prop_assert_eq!(split_command(&rendered.join(" ")), Ok(argv));
     }
 
     #[test]

@@ -100,11 +100,18 @@ fn service(out: &mut String, spec: &ServiceSpec, depth: usize) {
         "user",
         spec.user.as_deref().unwrap_or("(minder's own)"),
     );
+    // Without `group`, the spawner takes the user's primary group, or keeps minder's
+    // own when no user is set either.
+    let default_group = if spec.user.is_some() {
+        "(the user's primary group)"
+    } else {
+        "(minder's own)"
+    };
     line(
         out,
         depth,
         "group",
-        spec.group.as_deref().unwrap_or("(the user's)"),
+        spec.group.as_deref().unwrap_or(default_group),
     );
     let env_file = spec
         .env_file

@@ -291,6 +291,7 @@ fn rendered_commands_split_back_to_the_same_argv() {
     for argv in [
         vec!["sh", "-c", "echo 'hi'; exit 3"],
         vec!["a b", "", "it's", "plain", "$x"],
+        vec!["echo 'hi'", "it's \"$HOME\"", "back\\slash's"],
     ] {
         let rendered: Vec<String> = argv.iter().map(|w| super::values::quote_word(w)).collect();
         assert_eq!(split_command(&rendered.join(" ")).unwrap(), argv);
@@ -1029,7 +1030,7 @@ stop_signal = 1
             significant      no
             working_dir      /etc/minder
             user             (minder's own)
-            group            (the user's)
+            group            (minder's own)
             env_file         (none)
             env              (inherited only)
             umask            (inherited)
@@ -1058,7 +1059,7 @@ stop_signal = 1
               significant      no
               working_dir      /etc/minder
               user             (minder's own)
-              group            (the user's)
+              group            (minder's own)
               env_file         (none)
               env              (inherited only)
               umask            (inherited)
@@ -1072,7 +1073,7 @@ stop_signal = 1
               significant      no
               working_dir      /etc/minder
               user             (minder's own)
-              group            (the user's)
+              group            (minder's own)
               env_file         (none)
               env              (inherited only)
               umask            (inherited)
@@ -1086,7 +1087,7 @@ stop_signal = 1
             significant      yes
             working_dir      /etc/minder
             user             (minder's own)
-            group            (the user's)
+            group            (minder's own)
             env_file         (none)
             env              (inherited only)
             umask            (inherited)

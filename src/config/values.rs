@@ -230,6 +230,11 @@ pub(crate) fn quote_word(word: &str) -> String {
     } else if word.chars().any(char::is_control) {
         // Control characters would make the rendered line unreadable or break it.
         format!("{word:?}")
+    } else if !word.contains('\'') {
+        format!("'{word}'")
+    } else if !word.contains(['"', '$', '`', '\\']) {
+        // Double quotes read better than the '\'' dance when nothing inside needs them.
+        format!("\"{word}\"")
     } else {
         format!("'{}'", word.replace('\'', "'\\''"))
     }
