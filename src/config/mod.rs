@@ -11,6 +11,7 @@
 //! since the `toml` map is ordered by key) into per-service and per-group records;
 //! `tree` checks names, children, cycles and cross-node rules and assembles the tree;
 //! `values` parses scalar forms; `render` prints a `Spec` for `minder check`.
+//! `config/reference.toml` lists every accepted key and form (a test keeps it valid).
 
 mod lower;
 mod render;
