@@ -76,11 +76,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            if !main.is_empty() {
-                if let Err(message) = runtime::add_main_service(&mut spec, main) {
-                    eprintln!("error: {message}");
-                    return ExitCode::from(EXIT_USAGE);
-                }
+            if !main.is_empty()
+                && let Err(message) = runtime::add_main_service(&mut spec, main)
+            {
+                eprintln!("error: {message}");
+                return ExitCode::from(EXIT_USAGE);
             }
             exit(runtime::run(spec, RunMode::Config))
         }

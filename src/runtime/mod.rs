@@ -1,6 +1,28 @@
 //! The event loop: owns the supervision core and performs its effects.
+//!
+//! One tokio current-thread runtime on minder's main thread runs one loop. Everything
+//! that can happen (SIGCHLD, a signal to minder, a deadline of the core) wakes the same
+//! `select!`, becomes an `Event` for the `Supervisor`, and the effects that come back
+//! are carried out here, in order, through `process` (spawn, signal, kill) and `logs`
+//! (output capture). The loop decides nothing itself; it only translates.
+//!
+//! Because spawning and reaping both happen on this one thread, a pid is registered in
+//! `Loop::children` before the `reap()` that could return it: no exit is ever missed or
+//! misattributed. The loop wakes only for signals and the core's deadline, plus a slow
+//! reaper sweep; it never polls.
 
-use crate::spec::Spec;
+mod container;
+
+use crate::logs::OutputHub;
+use crate::process::{self, SpawnRequest, StdioMode};
+use crate::spec::{LogFormat, Spec};
+use crate::supervisor::{ChildRef, Effect, EndKind, Event, ExitStatus, Report, Supervisor, Time};
+use std::collections::{HashMap, VecDeque};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+pub use self::container::{add_main_service, container_spec};
 
 /// How the tree was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,20 +33,485 @@ pub enum RunMode {
     Container,
 }
 
+/// Exit code for an internal error of minder itself (design.md §7).
+const EXIT_INTERNAL: i32 = 1;
+
+/// The safety sweep of the reaper: SIGCHLD is the real trigger, this only catches a
+/// child that ends without one (a clone with another exit signal). It is the loop's only
+/// periodic wake-up.
+const REAP_SWEEP: Duration = Duration::from_secs(60);
+
+/// How long the final cleanup waits for killed processes to be reaped before exiting.
+const FINAL_REAP_BOUND: Duration = Duration::from_secs(5);
+
 /// Supervise `spec` until it ends; returns minder's exit code.
 pub fn run(spec: Spec, mode: RunMode) -> i32 {
-    let _ = (spec, mode);
-    1
+    let _log_guard = init_logging(spec.daemon.log_format);
+    let setup = process::prepare_supervisor();
+    for problem in &setup.warnings {
+        tracing::warn!("{problem}");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("start the event loop: {error}");
+            return EXIT_INTERNAL;
+        }
+    };
+    let code = runtime.block_on(async {
+        match Loop::new(&spec, mode) {
+            Ok(mut event_loop) => event_loop.run().await,
+            Err(error) => {
+                tracing::error!("{error}");
+                EXIT_INTERNAL
+            }
+        }
+    });
+    drop(runtime);
+    code
 }
 
-/// The spec of container mode: one temporary, significant service `main`.
-pub fn container_spec(command: Vec<String>) -> Spec {
-    let _ = command;
-    unimplemented!()
+/// Text or JSON lines on stderr, written by a background thread: if stderr blocks,
+/// lines are dropped rather than stalling the loop.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stderr());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MINDER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    guard
 }
 
-/// `minder run CONFIG -- cmd`: append `main` as the last root child.
-pub fn add_main_service(spec: &mut Spec, command: Vec<String>) -> Result<(), String> {
-    let _ = (spec, command);
-    Err("not yet".into())
+/// The signals minder listens to. Created once; each handler stays installed for
+/// minder's life (as PID 1 a signal without a handler would be dropped by the kernel).
+struct Signals {
+    child: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+    quit: Signal,
+    hangup: Signal,
+    user1: Signal,
+    user2: Signal,
+    window: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            child: signal(SignalKind::child())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+            hangup: signal(SignalKind::hangup())?,
+            user1: signal(SignalKind::user_defined1())?,
+            user2: signal(SignalKind::user_defined2())?,
+            window: signal(SignalKind::window_change())?,
+        })
+    }
+}
+
+/// What woke the loop.
+enum Wake {
+    ChildExited,
+    Signal(i32),
+    Deadline,
+    Sweep,
+    ContainerKill,
+}
+
+/// The runtime's state. Created by `run` inside the tokio runtime and dropped when the
+/// loop ends.
+struct Loop {
+    /// The decision maker; only this loop calls it.
+    supervisor: Supervisor,
+    /// `Time::ZERO` of the core: the moment the loop was created.
+    origin: Instant,
+    /// Live main processes by pid (= their process group), registered right after
+    /// spawn and removed when reaped.
+    children: HashMap<i32, ChildRef>,
+    /// Captured output of every service (config mode only).
+    outputs: Option<OutputHub>,
+    mode: RunMode,
+    /// Events produced while performing effects, handled before the next wait.
+    pending: VecDeque<Event>,
+    /// Orphans re-parented to minder and reaped (for metrics later).
+    orphans_reaped: u64,
+    /// Set by `Effect::Exit`.
+    exit_code: Option<i32>,
+    /// Container mode: after forwarding TERM/INT/QUIT, when to kill the group.
+    container_kill_at: Option<Instant>,
+}
+
+impl Loop {
+    fn new(spec: &Spec, mode: RunMode) -> std::io::Result<Loop> {
+        let seed = u64::from(std::process::id()) ^ Instant::now().elapsed().subsec_nanos() as u64;
+        Ok(Loop {
+            supervisor: Supervisor::new(spec, seed),
+            origin: Instant::now(),
+            children: HashMap::new(),
+            outputs: match mode {
+                RunMode::Config => Some(OutputHub::new()?),
+                RunMode::Container => None,
+            },
+            mode,
+            pending: VecDeque::new(),
+            orphans_reaped: 0,
+            exit_code: None,
+            container_kill_at: None,
+        })
+    }
+
+    fn now(&self) -> Time {
+        Time(self.origin.elapsed())
+    }
+
+    async fn run(&mut self) -> i32 {
+        let mut signals = match Signals::install() {
+            Ok(signals) => signals,
+            Err(error) => {
+                tracing::error!("install signal handlers: {error}");
+                return EXIT_INTERNAL;
+            }
+        };
+        tracing::info!(
+            services = self.supervisor.service_count(),
+            pid = std::process::id(),
+            "minder {} starting",
+            env!("CARGO_PKG_VERSION")
+        );
+        let effects = self.supervisor.boot(self.now());
+        self.perform(effects);
+        self.settle();
+        let mut sweep =
+            tokio::time::interval_at(tokio::time::Instant::now() + REAP_SWEEP, REAP_SWEEP);
+        while self.exit_code.is_none() {
+            let deadline = self
+                .supervisor
+                .next_deadline()
+                .map(|at| tokio::time::Instant::from_std(self.origin + at.0));
+            let container_kill = self.container_kill_at.map(tokio::time::Instant::from_std);
+            let wake = tokio::select! {
+                _ = signals.child.recv() => Wake::ChildExited,
+                _ = signals.terminate.recv() => Wake::Signal(libc::SIGTERM),
+                _ = signals.interrupt.recv() => Wake::Signal(libc::SIGINT),
+                _ = signals.quit.recv() => Wake::Signal(libc::SIGQUIT),
+                _ = signals.hangup.recv() => Wake::Signal(libc::SIGHUP),
+                _ = signals.user1.recv() => Wake::Signal(libc::SIGUSR1),
+                _ = signals.user2.recv() => Wake::Signal(libc::SIGUSR2),
+                _ = signals.window.recv() => Wake::Signal(libc::SIGWINCH),
+                _ = sleep_until(deadline) => Wake::Deadline,
+                _ = sleep_until(container_kill) => Wake::ContainerKill,
+                _ = sweep.tick() => Wake::Sweep,
+            };
+            match wake {
+                // Reaping happens on every wake below; nothing else to do.
+                Wake::ChildExited | Wake::Sweep => {}
+                Wake::Signal(number) => self.on_signal(number),
+                Wake::Deadline => self.pending.push_back(Event::Timer),
+                Wake::ContainerKill => self.container_kill(),
+            }
+            self.reap();
+            self.settle();
+        }
+        let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
+        self.final_cleanup().await;
+        if let Some(outputs) = self.outputs.take() {
+            // Write out what services printed last; bounded, a blocked stdout must not
+            // keep minder from exiting.
+            outputs.flush(Duration::from_secs(2));
+        }
+        tracing::info!(code, "minder exiting");
+        code
+    }
+
+    /// Feed queued events to the core and perform what it decides, until quiet.
+    fn settle(&mut self) {
+        while let Some(event) = self.pending.pop_front() {
+            if self.exit_code.is_some() {
+                break;
+            }
+            let effects = self.supervisor.handle(event, self.now());
+            self.perform(effects);
+        }
+    }
+
+    fn on_signal(&mut self, number: i32) {
+        match (self.mode, number) {
+            (RunMode::Container, _) => self.forward(number),
+            (RunMode::Config, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) => {
+                tracing::info!(signal = signal_name(number), "shutdown requested");
+                self.pending.push_back(Event::Shutdown);
+            }
+            (RunMode::Config, libc::SIGHUP) => {
+                tracing::warn!("SIGHUP: reload not supported yet; nothing changed");
+            }
+            (RunMode::Config, libc::SIGUSR1) => {
+                tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");
+            }
+            (RunMode::Config, libc::SIGUSR2) => {
+                tracing::info!("state of the tree:\n{}", self.supervisor.describe());
+            }
+            (RunMode::Config, _) => {}
+        }
+    }
+
+    /// Container mode: pass the signal on to the service's process group; after
+    /// TERM/INT/QUIT, kill it if it is still there after its stop_timeout.
+    fn forward(&mut self, number: i32) {
+        for pid in self.children.keys() {
+            if let Err(errno) = process::signal_group(*pid, number) {
+                tracing::debug!(pid, %errno, "forward {}", signal_name(number));
+            }
+        }
+        if matches!(number, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+            && self.container_kill_at.is_none()
+        {
+            let timeout = self
+                .supervisor
+                .service_spec(crate::supervisor::ServiceId(0))
+                .map_or(container::STOP_TIMEOUT, |spec| spec.stop_timeout);
+            self.container_kill_at = Some(Instant::now() + timeout);
+        }
+    }
+
+    fn container_kill(&mut self) {
+        self.container_kill_at = None;
+        for pid in self.children.keys() {
+            tracing::warn!(
+                pid,
+                "the service did not exit after the forwarded signal; killing its process group"
+            );
+            process::kill_group(*pid);
+        }
+    }
+
+    /// Collect every ended child; hand exits of services to the core.
+    fn reap(&mut self) {
+        for (pid, status) in process::reap() {
+            match self.children.remove(&pid) {
+                Some(child) => {
+                    // Whatever the main process left in its group goes with it, before
+                    // any restart: a forked worker must not hold the next one's port.
+                    process::kill_group(pid);
+                    self.pending.push_back(Event::Exited { child, status });
+                }
+                None => {
+                    self.orphans_reaped += 1;
+                    tracing::debug!(pid, ?status, "reaped an orphan");
+                }
+            }
+        }
+    }
+
+    fn perform(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Spawn { child } => self.spawn(child),
+                Effect::Signal { child, pid, signal } => {
+                    if self.children.get(&pid) == Some(&child)
+                        && let Err(errno) = process::signal_group(pid, signal)
+                    {
+                        tracing::debug!(pid, %errno, "signal {}", signal_name(signal));
+                    }
+                }
+                Effect::Kill { child, pid } => {
+                    if self.children.get(&pid) == Some(&child) {
+                        process::kill_group(pid);
+                    }
+                }
+                Effect::Exit { code } => self.exit_code = Some(code),
+                Effect::Report(report) => self.log(report),
+            }
+        }
+    }
+
+    fn spawn(&mut self, child: ChildRef) {
+        let Some(spec) = self.supervisor.service_spec(child.id) else {
+            return;
+        };
+        let stdio = match self.mode {
+            RunMode::Config => StdioMode::Capture,
+            RunMode::Container => StdioMode::Foreground,
+        };
+        match process::spawn(&SpawnRequest::new(spec, stdio, &[])) {
+            Ok(spawned) => {
+                self.children.insert(spawned.pid, child);
+                if let (Some(outputs), Some(stdout), Some(stderr)) =
+                    (&self.outputs, spawned.stdout, spawned.stderr)
+                    && let Err(error) = outputs.attach(&spec.name, stdout, stderr)
+                {
+                    tracing::warn!(service = spec.name, "capture output: {error}");
+                }
+                self.pending.push_back(Event::Spawned {
+                    child,
+                    pid: spawned.pid,
+                });
+            }
+            Err(error) => {
+                self.pending.push_back(Event::SpawnFailed {
+                    child,
+                    code: error.code,
+                    reason: error.reason,
+                });
+            }
+        }
+    }
+
+    fn name(&self, child: ChildRef) -> &str {
+        self.supervisor
+            .service_spec(child.id)
+            .map_or("?", |spec| spec.name.as_str())
+    }
+
+    fn log(&self, report: Report) {
+        match report {
+            Report::Started { child, pid } => {
+                tracing::info!(service = self.name(child), pid, "started")
+            }
+            Report::StartFailed { child, reason } => {
+                tracing::error!(service = self.name(child), "{reason}");
+            }
+            Report::Ready { child } => tracing::debug!(service = self.name(child), "ready"),
+            Report::Exited { child, status, end } => {
+                let how = match status {
+                    ExitStatus::Exited(code) => format!("exited with code {code}"),
+                    ExitStatus::Signaled(number) => format!("killed by {}", signal_name(number)),
+                };
+                let service = self.name(child);
+                match end {
+                    EndKind::Stopped | EndKind::Normal => {
+                        tracing::info!(service, "{how} ({})", end_name(end))
+                    }
+                    _ => tracing::warn!(service, "{how} ({})", end_name(end)),
+                }
+            }
+            Report::RestartScheduled { id, delay } => {
+                let service = self
+                    .supervisor
+                    .service_spec(id)
+                    .map_or("?", |spec| spec.name.as_str());
+                tracing::info!(
+                    service,
+                    "restart in {}",
+                    humantime::format_duration(round_ms(delay))
+                );
+            }
+            Report::Escalated { group } => {
+                let name = self
+                    .supervisor
+                    .groups()
+                    .into_iter()
+                    .find(|g| g.0 == group)
+                    .map(|g| g.1)
+                    .unwrap_or_default();
+                tracing::error!(
+                    group = name,
+                    "restart budget exceeded: stopping the group and escalating"
+                );
+            }
+            Report::StopTimedOut { child } => {
+                tracing::warn!(
+                    service = self.name(child),
+                    "did not stop within its stop_timeout; killing its process group"
+                );
+            }
+            Report::ShuttingDown { cause } => tracing::info!(?cause, "shutting down"),
+        }
+    }
+
+    /// Kill and reap everything left (services, their groups, orphans) before exiting.
+    async fn final_cleanup(&mut self) {
+        let pids: Vec<i32> = self.children.keys().copied().collect();
+        for pid in pids {
+            process::kill_group(pid);
+        }
+        let deadline = Instant::now() + FINAL_REAP_BOUND;
+        loop {
+            for pid in descendants() {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            for (pid, _) in process::reap() {
+                self.children.remove(&pid);
+            }
+            if !has_children() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Processes whose parent is minder (services and re-parented orphans), from /proc.
+fn descendants() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(me))
+        .collect()
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Whether minder still has any child, reaped or not (waitid with WNOWAIT peeks).
+fn has_children() -> bool {
+    // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer; WNOWAIT leaves any zombie in place for `reap`.
+    let result = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    result == 0
+}
+
+fn round_ms(delay: Duration) -> Duration {
+    Duration::from_millis(delay.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+fn end_name(end: EndKind) -> String {
+    match end {
+        EndKind::Stopped => "stopped".into(),
+        EndKind::Normal => "normal".into(),
+        EndKind::Abnormal => "abnormal".into(),
+        EndKind::Failure(reason) => format!("failure: {reason:?}").to_lowercase(),
+        EndKind::StartFailure => "start failure".into(),
+    }
+}
+
+/// `SIGTERM` for 15, `signal 42` for what has no name.
+pub fn signal_name(number: i32) -> String {
+    nix::sys::signal::Signal::try_from(number)
+        .map_or_else(|_| format!("signal {number}"), |s| s.as_str().to_string())
 }
