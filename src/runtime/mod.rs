@@ -16,7 +16,10 @@ mod container;
 use crate::logs::OutputHub;
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::spec::{LogFormat, Spec};
-use crate::supervisor::{ChildRef, Effect, EndKind, Event, ExitStatus, Report, Supervisor, Time};
+use crate::supervisor::{
+    ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, Report, ShutdownCause,
+    Supervisor, Time,
+};
 use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -46,7 +49,7 @@ const FINAL_REAP_BOUND: Duration = Duration::from_secs(5);
 
 /// Supervise `spec` until it ends; returns minder's exit code.
 pub fn run(spec: Spec, mode: RunMode) -> i32 {
-    let _log_guard = init_logging(spec.daemon.log_format);
+    let _log_guard = init_logging(spec.daemon.log_format, mode);
     let setup = process::prepare_supervisor();
     for problem in &setup.warnings {
         tracing::warn!("{problem}");
@@ -76,12 +79,17 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
 
 /// Text or JSON lines on stderr, written by a background thread: if stderr blocks,
 /// lines are dropped rather than stalling the loop.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// Container mode is quiet by default, like tini: only warnings and errors.
+fn init_logging(format: LogFormat, mode: RunMode) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .finish(std::io::stderr());
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MINDER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MINDER_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(match mode {
+            RunMode::Config => "info",
+            RunMode::Container => "warn",
+        })
+    });
     let builder = tracing_subscriber::fmt()
         .with_writer(writer)
         .with_env_filter(filter)
@@ -391,6 +399,10 @@ impl Loop {
                 };
                 let service = self.name(child);
                 match end {
+                    // In container mode the command's end is the expected end of minder.
+                    _ if self.mode == RunMode::Container => {
+                        tracing::info!(service, "{how} ({})", end_name(end))
+                    }
                     EndKind::Stopped | EndKind::Normal => {
                         tracing::info!(service, "{how} ({})", end_name(end))
                     }
@@ -427,7 +439,25 @@ impl Loop {
                     "did not stop within its stop_timeout; killing its process group"
                 );
             }
-            Report::ShuttingDown { cause } => tracing::info!(?cause, "shutting down"),
+            Report::ShuttingDown { cause } => match cause {
+                ShutdownCause::Requested => tracing::info!("orderly shutdown"),
+                ShutdownCause::Forced => {
+                    tracing::warn!("second shutdown request: killing every process group")
+                }
+                ShutdownCause::RootFailed => tracing::error!(
+                    "the root's restart budget is exhausted: stopping everything, exit {EXIT_ROOT_FAILED}"
+                ),
+                ShutdownCause::Significant { id, code } => {
+                    let service = self
+                        .supervisor
+                        .service_spec(id)
+                        .map_or("?", |spec| spec.name.as_str());
+                    tracing::info!(service, code, "significant service ended: shutting down");
+                }
+                ShutdownCause::TimedOut => {
+                    tracing::warn!("shutdown_timeout passed: killing every process group left")
+                }
+            },
         }
     }
 
