@@ -1,0 +1,208 @@
+//! Reader tasks: one per captured pipe, turning a service's output into prefixed lines
+//! for the writer thread and the tail.
+//!
+//! A reader runs as a tokio task on the loop's runtime and never blocks: it reads only
+//! when the pipe is readable, and before queueing a line it acquires that line's bytes
+//! from its service's queue budget (a semaphore of byte permits). When the budget is
+//! spent (the sink is slow or blocked), the reader waits for permits and stops reading,
+//! so that service's pipe fills and the service blocks in `write`: back-pressure on that
+//! service alone. Other services have their own budgets and go on.
+//!
+//! It must not decide anything about the service's life: end of file only ends the
+//! reader (grandchildren may hold the pipe; exits come from the reaper).
+
+use super::tail::Tail;
+use super::writer::{Message, Stream};
+use std::io;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::unix::pipe;
+use tokio::sync::Semaphore;
+
+/// Read size. The buffer exists only while bytes are in flight (see `pump`).
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Per-service output state, shared by the service's two readers and the hub.
+/// Created by `OutputHub::attach` on a name's first attach and kept across restarts
+/// (the tail of a crashed run is what an operator wants to see); dropped when the hub
+/// forgets the name and the last reader ends.
+#[derive(Debug)]
+pub struct ServiceOutput {
+    /// `NAME | `, written before every line.
+    pub prefix: Box<[u8]>,
+    /// Byte permits for lines queued but not yet written; `queue_bytes` in total.
+    pub queue: Arc<Semaphore>,
+    /// Size of `queue` in permits, which caps what one line can ask for.
+    pub queue_bytes: u32,
+    /// The last lines (without prefix), both streams interleaved in arrival order.
+    pub tail: Mutex<Tail>,
+}
+
+impl ServiceOutput {
+    pub fn new(name: &str, queue_bytes: u32, tail_bytes: usize) -> ServiceOutput {
+        let mut prefix = Vec::with_capacity(name.len() + 3);
+        prefix.extend_from_slice(name.as_bytes());
+        prefix.extend_from_slice(b" | ");
+        ServiceOutput {
+            prefix: prefix.into_boxed_slice(),
+            queue: Arc::new(Semaphore::new(queue_bytes as usize)),
+            queue_bytes,
+            tail: Mutex::new(Tail::new(tail_bytes)),
+        }
+    }
+
+    /// The tail, even if a holder panicked (it holds plain bytes; nothing to repair).
+    pub fn tail(&self) -> MutexGuard<'_, Tail> {
+        self.tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Everything one reader task holds. Created by `OutputHub::attach`, moved into the
+/// task, dropped when the task ends (EOF, read error, writer gone, or aborted through
+/// `Attachment::detach`); dropping closes the pipe's read end.
+pub struct Reader {
+    /// The pipe's read end, registered with the runtime's reactor.
+    pub receiver: pipe::Receiver,
+    pub stream: Stream,
+    pub service: Arc<ServiceOutput>,
+    /// To the writer thread.
+    pub sender: mpsc::Sender<Message>,
+    /// Longest piece written as one line; longer lines are split into pieces of this
+    /// size, each prefixed, none lost.
+    pub max_line: usize,
+}
+
+impl Reader {
+    /// Reads until end of file (or a read error), emitting complete lines as they come
+    /// and the unterminated rest at the end.
+    pub async fn pump(self) {
+        // Bytes read but not yet emitted: at most one partial line plus one read.
+        // Empty, with no allocation, whenever the service is quiet.
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            if self.receiver.readable().await.is_err() {
+                break;
+            }
+            pending.reserve(READ_CHUNK);
+            match self.receiver.try_read_buf(&mut pending) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    release_if_empty(&mut pending);
+                    continue;
+                }
+                Err(_) => break,
+            }
+            let consumed = match self.emit_complete(&pending).await {
+                Some(consumed) => consumed,
+                None => return,
+            };
+            pending.drain(..consumed);
+            release_if_empty(&mut pending);
+        }
+        // End of file: what is left has no newline; emit it anyway (in pieces if long).
+        let consumed = match self.emit_complete(&pending).await {
+            Some(consumed) => consumed,
+            None => return,
+        };
+        if consumed < pending.len() {
+            self.emit(&pending[consumed..]).await;
+        }
+    }
+
+    /// Emits every complete line and every full-size piece at the start of `bytes`;
+    /// returns how many bytes were used, or `None` if the writer is gone.
+    async fn emit_complete(&self, bytes: &[u8]) -> Option<usize> {
+        let mut start = 0;
+        loop {
+            let rest = &bytes[start..];
+            let window = &rest[..rest.len().min(self.max_line + 1)];
+            let (line_length, used) = match window.iter().position(|&b| b == b'\n') {
+                Some(newline) => (newline, newline + 1),
+                None if rest.len() > self.max_line => {
+                    let cut = piece_end(rest, self.max_line);
+                    (cut, cut)
+                }
+                None => return Some(start),
+            };
+            if !self.emit(&rest[..line_length]).await {
+                return None;
+            }
+            start += used;
+        }
+    }
+
+    /// Queues one line (without newline): waits for its bytes of budget, records it in
+    /// the tail, hands it to the writer. False if the writer thread is gone.
+    async fn emit(&self, line: &[u8]) -> bool {
+        let service = &self.service;
+        let mut message = Vec::with_capacity(service.prefix.len() + line.len() + 1);
+        message.extend_from_slice(&service.prefix);
+        message.extend_from_slice(line);
+        message.push(b'\n');
+        let wanted = u32::try_from(message.len())
+            .unwrap_or(u32::MAX)
+            .min(service.queue_bytes);
+        // The semaphore is never closed, so this only fails if it were; treat that like
+        // a vanished writer.
+        let Ok(permit) = service.queue.clone().acquire_many_owned(wanted).await else {
+            return false;
+        };
+        service.tail().push(line);
+        self.sender
+            .send(Message::Line {
+                stream: self.stream,
+                bytes: message,
+                permit: Some(permit),
+            })
+            .is_ok()
+    }
+}
+
+/// Where to cut a piece of an over-long line: at `max_line`, moved back (by at most
+/// three bytes) to the start of a UTF-8 sequence, so a split never cuts a character
+/// in two. Arbitrary bytes are cut at `max_line`.
+fn piece_end(rest: &[u8], max_line: usize) -> usize {
+    let mut cut = max_line;
+    while cut + 3 > max_line && cut > 1 && rest.get(cut).is_some_and(|b| b & 0xC0 == 0x80) {
+        cut -= 1;
+    }
+    if rest.get(cut).is_some_and(|b| b & 0xC0 == 0x80) {
+        max_line
+    } else {
+        cut
+    }
+}
+
+/// Frees the read buffer of a quiet service, so 1000 idle services cost no buffers.
+fn release_if_empty(pending: &mut Vec<u8>) {
+    if pending.is_empty() {
+        *pending = Vec::new();
+    } else if pending.capacity() > 2 * pending.len() + READ_CHUNK {
+        pending.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::piece_end;
+
+    #[test]
+    fn pieces_do_not_cut_utf8_characters() {
+        // "é" is 0xC3 0xA9: a cut at 4 would land on 0xA9.
+        let text = "abcé and more".as_bytes();
+        assert_eq!(piece_end(text, 4), 3);
+        assert_eq!(piece_end(text, 3), 3);
+        assert_eq!(piece_end(text, 5), 5);
+        // Not UTF-8 at all: cut where asked.
+        let bytes = [0x80u8; 10];
+        assert_eq!(piece_end(&bytes, 6), 6);
+    }
+}
