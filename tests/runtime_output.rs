@@ -1,0 +1,112 @@
+//! Black-box tests of output capture in `minder run`: each line of a service appears on
+//! minder's matching stream with a `NAME | ` prefix, and a blocked sink (a reader that
+//! does not read) slows only the services that write to it, never the supervision loop.
+
+mod common;
+
+use common::{Minder, PATIENCE, Signal, Stream, pid_then_sleep, sh_service, wait_for};
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[test]
+fn service_lines_appear_prefixed_on_the_matching_stream() {
+    let config = format!(
+        "{}{}",
+        sh_service(
+            "talker",
+            &format!(
+                "echo 'to stdout'; echo 'to stderr' >&2; printf 'no newline at end'; {}",
+                pid_then_sleep("talker")
+            ),
+            ""
+        ),
+        sh_service(
+            "other",
+            &format!("echo 'other line'; {}", pid_then_sleep("other")),
+            ""
+        ),
+    );
+    let mut minder = Minder::run(&config);
+    minder.wait_pid("talker", None);
+    let expected_stdout = ["talker | to stdout", "other | other line"];
+    let complete = wait_for(PATIENCE, || {
+        let stdout = minder.stdout_text();
+        let stderr = minder.stderr_text();
+        expected_stdout
+            .iter()
+            .all(|line| stdout.lines().any(|seen| seen == *line))
+            && stderr.lines().any(|seen| seen == "talker | to stderr")
+    });
+    assert!(
+        complete,
+        "stdout:\n{}\nstderr:\n{}",
+        minder.stdout_text(),
+        minder.stderr_text()
+    );
+    assert!(
+        !minder.stdout_text().contains("to stderr"),
+        "{}",
+        minder.stdout_text()
+    );
+    // A last line without its newline is still delivered, at the latest when the
+    // service ends (here: at shutdown).
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+    let delivered = wait_for(PATIENCE, || {
+        minder
+            .stdout_text()
+            .lines()
+            .any(|seen| seen == "talker | no newline at end")
+    });
+    assert!(delivered, "stdout:\n{}", minder.stdout_text());
+}
+
+#[test]
+fn a_flooding_service_with_an_unread_stdout_does_not_delay_another_services_restarts() {
+    // `flood` writes as fast as it can; nobody reads minder's stdout or stderr, so both
+    // pipes fill and every write minder makes to them would block. `crasher` writes
+    // nothing and exits 1 every 100 ms: its restarts depend only on the loop.
+    let config = format!(
+        "[root]\nintensity = 1000\nperiod = \"1s\"\n\n{}{}",
+        sh_service(
+            "flood",
+            "while :; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done",
+            ""
+        ),
+        sh_service(
+            "crasher",
+            "echo $$ >> crasher.pids; sleep 0.1; exit 1",
+            "backoff = { initial = \"10ms\", multiplier = 1.0, jitter = 0.0 }"
+        ),
+    );
+    let mut minder = Minder::new();
+    minder.write("cfg.toml", &config);
+    minder.stdout(Stream::Held).stderr(Stream::Held);
+    minder.start_run(&[]);
+    // From here on, minder's stdout is full: its next write there blocks.
+    let blocked = wait_for(PATIENCE, || minder.held_stdout_bytes() >= 60 * 1024);
+    assert!(
+        blocked,
+        "the flood did not fill minder's stdout: {} bytes",
+        minder.held_stdout_bytes()
+    );
+    let before = minder.lines("crasher.pids").len();
+    let restarted = wait_for(Duration::from_secs(4), || {
+        let pids: HashSet<String> = minder.lines("crasher.pids").into_iter().collect();
+        pids.len() >= before + 3
+    });
+    let after = minder.lines("crasher.pids").len();
+    // Now read, to see what minder did and that the flood got through prefixed.
+    minder.drain_stdout();
+    minder.drain_stderr();
+    assert!(
+        wait_for(PATIENCE, || minder.stdout_text().contains("flood | xxxx")),
+        "no flood output at all"
+    );
+    assert!(
+        restarted,
+        "crasher was restarted {} times in 4 s while minder's stdout was blocked\nstderr:\n{}",
+        after - before,
+        minder.stderr_text()
+    );
+}
