@@ -76,6 +76,7 @@ pub struct OutputHub {
     /// Per-service state by full name (`web.0`). Entries are created on first attach
     /// and kept across restarts; `forget` removes one (service removed by a reload).
     services: Mutex<HashMap<String, Arc<ServiceOutput>>>,
+    /// Sizes, fixed at creation (`max_line` at least 1).
     config: OutputConfig,
     /// Shared with the writer thread and `OwnLogWriter`s.
     counters: Arc<Counters>,
@@ -230,9 +231,14 @@ impl OutputHub {
 /// any of them.
 #[derive(Clone, Debug)]
 pub struct OwnLogWriter {
+    /// To the writer thread; keeps it alive while this clone lives.
     sender: mpsc::Sender<Message>,
+    /// The hub's `own_queue`: byte permits shared by every clone, so all of minder's
+    /// own lines together are bounded.
     queue: Arc<Semaphore>,
+    /// Size of `queue`, the cap on what one write can ask for.
     queue_bytes: u32,
+    /// The hub's counters (`own_lines_dropped`).
     counters: Arc<Counters>,
 }
 
