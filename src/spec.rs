@@ -127,6 +127,92 @@ pub struct ServiceSpec {
     pub significant: bool,
     pub oneshot: bool,
     pub backoff: BackoffSpec,
+    /// `[service.X.ready]`: without it the service is ready once exec'd (a oneshot once
+    /// it has exited with a success code).
+    pub ready: Option<ReadySpec>,
+    /// `[service.X.health]`: liveness checks and the memory guard.
+    pub health: Option<HealthSpec>,
+    /// `watchdog`: with `ready.notify`, `WATCHDOG=1` must arrive at least this often
+    /// once the service is ready, or it is restarted with reason `watchdog`.
+    pub watchdog: Option<Duration>,
+}
+
+/// A check minder runs itself, for readiness or liveness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Connecting to `host:port` succeeds. `address` is kept as written
+    /// (`127.0.0.1:5432`, `localhost:80`, `[::1]:80`) and resolved at probe time.
+    Tcp { address: String },
+    /// `GET url` answers 2xx or 3xx. Only `http://` URLs.
+    Http { url: String },
+    /// The command exits 0. Runs with the service's user, group, environment and
+    /// working directory, in its own process group, killed at the timeout.
+    Exec { command: Vec<String> },
+}
+
+/// How a service tells that it is ready.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadyCheck {
+    Probe(Probe),
+    /// `notify = true`: `READY=1` on the service's notify socket (sd_notify).
+    Notify,
+    /// `fd = N`: the service writes a newline to its file descriptor N (s6 style).
+    Fd(i32),
+}
+
+/// `[service.X.ready]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadySpec {
+    pub check: ReadyCheck,
+    /// Between two probes (probe checks only). Default 1 s.
+    pub interval: Duration,
+    /// Bound on one probe. Default 1 s.
+    pub timeout: Duration,
+    /// Not ready this long after exec: a failed start (reason `ready_deadline`).
+    /// Default 60 s.
+    pub deadline: Duration,
+}
+
+/// `[service.X.health]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// `None` when only `max_memory` is set.
+    pub probe: Option<Probe>,
+    /// Between two checks (probe and memory). Default 10 s.
+    pub interval: Duration,
+    /// Bound on one probe. Default 3 s.
+    pub timeout: Duration,
+    /// Failures within this time after exec do not count. Default 0 s.
+    pub start_period: Duration,
+    /// Consecutive failures that restart the service. Default 3.
+    pub failures: u32,
+    /// Resident memory of the service's whole process group above which it is
+    /// restarted (reason `memory`).
+    pub max_memory: Option<u64>,
+}
+
+impl ReadySpec {
+    pub fn new(check: ReadyCheck) -> Self {
+        ReadySpec {
+            check,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+impl HealthSpec {
+    pub fn new(probe: Option<Probe>) -> Self {
+        HealthSpec {
+            probe,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(3),
+            start_period: Duration::ZERO,
+            failures: 3,
+            max_memory: None,
+        }
+    }
 }
 
 /// One resource limit, `soft == hard` unless the file gave both.
@@ -211,6 +297,9 @@ impl ServiceSpec {
             significant: false,
             oneshot: false,
             backoff: BackoffSpec::default(),
+            ready: None,
+            health: None,
+            watchdog: None,
         }
     }
 }

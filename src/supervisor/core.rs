@@ -11,10 +11,12 @@
 //! deadline), so a timer can never outlive the state it was meant for.
 
 use super::{
-    ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, FailureReason, NodeId, Report,
-    ServiceId, ShutdownCause, Time,
+    ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, FailureReason, NodeId,
+    ProbeKind, ProbeOutcome, Report, ServiceId, ShutdownCause, Time,
 };
-use crate::spec::{AutoShutdown, GroupSpec, NodeSpec, RestartType, ServiceSpec, Spec, Strategy};
+use crate::spec::{
+    AutoShutdown, GroupSpec, NodeSpec, ReadyCheck, RestartType, ServiceSpec, Spec, Strategy,
+};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -97,6 +99,38 @@ struct ServiceState {
     /// service stopped by a sibling's restart is not restarted, as in OTP).
     retire_after_stop: bool,
     last_status: Option<ExitStatus>,
+    /// Schedules and counters of the current incarnation's checks; reset at each spawn.
+    checks: Checks,
+    last_ready_probe: Option<ProbeRecord>,
+    last_health_probe: Option<ProbeRecord>,
+    /// Why the service was last restarted after an unplanned end.
+    last_restart_reason: Option<EndKind>,
+}
+
+/// When the next check of each kind is due. `None` means not scheduled: no such check,
+/// a probe of that kind in flight, or (for readiness) already ready.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Checks {
+    ready_probe_at: Option<Time>,
+    /// Not ready by then: a failed start.
+    ready_deadline: Option<Time>,
+    health_probe_at: Option<Time>,
+    memory_at: Option<Time>,
+    /// Consecutive health failures that counted (outside `start_period`).
+    health_failures: u32,
+    /// The watchdog timeout in force (the spec's, or the service's `WATCHDOG_USEC`).
+    watchdog: Option<Duration>,
+    /// Armed at ready: no `WATCHDOG=1` by then is a failure.
+    watchdog_at: Option<Time>,
+}
+
+/// The last result of one kind of probe, for status output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeRecord {
+    pub at: Time,
+    pub passed: bool,
+    /// Why it failed; empty when it passed.
+    pub detail: String,
 }
 
 /// A service's life cycle. The data each state needs travels with it.
@@ -242,6 +276,10 @@ impl Supervisor {
             started_once: false,
             retire_after_stop: false,
             last_status: None,
+            checks: Checks::default(),
+            last_ready_probe: None,
+            last_health_probe: None,
+            last_restart_reason: None,
         });
         node
     }
@@ -274,6 +312,13 @@ impl Supervisor {
             Event::Exited { child, status } => self.on_exited(child, status),
             Event::Ready { child } => self.on_ready(child),
             Event::Failed { child, reason } => self.on_failed(child, reason),
+            Event::ProbeResult {
+                child,
+                kind,
+                outcome,
+            } => self.on_probe_result(child, kind, outcome),
+            Event::WatchdogPing { child } => self.on_watchdog_ping(child),
+            Event::WatchdogTimeout { child, timeout } => self.on_watchdog_timeout(child, timeout),
             Event::Timer => self.on_timer(),
             Event::Start(node) => self.on_operator_start(node),
             Event::Stop(node) => self.on_operator_stop(node),
@@ -299,6 +344,21 @@ impl Supervisor {
         }
         for service in &self.services {
             match service.run {
+                Run::Running { .. } => {
+                    let checks = &service.checks;
+                    for at in [
+                        checks.ready_deadline,
+                        checks.ready_probe_at,
+                        checks.health_probe_at,
+                        checks.memory_at,
+                        checks.watchdog_at,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        consider(at);
+                    }
+                }
                 Run::Stopping {
                     kill_at,
                     killed: false,
@@ -470,8 +530,10 @@ impl Supervisor {
         let Run::Starting { stop_requested } = service.run else {
             return;
         };
-        // A oneshot is ready when it has finished, not when it has started.
-        let ready = !service.spec.oneshot;
+        // A oneshot is ready when it has finished, not when it has started; a service
+        // with a ready check when the check passes.
+        let ready = !service.spec.oneshot && service.spec.ready.is_none();
+        service.checks = Checks::default();
         if stop_requested {
             let (signal, timeout) = (service.spec.stop_signal, service.spec.stop_timeout);
             service.run = Run::Stopping {
@@ -491,6 +553,23 @@ impl Supervisor {
             since: now,
             ready,
         };
+        let checks = &mut service.checks;
+        if let (Some(spec), false) = (&service.spec.ready, service.spec.oneshot) {
+            checks.ready_deadline = Some(now + spec.deadline);
+            if matches!(spec.check, ReadyCheck::Probe(_)) {
+                checks.ready_probe_at = Some(now);
+            }
+        }
+        // `start_period` runs from exec, so liveness checks do too.
+        if let Some(health) = &service.spec.health {
+            if health.probe.is_some() {
+                checks.health_probe_at = Some(now + health.interval);
+            }
+            if health.max_memory.is_some() {
+                checks.memory_at = Some(now + health.interval);
+            }
+        }
+        checks.watchdog = service.spec.watchdog;
         self.out
             .push(Effect::Report(Report::Started { child, pid }));
         if ready {
@@ -554,22 +633,157 @@ impl Supervisor {
         let Some(sid) = self.current(child) else {
             return;
         };
+        self.mark_ready(sid, child);
+    }
+
+    /// The readiness check passed: later siblings may start, the watchdog is armed.
+    fn mark_ready(&mut self, sid: ServiceId, child: ChildRef) {
+        let now = self.now;
+        let service = &mut self.services[sid.0];
         if let Run::Running {
             ready: ready @ false,
             ..
-        } = &mut self.services[sid.0].run
+        } = &mut service.run
         {
             *ready = true;
+            service.checks.ready_deadline = None;
+            service.checks.ready_probe_at = None;
+            service.checks.watchdog_at = service.checks.watchdog.map(|timeout| now + timeout);
+            self.dirty = true;
             self.out.push(Effect::Report(Report::Ready { child }));
         }
     }
 
-    fn on_failed(&mut self, child: ChildRef, reason: FailureReason) {
+    fn on_probe_result(&mut self, child: ChildRef, kind: ProbeKind, outcome: ProbeOutcome) {
         let Some(sid) = self.current(child) else {
             return;
         };
         let now = self.now;
         let service = &mut self.services[sid.0];
+        let Run::Running { since, ready, .. } = service.run else {
+            return;
+        };
+        let record = |outcome: &ProbeOutcome| ProbeRecord {
+            at: now,
+            passed: !matches!(outcome, ProbeOutcome::Failed(_)),
+            detail: match outcome {
+                ProbeOutcome::Failed(reason) => reason.clone(),
+                ProbeOutcome::Passed | ProbeOutcome::Memory(_) => String::new(),
+            },
+        };
+        match kind {
+            ProbeKind::Ready => {
+                let Some(spec) = &service.spec.ready else {
+                    return;
+                };
+                let interval = spec.interval;
+                service.last_ready_probe = Some(record(&outcome));
+                if ready {
+                    return;
+                }
+                match outcome {
+                    ProbeOutcome::Passed => self.mark_ready(sid, child),
+                    ProbeOutcome::Failed(_) | ProbeOutcome::Memory(_) => {
+                        service.checks.ready_probe_at = Some(now + interval);
+                    }
+                }
+            }
+            ProbeKind::Health => {
+                let Some(spec) = &service.spec.health else {
+                    return;
+                };
+                let (interval, start_period, threshold) =
+                    (spec.interval, spec.start_period, spec.failures);
+                service.last_health_probe = Some(record(&outcome));
+                service.checks.health_probe_at = Some(now + interval);
+                let ProbeOutcome::Failed(reason) = outcome else {
+                    service.checks.health_failures = 0;
+                    return;
+                };
+                // Failures during the grace period after exec do not count.
+                let counts = now.saturating_sub(since) >= start_period;
+                if counts {
+                    service.checks.health_failures += 1;
+                }
+                let consecutive = if counts {
+                    service.checks.health_failures
+                } else {
+                    0
+                };
+                self.out.push(Effect::Report(Report::HealthFailed {
+                    child,
+                    kind,
+                    reason,
+                    consecutive,
+                }));
+                if counts && consecutive >= threshold {
+                    self.condemn(sid, FailureReason::Health);
+                }
+            }
+            ProbeKind::Memory => {
+                let (Some(spec), ProbeOutcome::Memory(bytes)) = (&service.spec.health, &outcome)
+                else {
+                    return;
+                };
+                let (interval, limit, bytes) =
+                    (spec.interval, spec.max_memory.unwrap_or(u64::MAX), *bytes);
+                service.checks.memory_at = Some(now + interval);
+                if bytes > limit {
+                    let reason =
+                        format!("resident memory {bytes} bytes exceeds max_memory {limit}");
+                    service.last_health_probe = Some(ProbeRecord {
+                        at: now,
+                        passed: false,
+                        detail: reason.clone(),
+                    });
+                    self.out.push(Effect::Report(Report::HealthFailed {
+                        child,
+                        kind,
+                        reason,
+                        consecutive: 1,
+                    }));
+                    self.condemn(sid, FailureReason::Memory);
+                }
+            }
+        }
+    }
+
+    fn on_watchdog_ping(&mut self, child: ChildRef) {
+        let Some(sid) = self.current(child) else {
+            return;
+        };
+        let now = self.now;
+        let checks = &mut self.services[sid.0].checks;
+        // Armed at ready: a ping before then has nothing to feed.
+        if let (Some(timeout), Some(_)) = (checks.watchdog, checks.watchdog_at) {
+            checks.watchdog_at = Some(now + timeout);
+        }
+    }
+
+    fn on_watchdog_timeout(&mut self, child: ChildRef, timeout: Duration) {
+        let Some(sid) = self.current(child) else {
+            return;
+        };
+        if timeout.is_zero() {
+            return;
+        }
+        let now = self.now;
+        let checks = &mut self.services[sid.0].checks;
+        checks.watchdog = Some(timeout);
+        if checks.watchdog_at.is_some() {
+            checks.watchdog_at = Some(now + timeout);
+        }
+    }
+
+    /// minder ends a running child for a failure: stop signal now, SIGKILL after its
+    /// stop_timeout; the end is then a failure with `reason`, whatever the status.
+    fn condemn(&mut self, sid: ServiceId, reason: FailureReason) {
+        let now = self.now;
+        let service = &mut self.services[sid.0];
+        let child = ChildRef {
+            id: sid,
+            generation: service.generation,
+        };
         if let Run::Running { pid, since, .. } = service.run {
             service.run = Run::Stopping {
                 pid,
@@ -578,13 +792,27 @@ impl Supervisor {
                 killed: false,
                 since,
             };
+            service.checks = Checks::default();
             let signal = service.spec.stop_signal;
+            self.dirty = true;
+            self.out
+                .push(Effect::Report(Report::Condemned { child, reason }));
             self.out.push(Effect::Signal { child, pid, signal });
         }
     }
 
+    fn on_failed(&mut self, child: ChildRef, reason: FailureReason) {
+        let Some(sid) = self.current(child) else {
+            return;
+        };
+        self.condemn(sid, reason);
+    }
+
     fn on_timer(&mut self) {
         let now = self.now;
+        for index in 0..self.services.len() {
+            self.run_due_checks(ServiceId(index));
+        }
         for index in 0..self.services.len() {
             let service = &mut self.services[index];
             if let Run::Stopping {
@@ -615,6 +843,39 @@ impl Supervisor {
                 cause: ShutdownCause::TimedOut,
             }));
             self.kill_everything_and_exit(code);
+        }
+    }
+
+    /// Ask for the probes that are due; condemn a child past its ready deadline or
+    /// its watchdog.
+    fn run_due_checks(&mut self, sid: ServiceId) {
+        let now = self.now;
+        let service = &mut self.services[sid.0];
+        let Run::Running { pid, .. } = service.run else {
+            return;
+        };
+        let child = ChildRef {
+            id: sid,
+            generation: service.generation,
+        };
+        let checks = &mut service.checks;
+        if checks.ready_deadline.is_some_and(|at| at <= now) {
+            self.condemn(sid, FailureReason::ReadyDeadline);
+            return;
+        }
+        if checks.watchdog_at.is_some_and(|at| at <= now) {
+            self.condemn(sid, FailureReason::Watchdog);
+            return;
+        }
+        // A probe in flight leaves its slot empty until its result comes back.
+        for (slot, kind) in [
+            (&mut checks.ready_probe_at, ProbeKind::Ready),
+            (&mut checks.health_probe_at, ProbeKind::Health),
+            (&mut checks.memory_at, ProbeKind::Memory),
+        ] {
+            if slot.take_if(|at| *at <= now).is_some() {
+                self.out.push(Effect::Probe { child, pid, kind });
+            }
         }
     }
 
@@ -762,6 +1023,7 @@ impl Supervisor {
             service.failures = 0;
         }
         service.failures = service.failures.saturating_add(1);
+        service.last_restart_reason = Some(end);
         let delay = backoff_delay(&service.spec, service.failures, &mut self.rng);
         self.child_failed(node_id, delay);
     }

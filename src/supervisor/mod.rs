@@ -119,6 +119,21 @@ pub enum Event {
         child: ChildRef,
         reason: FailureReason,
     },
+    /// A probe asked for by `Effect::Probe` finished (always within its timeout).
+    ProbeResult {
+        child: ChildRef,
+        kind: ProbeKind,
+        outcome: ProbeOutcome,
+    },
+    /// `WATCHDOG=1` arrived from the service.
+    WatchdogPing {
+        child: ChildRef,
+    },
+    /// `WATCHDOG_USEC=` arrived: the service asks for another watchdog timeout.
+    WatchdogTimeout {
+        child: ChildRef,
+        timeout: Duration,
+    },
     /// `now` has reached `next_deadline()`.
     Timer,
     /// Operator requests (control socket): a service, an instance set or a group.
@@ -142,10 +157,38 @@ pub enum Effect {
     },
     /// SIGKILL the child's process group.
     Kill { child: ChildRef, pid: i32 },
+    /// Run one check of this kind for the child (process group `pid`) and answer with
+    /// `ProbeResult`, within the check's timeout.
+    Probe {
+        child: ChildRef,
+        pid: i32,
+        kind: ProbeKind,
+    },
     /// Everything is down: exit minder with this code.
     Exit { code: i32 },
     /// Something worth a log line (and, later, an event on the control socket).
     Report(Report),
+}
+
+/// Which check a probe is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// The `ready` probe (tcp/http/exec), until it passes once.
+    Ready,
+    /// The `health` probe (tcp/http/exec).
+    Health,
+    /// A sample of the resident memory of the child's process group (`max_memory`).
+    Memory,
+}
+
+/// What a probe found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Passed,
+    /// Why it failed (refused, timed out, HTTP 503, exit 1...).
+    Failed(String),
+    /// Resident bytes of the process group (answer to `ProbeKind::Memory`).
+    Memory(u64),
 }
 
 /// Supervision happenings the runtime logs; they change nothing by themselves.
@@ -181,6 +224,19 @@ pub enum Report {
     /// Why the tree is shutting down.
     ShuttingDown {
         cause: ShutdownCause,
+    },
+    /// A health check failed; `consecutive` counts toward the `failures` threshold
+    /// (0 during `start_period`, when failures do not count).
+    HealthFailed {
+        child: ChildRef,
+        kind: ProbeKind,
+        reason: String,
+        consecutive: u32,
+    },
+    /// minder ends the child for a failure (health, watchdog, memory, ready deadline).
+    Condemned {
+        child: ChildRef,
+        reason: FailureReason,
     },
 }
 

@@ -7,10 +7,15 @@
 //! `fail NAME health|watchdog|memory` · `advance DURATION` · `shutdown` ·
 //! `stop NAME` · `start NAME` · `restart NAME` · `spawnfail NAME on|off` ·
 //! `stubborn NAME` (ignores its stop signal) · `stale NAME CODE` (an exit report for
-//! the previous generation).
+//! the previous generation) · `probe NAME ready|health pass|fail` and `memory NAME BYTES`
+//! (answer the pending probe of that kind) · `ping NAME` (WATCHDOG=1) ·
+//! `watchdog NAME DURATION` (WATCHDOG_USEC=).
 
 use super::Supervisor;
-use super::{ChildRef, Effect, EndKind, Event, ExitStatus, FailureReason, Report, ServiceId, Time};
+use super::{
+    ChildRef, Effect, EndKind, Event, ExitStatus, FailureReason, ProbeKind, ProbeOutcome, Report,
+    ServiceId, Time,
+};
 use crate::spec::Spec;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write;
@@ -29,6 +34,16 @@ pub struct Sim {
     /// Broken invariants seen so far; tests assert it stays empty.
     pub violations: Vec<String>,
     queue: VecDeque<Event>,
+    /// Probes asked for and not answered yet, by service slot and kind.
+    probes: BTreeMap<(usize, u8), ChildRef>,
+}
+
+fn kind_key(kind: ProbeKind) -> u8 {
+    match kind {
+        ProbeKind::Ready => 0,
+        ProbeKind::Health => 1,
+        ProbeKind::Memory => 2,
+    }
 }
 
 impl Sim {
@@ -44,6 +59,7 @@ impl Sim {
             exit_code: None,
             violations: Vec::new(),
             queue: VecDeque::new(),
+            probes: BTreeMap::new(),
         };
         let effects = sim.supervisor.boot(sim.now);
         sim.apply(effects);
@@ -141,6 +157,52 @@ impl Sim {
                     other => return Err(format!("unknown failure {other}")),
                 };
                 self.feed(Event::Failed { child, reason });
+                Ok(())
+            }
+            Some("probe") => {
+                let id = self.service_id(arg(1)?).ok_or("no such service")?;
+                let kind = match arg(2)? {
+                    "ready" => ProbeKind::Ready,
+                    "health" => ProbeKind::Health,
+                    other => return Err(format!("unknown probe kind {other}")),
+                };
+                let outcome = match arg(3)? {
+                    "pass" => ProbeOutcome::Passed,
+                    _ => ProbeOutcome::Failed("refused".into()),
+                };
+                let child = self.probes.remove(&(id.0, kind_key(kind))).ok_or_else(|| {
+                    format!("no {kind:?} probe of {} pending", arg(1).unwrap_or(""))
+                })?;
+                self.feed(Event::ProbeResult {
+                    child,
+                    kind,
+                    outcome,
+                });
+                Ok(())
+            }
+            Some("memory") => {
+                let id = self.service_id(arg(1)?).ok_or("no such service")?;
+                let bytes: u64 = arg(2)?.parse().map_err(|_| "not a number")?;
+                let child = self
+                    .probes
+                    .remove(&(id.0, kind_key(ProbeKind::Memory)))
+                    .ok_or("no memory probe pending")?;
+                self.feed(Event::ProbeResult {
+                    child,
+                    kind: ProbeKind::Memory,
+                    outcome: ProbeOutcome::Memory(bytes),
+                });
+                Ok(())
+            }
+            Some("ping") => {
+                let (child, _) = self.live_of(arg(1)?)?;
+                self.feed(Event::WatchdogPing { child });
+                Ok(())
+            }
+            Some("watchdog") => {
+                let (child, _) = self.live_of(arg(1)?)?;
+                let timeout = humantime::parse_duration(arg(2)?).map_err(|e| e.to_string())?;
+                self.feed(Event::WatchdogTimeout { child, timeout });
                 Ok(())
             }
             Some("advance") => {
@@ -298,6 +360,23 @@ impl Sim {
                         });
                     }
                 }
+                Effect::Probe { child, kind, .. } => {
+                    let name = self.name(child.id);
+                    let _ = writeln!(
+                        self.transcript,
+                        "{now} probe {name}#{} {}",
+                        child.generation,
+                        format!("{kind:?}").to_lowercase()
+                    );
+                    if self
+                        .probes
+                        .insert((child.id.0, kind_key(kind)), child)
+                        .is_some()
+                    {
+                        self.violations
+                            .push(format!("two {kind:?} probes of {name} in flight"));
+                    }
+                }
                 Effect::Exit { code } => {
                     let _ = writeln!(self.transcript, "{now} exit {code}");
                     if self.exit_code.is_some() {
@@ -370,6 +449,23 @@ impl Sim {
                 )
             }
             Report::ShuttingDown { cause } => format!("shutting down: {cause:?}"),
+            Report::HealthFailed {
+                child,
+                kind,
+                reason,
+                consecutive,
+            } => format!(
+                "{}#{} {} check failed ({reason}), {consecutive} counted",
+                self.name(child.id),
+                child.generation,
+                format!("{kind:?}").to_lowercase()
+            ),
+            Report::Condemned { child, reason } => format!(
+                "{}#{} condemned: {}",
+                self.name(child.id),
+                child.generation,
+                format!("{reason:?}").to_lowercase()
+            ),
         };
         let _ = writeln!(self.transcript, "{now} {line}");
     }

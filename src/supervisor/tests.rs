@@ -93,6 +93,7 @@ fn failure_kill_is_a_failure_whatever_the_status() {
         "stubborn a\nfail a watchdog\nexit a 0\nadvance 100ms",
         expect![[r#"
             [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 condemned: watchdog
             [     0ms] signal a#1 pid 100 sig 15
             [     0ms] a#1 ended: exit 0, failure (watchdog)
             [     0ms] restart a after 100ms
