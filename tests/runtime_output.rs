@@ -83,13 +83,18 @@ fn a_flooding_service_with_an_unread_stdout_does_not_delay_another_services_rest
     minder.write("cfg.toml", &config);
     minder.stdout(Stream::Held).stderr(Stream::Held);
     minder.start_run(&[]);
-    // From here on, minder's stdout is full: its next write there blocks.
-    let blocked = wait_for(PATIENCE, || minder.held_stdout_bytes() >= 60 * 1024);
-    assert!(
-        blocked,
-        "the flood did not fill minder's stdout: {} bytes",
-        minder.held_stdout_bytes()
-    );
+    // Wait until minder's stdout pipe is full: filled and no longer growing while the
+    // flood goes on. (A pipe is 16 page-sized slots and a write that does not fit the
+    // last one takes a new slot, so "full" can be well short of 64 KiB.) From then on,
+    // every write minder makes to its stdout blocks.
+    let (mut last, mut unchanged) = (0, 0);
+    let blocked = wait_for(PATIENCE, || {
+        let bytes = minder.held_stdout_bytes();
+        unchanged = if bytes == last { unchanged + 1 } else { 0 };
+        last = bytes;
+        bytes >= 32 * 1024 && unchanged >= 10
+    });
+    assert!(blocked, "minder's stdout did not fill up: {last} bytes");
     let before = minder.lines("crasher.pids").len();
     let restarted = wait_for(Duration::from_secs(4), || {
         let pids: HashSet<String> = minder.lines("crasher.pids").into_iter().collect();

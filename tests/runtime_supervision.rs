@@ -232,3 +232,32 @@ fn services_die_with_a_sigkilled_minder() {
         is_alive(b)
     );
 }
+
+#[test]
+fn orphans_of_a_service_are_reaped_by_minder_as_a_subreaper() {
+    // Each `( sleep 0.2 & )` subshell exits at once; its sleep is re-parented to
+    // minder (a child subreaper outside a pid namespace) and must be reaped when it
+    // ends. pid1_namespace.rs holds the negative control of this check.
+    let script =
+        "for i in 1 2 3 4 5; do (sleep 0.2 &); done; touch orphans.made; exec tail -f /dev/null";
+    let minder = Minder::run(&sh_service("orphans", script, ""));
+    assert!(common::wait_for(PATIENCE, || minder
+        .path("orphans.made")
+        .exists()));
+    let others = || {
+        common::descendants(minder.pid())
+            .into_iter()
+            .filter(|pid| common::comm_of(*pid).as_deref() != Some("tail"))
+            .collect::<Vec<i32>>()
+    };
+    let reaped = common::wait_for(PATIENCE, || others().is_empty());
+    let left = others();
+    assert!(
+        reaped,
+        "not reaped: {left:?} in states {:?}\nstderr:\n{}",
+        left.iter()
+            .map(|pid| common::proc_state(*pid))
+            .collect::<Vec<_>>(),
+        minder.stderr_text()
+    );
+}

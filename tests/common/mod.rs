@@ -341,19 +341,25 @@ impl Minder {
 
     /// Starts minder with `args`, in the test directory, stdin /dev/null.
     pub fn start(&mut self, args: Vec<OsString>) {
-        assert!(self.child.is_none(), "minder already started");
-        let mut command = if self.pid_namespace {
-            let mut command = Command::new("unshare");
-            command
-                .args(["--pid", "--fork", "--mount-proc", MINDER])
-                .args(args);
-            command
+        if self.pid_namespace {
+            let mut unshare_args: Vec<OsString> = ["--pid", "--fork", "--mount-proc", MINDER]
+                .iter()
+                .map(OsString::from)
+                .collect();
+            unshare_args.extend(args);
+            self.start_program("unshare", unshare_args);
         } else {
-            let mut command = Command::new(MINDER);
-            command.args(args);
-            command
-        };
+            self.start_program(MINDER, args);
+        }
+    }
+
+    /// Starts `program args` in minder's place, with the same directory, marker and
+    /// output handling: for negative controls that show what happens without minder.
+    pub fn start_program(&mut self, program: &str, args: Vec<OsString>) {
+        assert!(self.child.is_none(), "already started");
+        let mut command = Command::new(program);
         command
+            .args(args)
             .current_dir(self.dir.path())
             .env(MARK_VAR, &self.mark)
             .stdin(Stdio::null())
@@ -529,12 +535,12 @@ impl Minder {
     /// Live processes of this test other than minder itself (and `unshare`).
     pub fn leftovers(&self) -> Vec<i32> {
         let mut exclude = Vec::new();
-        if let Some(child) = &self.child {
-            if self.status.is_none() {
-                exclude.push(child.id() as i32);
-                if self.pid_namespace {
-                    exclude.push(self.pid());
-                }
+        if let Some(child) = &self.child
+            && self.status.is_none()
+        {
+            exclude.push(child.id() as i32);
+            if self.pid_namespace {
+                exclude.push(self.pid());
             }
         }
         marked_pids(&self.mark)
@@ -573,11 +579,11 @@ impl Minder {
 
 impl Drop for Minder {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            if self.status.is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        if let Some(child) = &mut self.child
+            && self.status.is_none()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         // Kill whatever carries the marker until nothing does (a process can fork
         // while being killed); bounded so that a drop never hangs a test.
