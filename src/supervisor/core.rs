@@ -575,6 +575,8 @@ impl Supervisor {
         if ready {
             self.out.push(Effect::Report(Report::Ready { child }));
         }
+        // The first readiness probe runs right after exec, not a turn later.
+        self.run_due_checks(sid);
     }
 
     fn on_spawn_failed(&mut self, child: ChildRef, code: i32, reason: String) {

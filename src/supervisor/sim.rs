@@ -368,11 +368,9 @@ impl Sim {
                         child.generation,
                         format!("{kind:?}").to_lowercase()
                     );
-                    if self
-                        .probes
-                        .insert((child.id.0, kind_key(kind)), child)
-                        .is_some()
-                    {
+                    // A probe of an older generation may still be out; it is stale.
+                    let previous = self.probes.insert((child.id.0, kind_key(kind)), child);
+                    if previous.is_some_and(|old| old.generation == child.generation) {
                         self.violations
                             .push(format!("two {kind:?} probes of {name} in flight"));
                     }

@@ -901,6 +901,8 @@ enum Action {
     SpawnFail(usize, bool),
     Stubborn(usize),
     Stale(usize),
+    Probe(usize, bool, bool),
+    Ping(usize),
 }
 
 const NAMES: [&str; 6] = ["a", "b", "w.0", "w.1", "c", "d"];
@@ -919,6 +921,8 @@ fn action() -> impl Strategy<Value = Action> {
         (0..NAMES.len(), any::<bool>()).prop_map(|(n, on)| Action::SpawnFail(n, on)),
         (0..NAMES.len()).prop_map(Action::Stubborn),
         (0..NAMES.len()).prop_map(Action::Stale),
+        (0..NAMES.len(), any::<bool>(), any::<bool>()).prop_map(|(n, r, p)| Action::Probe(n, r, p)),
+        (0..NAMES.len()).prop_map(Action::Ping),
     ]
 }
 
@@ -948,7 +952,25 @@ proptest! {
         strategies in (0..3usize, 0..3usize, 0..3usize),
         actions in proptest::collection::vec(action(), 0..60),
     ) {
-        let mut sim = Sim::new(&spec(&random_tree(strategies)));
+        // `b` and `w` have readiness probes, `d` a notify check with a watchdog, `b` and
+        // `d` health probes: every kind of check is in play.
+        let spec = with_checks(&random_tree(strategies), |service| {
+            let mut health = HealthSpec::new(Some(tcp()));
+            health.interval = Duration::from_millis(700);
+            health.failures = 2;
+            match service.base_name.as_str() {
+                "b" | "w" => service.ready = Some(ReadySpec::new(ReadyCheck::Probe(tcp()))),
+                "d" => {
+                    service.ready = Some(ReadySpec::new(ReadyCheck::Notify));
+                    service.watchdog = Some(Duration::from_secs(2));
+                }
+                _ => {}
+            }
+            if matches!(service.base_name.as_str(), "b" | "d") {
+                service.health = Some(health);
+            }
+        });
+        let mut sim = Sim::new(&spec);
         for action in actions {
             if sim.exit_code.is_some() {
                 break;
@@ -964,6 +986,13 @@ proptest! {
                 Action::SpawnFail(n, on) => format!("spawnfail {} {}", NAMES[n], if on { "on" } else { "off" }),
                 Action::Stubborn(n) => format!("stubborn {}", NAMES[n]),
                 Action::Stale(n) => format!("stale {} 1", NAMES[n]),
+                Action::Probe(n, ready, pass) => format!(
+                    "probe {} {} {}",
+                    NAMES[n],
+                    if ready { "ready" } else { "health" },
+                    if pass { "pass" } else { "fail" }
+                ),
+                Action::Ping(n) => format!("ping {}", NAMES[n]),
             };
             // Exits of services with no live process are not events that can happen.
             let _ = sim.step(&line);
@@ -1021,4 +1050,233 @@ fn core_has_no_io() {
             }
         }
     }
+}
+
+// ----- readiness, liveness, watchdog, memory ------------------------------------------
+
+use crate::spec::{HealthSpec, Probe, ReadyCheck, ReadySpec};
+
+/// A spec from `toml` with checks set on named services (the keys are validated by the
+/// config's own tests; here only the core's judgement is under test).
+fn with_checks(toml: &str, set: impl Fn(&mut crate::spec::ServiceSpec)) -> crate::spec::Spec {
+    fn visit(group: &mut crate::spec::GroupSpec, set: &dyn Fn(&mut crate::spec::ServiceSpec)) {
+        for child in &mut group.children {
+            match child {
+                crate::spec::NodeSpec::Service(service) => set(service),
+                crate::spec::NodeSpec::Group(inner) => visit(inner, set),
+            }
+        }
+    }
+    let mut spec = spec(toml);
+    visit(&mut spec.root, &set);
+    spec
+}
+
+fn tcp() -> Probe {
+    Probe::Tcp {
+        address: "127.0.0.1:1".into(),
+    }
+}
+
+fn run(spec: &crate::spec::Spec, script: &str, expected: Expect) {
+    let mut sim = Sim::new(spec);
+    if let Err(error) = sim.run_script(script) {
+        panic!("{error}\ntranscript so far:\n{}", sim.transcript);
+    }
+    assert!(
+        sim.violations.is_empty(),
+        "{:?}\n{}",
+        sim.violations,
+        sim.transcript
+    );
+    expected.assert_eq(&sim.transcript);
+}
+
+#[test]
+fn ready_probe_gates_the_next_sibling_and_retries_at_its_interval() {
+    let spec = with_checks(
+        &format!("[service.db]\ncommand = \"x\"\n{FAST}\n[service.api]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            if service.name == "db" {
+                let mut ready = ReadySpec::new(ReadyCheck::Probe(tcp()));
+                ready.interval = Duration::from_millis(500);
+                service.ready = Some(ready);
+            }
+        },
+    );
+    run(
+        &spec,
+        "probe db ready fail\nadvance 500ms\nprobe db ready pass",
+        expect![[r#"
+            [     0ms] spawn db#1 pid 100
+            [     0ms] probe db#1 ready
+            [   500ms] probe db#1 ready
+            [   500ms] spawn api#1 pid 101
+        "#]],
+    );
+}
+
+#[test]
+fn notify_readiness_comes_as_a_ready_event() {
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            if service.name == "a" {
+                service.ready = Some(ReadySpec::new(ReadyCheck::Notify));
+            }
+        },
+    );
+    run(
+        &spec,
+        "advance 2s\nready a",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [  2000ms] spawn b#1 pid 101
+        "#]],
+    );
+}
+
+#[test]
+fn missing_the_ready_deadline_is_a_failed_start_under_backoff_and_budget() {
+    let spec = with_checks(
+        &format!(
+            "[root]\nintensity = 1\n[service.a]\ncommand = \"x\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        |service| {
+            if service.name == "a" {
+                let mut ready = ReadySpec::new(ReadyCheck::Fd(3));
+                ready.deadline = Duration::from_secs(2);
+                service.ready = Some(ready);
+            }
+        },
+    );
+    run(
+        &spec,
+        "advance 5s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [  2000ms] a#1 condemned: readydeadline
+            [  2000ms] signal a#1 pid 100 sig 15
+            [  2000ms] a#1 ended: signal 15, failure (readydeadline)
+            [  2000ms] restart a after 100ms
+            [  2100ms] spawn a#2 pid 101
+            [  4100ms] a#2 condemned: readydeadline
+            [  4100ms] signal a#2 pid 101 sig 15
+            [  4100ms] a#2 ended: signal 15, failure (readydeadline)
+            [  4100ms] group root exceeded its budget
+            [  4100ms] shutting down: RootFailed
+            [  4100ms] exit 3
+        "#]],
+    );
+}
+
+#[test]
+fn health_restarts_after_exactly_failures_consecutive_failures_not_in_start_period() {
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            let mut health = HealthSpec::new(Some(tcp()));
+            health.interval = Duration::from_secs(1);
+            health.start_period = Duration::from_millis(2500);
+            health.failures = 2;
+            service.health = Some(health);
+        },
+    );
+    run(
+        &spec,
+        "advance 1s\nprobe a health fail\nadvance 1s\nprobe a health fail\n\
+         advance 1s\nprobe a health fail\nadvance 1s\nprobe a health pass\n\
+         advance 1s\nprobe a health fail\nadvance 1s\nprobe a health fail",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [  1000ms] probe a#1 health
+            [  1000ms] a#1 health check failed (refused), 0 counted
+            [  2000ms] probe a#1 health
+            [  2000ms] a#1 health check failed (refused), 0 counted
+            [  3000ms] probe a#1 health
+            [  3000ms] a#1 health check failed (refused), 1 counted
+            [  4000ms] probe a#1 health
+            [  5000ms] probe a#1 health
+            [  5000ms] a#1 health check failed (refused), 1 counted
+            [  6000ms] probe a#1 health
+            [  6000ms] a#1 health check failed (refused), 2 counted
+            [  6000ms] a#1 condemned: health
+            [  6000ms] signal a#1 pid 100 sig 15
+            [  6000ms] a#1 ended: signal 15, failure (health)
+            [  6000ms] restart a after 100ms
+        "#]],
+    );
+}
+
+#[test]
+fn watchdog_is_armed_at_ready_fed_by_pings_and_honours_watchdog_usec() {
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            service.ready = Some(ReadySpec::new(ReadyCheck::Notify));
+            service.watchdog = Some(Duration::from_secs(2));
+        },
+    );
+    run(
+        &spec,
+        "advance 5s\nready a\nadvance 1500ms\nping a\nadvance 1500ms\nwatchdog a 1s\nadvance 3s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [  9000ms] a#1 condemned: watchdog
+            [  9000ms] signal a#1 pid 100 sig 15
+            [  9000ms] a#1 ended: signal 15, failure (watchdog)
+            [  9000ms] restart a after 100ms
+            [  9100ms] spawn a#2 pid 101
+        "#]],
+    );
+}
+
+#[test]
+fn memory_over_the_limit_restarts_with_reason_memory() {
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            let mut health = HealthSpec::new(None);
+            health.interval = Duration::from_secs(1);
+            health.max_memory = Some(1000);
+            service.health = Some(health);
+        },
+    );
+    run(
+        &spec,
+        "advance 1s\nmemory a 999\nadvance 1s\nmemory a 1001",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [  1000ms] probe a#1 memory
+            [  2000ms] probe a#1 memory
+            [  2000ms] a#1 memory check failed (resident memory 1001 bytes exceeds max_memory 1000), 1 counted
+            [  2000ms] a#1 condemned: memory
+            [  2000ms] signal a#1 pid 100 sig 15
+            [  2000ms] a#1 ended: signal 15, failure (memory)
+            [  2000ms] restart a after 100ms
+        "#]],
+    );
+}
+
+#[test]
+fn a_probe_result_for_an_old_generation_is_ignored() {
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            service.ready = Some(ReadySpec::new(ReadyCheck::Probe(tcp())));
+        },
+    );
+    let mut sim = Sim::new(&spec);
+    sim.run_script("crash a 9\nadvance 1s").unwrap();
+    let old = ChildRef {
+        id: ServiceId(0),
+        generation: 1,
+    };
+    sim.feed(Event::ProbeResult {
+        child: old,
+        kind: super::ProbeKind::Ready,
+        outcome: super::ProbeOutcome::Passed,
+    });
+    assert_eq!(sim.supervisor.view(ServiceId(0)).unwrap().state, "started");
+    assert!(sim.violations.is_empty());
 }
