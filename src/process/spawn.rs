@@ -44,6 +44,12 @@ pub enum StdioMode {
     /// foreground group (as tini does), so job control and Ctrl-C work in
     /// `minder -- bash`.
     Foreground,
+    /// Probe commands (`exec` readiness and health checks): stdin, stdout and stderr
+    /// are all /dev/null, and the child gets its own session (`setsid`), as in
+    /// `Capture`, so the runtime can kill the probe's whole group at its timeout
+    /// without touching the service. Its output is not kept: a probe answers with
+    /// its exit status only.
+    Null,
 }
 
 /// What to start. Built by the runtime for each spawn; borrowed only for the call.
@@ -60,6 +66,10 @@ pub struct SpawnRequest<'a> {
     /// (exec readiness and health probes run with the service's identity, environment
     /// and working directory, design.md §4). `None` for the service itself.
     pub command: Option<&'a [String]>,
+    /// `ready.fd = N` (s6 style): give the child the write end of a fresh pipe as its
+    /// fd N (not close-on-exec, unlike every other fd beyond 2), and return the read
+    /// end in `SpawnedProcess::ready_fd`. N must be 3 or more. `None` by default.
+    pub ready_fd: Option<i32>,
 }
 
 impl<'a> SpawnRequest<'a> {
@@ -70,6 +80,7 @@ impl<'a> SpawnRequest<'a> {
             stdio,
             extra_env,
             command: None,
+            ready_fd: None,
         }
     }
 }
@@ -87,6 +98,11 @@ pub struct SpawnedProcess {
     pub stdout: Option<OwnedFd>,
     /// Read end of the child's stderr pipe (`Capture` only); as `stdout`.
     pub stderr: Option<OwnedFd>,
+    /// Read end of the readiness pipe when `SpawnRequest::ready_fd` was set.
+    /// Close-on-exec, blocking; the runtime hands it to `health::Prober::watch_ready_fd`.
+    /// minder holds no copy of the write end, so end of file means every process that
+    /// had it (the service and whatever inherited its fd N) has closed it or exited.
+    pub ready_fd: Option<OwnedFd>,
 }
 
 /// Why a spawn failed. Nothing is left running: a child that failed before exec has
@@ -134,11 +150,22 @@ pub fn spawn(request: &SpawnRequest) -> Result<SpawnedProcess, SpawnError> {
     let environment =
         build_environment(request, &credentials).map_err(|what| fail(CODE_OTHER, what))?;
     let program_path = resolve_program(program, &spec.working_dir);
+    // Before the stage pipe, so that neither it nor std's own exec-error pipe (created
+    // inside `Command::spawn`) can take the fd number N the child's pipe end goes to.
+    let ready_pipe = match request.ready_fd {
+        Some(target) => Some(ReadyPipe::create(target).map_err(|what| fail(CODE_OTHER, what))?),
+        None => None,
+    };
     let (stage_read, stage_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
             .map_err(|errno| fail(CODE_OTHER, format!("create a pipe: {errno}")))?;
-    let child_setup = ChildSetup::prepare(request, &credentials, stage_write.as_raw_fd())
-        .map_err(|what| fail(CODE_OTHER, what))?;
+    let child_setup = ChildSetup::prepare(
+        request,
+        &credentials,
+        stage_write.as_raw_fd(),
+        ready_pipe.as_ref().map(ReadyPipe::child_step),
+    )
+    .map_err(|what| fail(CODE_OTHER, what))?;
 
     let mut command = Command::new(&program_path);
     command
@@ -159,6 +186,12 @@ pub fn spawn(request: &SpawnRequest) -> Result<SpawnedProcess, SpawnError> {
                 .stdout(Stdio::inherit())
                 .stderr(Stdio::inherit());
         }
+        StdioMode::Null => {
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
     }
     let mut child_setup = child_setup;
     // SAFETY: `ChildSetup::run` performs only async-signal-safe system calls on data
@@ -171,6 +204,12 @@ pub fn spawn(request: &SpawnRequest) -> Result<SpawnedProcess, SpawnError> {
     // The child has exec'd or is gone; the closure's copy of the fd number is dead.
     drop(command);
     drop(stage_write);
+    // minder must hold no copy of the readiness pipe's write end, or the watcher would
+    // never see end of file.
+    let ready_read = ready_pipe.map(|pipe| {
+        drop(pipe.write);
+        pipe.read
+    });
     match result {
         Ok(mut child) => {
             let pid = child.id() as libc::pid_t;
@@ -183,6 +222,7 @@ pub fn spawn(request: &SpawnRequest) -> Result<SpawnedProcess, SpawnError> {
                 pid,
                 stdout,
                 stderr,
+                ready_fd: ready_read,
             })
         }
         Err(error) => {
@@ -267,6 +307,9 @@ enum Stage {
     Chdir = 8,
     /// All setup done; an error after this is exec's own.
     Exec = 9,
+    /// Putting the readiness pipe's write end on fd N (numbered after `Exec` so that
+    /// the existing bytes keep their meaning).
+    ReadyFd = 10,
 }
 
 impl Stage {
@@ -281,6 +324,7 @@ impl Stage {
             Stage::ParentGone,
             Stage::Chdir,
             Stage::Exec,
+            Stage::ReadyFd,
         ]
         .into_iter()
         .find(|stage| *stage as u8 == byte)
@@ -345,9 +389,92 @@ fn describe_failure(
             CODE_OTHER,
             format!("chdir {}: {error}", spec.working_dir.display()),
         ),
+        Some(Stage::ReadyFd) => (CODE_OTHER, format!("set up the readiness fd: {error}")),
         // The child never reached our setup: fork itself failed (EAGAIN: process limit,
         // ENOMEM) or std failed to wire stdio.
         None => (CODE_OTHER, format!("fork: {error}")),
+    }
+}
+
+/// The s6-style readiness pipe of one spawn (`SpawnRequest::ready_fd`). Created by
+/// `spawn` before any other fd of that spawn; `write` is dropped as soon as the child
+/// exists (or failed to), `read` goes to the caller in `SpawnedProcess::ready_fd`.
+struct ReadyPipe {
+    read: OwnedFd,
+    /// Close-on-exec. When fd number N was free in minder, this *is* fd N.
+    write: OwnedFd,
+    /// The child's fd number N.
+    target: RawFd,
+}
+
+/// What the child does to get its readiness fd.
+#[derive(Clone, Copy, Debug)]
+enum ReadyStep {
+    /// The write end already is fd N: clear its close-on-exec flag.
+    InPlace(RawFd),
+    /// Copy the write end onto N (whatever minder had at N is close-on-exec anyway).
+    Duplicate { from: RawFd, to: RawFd },
+}
+
+impl ReadyPipe {
+    /// Creates the pipe and, when fd N is free in minder, moves the write end onto N.
+    ///
+    /// Why the care: in the child, `dup2(write, N)` silently replaces whatever sits at
+    /// N. If that were the stage pipe or std's exec-error pipe, the child would report
+    /// its setup into the service's readiness pipe and std would miss a failed exec.
+    /// Both of those are created after this, at the lowest free numbers, so holding N
+    /// now (with our own write end, or because minder already has something there)
+    /// keeps them off it. A thread of minder closing its fd N during the spawn could
+    /// reopen the gap; none does (the loop's thread is the only one that opens and
+    /// closes fds in bulk).
+    fn create(target: RawFd) -> Result<ReadyPipe, String> {
+        if target < 3 {
+            return Err(format!(
+                "readiness fd {target}: must be 3 or more (0, 1 and 2 are the standard streams)"
+            ));
+        }
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|errno| format!("create the readiness pipe: {errno}"))?;
+        if write.as_raw_fd() == target {
+            return Ok(ReadyPipe {
+                read,
+                write,
+                target,
+            });
+        }
+        // The lowest free fd at or above N: N itself exactly when N is free.
+        // SAFETY: fcntl on an fd we own; a successful result is a new fd we then own.
+        let copy = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_DUPFD_CLOEXEC, target) };
+        if copy < 0 {
+            return Err(format!(
+                "create the readiness pipe: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: `copy` was just returned by fcntl and is owned by nobody else.
+        let copy = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
+        let write = if copy.as_raw_fd() == target {
+            copy
+        } else {
+            // N is taken by some fd of minder's, which keeps it taken: drop the copy.
+            write
+        };
+        Ok(ReadyPipe {
+            read,
+            write,
+            target,
+        })
+    }
+
+    fn child_step(&self) -> ReadyStep {
+        if self.write.as_raw_fd() == self.target {
+            ReadyStep::InPlace(self.target)
+        } else {
+            ReadyStep::Duplicate {
+                from: self.write.as_raw_fd(),
+                to: self.target,
+            }
+        }
     }
 }
 
@@ -384,6 +511,9 @@ struct ChildSetup {
     stage_fd: RawFd,
     /// Upper bound for the close-on-exec loop when `close_range` is unavailable.
     fd_limit: libc::c_int,
+    /// How to give the child its readiness fd, when asked (`SpawnRequest::ready_fd`);
+    /// done after the close-on-exec step, which would otherwise undo it.
+    ready_step: Option<ReadyStep>,
 }
 
 impl ChildSetup {
@@ -391,6 +521,7 @@ impl ChildSetup {
         request: &SpawnRequest,
         credentials: &Credentials,
         stage_fd: RawFd,
+        ready_step: Option<ReadyStep>,
     ) -> Result<ChildSetup, String> {
         let spec = request.spec;
         // SAFETY: zeroed `sigaction`/`sigset_t` are valid values, then initialised
@@ -444,6 +575,7 @@ impl ChildSetup {
             working_dir,
             stage_fd,
             fd_limit,
+            ready_step,
         })
     }
 
@@ -466,7 +598,7 @@ impl ChildSetup {
             }
 
             match self.stdio {
-                StdioMode::Capture => {
+                StdioMode::Capture | StdioMode::Null => {
                     if libc::setsid() < 0 {
                         return self.failed(Stage::ProcessGroup);
                     }
@@ -551,6 +683,16 @@ impl ChildSetup {
                         libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
                     }
                 }
+            }
+            // The one fd beyond 2 the child keeps. dup2 clears close-on-exec on the
+            // copy; a write end that already sits at N only needs the flag cleared.
+            let ready_result = match self.ready_step {
+                None => 0,
+                Some(ReadyStep::InPlace(fd)) => libc::fcntl(fd, libc::F_SETFD, 0),
+                Some(ReadyStep::Duplicate { from, to }) => libc::dup2(from, to),
+            };
+            if ready_result < 0 {
+                return self.failed(Stage::ReadyFd);
             }
             self.write_stage(Stage::Exec);
         }

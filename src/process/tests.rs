@@ -586,3 +586,141 @@ fn prepare_supervisor_raises_nofile_and_services_get_the_original() {
     );
     finish(child.pid);
 }
+
+/// The fds open in `pid`, sorted.
+fn open_fds(pid: i32) -> Vec<i32> {
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+#[test]
+fn null_child_has_dev_null_on_0_1_2_and_its_own_session() {
+    let spec = service(&["sleep", "30"], Path::new("/"));
+    let child = spawn(&SpawnRequest::new(&spec, StdioMode::Null, &[]))
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(child.stdout.is_none() && child.stderr.is_none() && child.ready_fd.is_none());
+    for fd in 0..3 {
+        let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", child.pid))
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(target, Path::new("/dev/null"), "fd {fd}");
+    }
+    assert_eq!(open_fds(child.pid), [0, 1, 2]);
+    assert_eq!(pgrp_and_session(child.pid), (child.pid, child.pid));
+    finish(child.pid);
+}
+
+/// Reads from a blocking fd until a newline or end of file, at most 10 s (the child
+/// is killed by `finish` otherwise, which ends the read with end of file).
+fn read_line_or_eof(fd: std::os::fd::OwnedFd) -> Vec<u8> {
+    use std::io::Read;
+    let mut file = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 64];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return bytes,
+            Ok(n) => {
+                bytes.extend_from_slice(&chunk[..n]);
+                if bytes.contains(&b'\n') {
+                    return bytes;
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => panic!("read readiness pipe: {error}"),
+        }
+    }
+}
+
+fn spawn_with_ready_fd(spec: &ServiceSpec, ready_fd: i32) -> SpawnedProcess {
+    let mut request = SpawnRequest::new(spec, StdioMode::Capture, &[]);
+    request.ready_fd = Some(ready_fd);
+    spawn(&request).unwrap_or_else(|error| panic!("{error}"))
+}
+
+#[test]
+fn ready_fd_gives_the_child_a_pipe_on_fd_n_and_nothing_else() {
+    // Both ways the child can get fd N: N taken in the parent (by `occupied`: the
+    // child's copy comes from dup2) and N free (the write end is moved onto it in the
+    // parent first). Both must give the child exactly 0, 1, 2 and N.
+    let occupied = std::fs::File::open("/dev/null").unwrap_or_else(|e| panic!("{e}"));
+    let free = 200;
+    // SAFETY: F_GETFD on a number we do not use; it only reports.
+    assert!(
+        unsafe { libc::fcntl(free, libc::F_GETFD) } < 0,
+        "fd {free} is in use"
+    );
+    for target in [occupied.as_raw_fd(), free] {
+        // bash, not sh: dash only redirects fds 0-9.
+        let spec = service(
+            &[
+                "/bin/bash",
+                "-c",
+                &format!("echo >&{target}; exec sleep 30"),
+            ],
+            Path::new("/"),
+        );
+        let mut child = spawn_with_ready_fd(&spec, target);
+        let Some(ready) = child.ready_fd.take() else {
+            panic!("no readiness pipe returned");
+        };
+        assert_eq!(read_line_or_eof(ready), b"\n", "fd {target}");
+        // The newline came before `exec sleep`; wait for the exec to be sure the fds
+        // seen are sleep's.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{}/comm", child.pid))
+            .map_or(true, |comm| comm.trim() != "sleep")
+        {
+            assert!(Instant::now() < deadline, "child did not exec sleep");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(open_fds(child.pid), [0, 1, 2, target], "fd {target}");
+        let link = std::fs::read_link(format!("/proc/{}/fd/{target}", child.pid))
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(link.to_string_lossy().starts_with("pipe:"), "{link:?}");
+        finish(child.pid);
+    }
+}
+
+#[test]
+fn ready_fd_reaches_end_of_file_when_the_child_exits_without_a_newline() {
+    // minder must hold no copy of the write end, or this read would never end.
+    let spec = service(&["/bin/sh", "-c", "printf x >&5; exit 0"], Path::new("/"));
+    let mut child = spawn_with_ready_fd(&spec, 5);
+    let Some(ready) = child.ready_fd.take() else {
+        panic!("no readiness pipe returned");
+    };
+    assert_eq!(read_line_or_eof(ready), b"x");
+    assert_eq!(wait_for_exit(child.pid), ExitStatus::Exited(0));
+}
+
+#[test]
+fn ready_fd_below_3_is_refused() {
+    let spec = service(&["sleep", "30"], Path::new("/"));
+    let mut request = SpawnRequest::new(&spec, StdioMode::Capture, &[]);
+    request.ready_fd = Some(1);
+    match spawn(&request) {
+        Ok(child) => panic!("spawned {} with ready fd 1", child.pid),
+        Err(error) => {
+            assert_eq!(error.code, CODE_OTHER);
+            assert!(error.reason.contains("readiness fd 1"), "{}", error.reason);
+        }
+    }
+}
+
+#[test]
+fn exec_failure_with_a_ready_fd_is_still_reported() {
+    // If the readiness fd landed on std's exec-error pipe, this would "succeed".
+    for target in [3, 4, 5, 6, 7, 8] {
+        let spec = service(&["/nonexistent/minder-test"], Path::new("/"));
+        let mut request = SpawnRequest::new(&spec, StdioMode::Capture, &[]);
+        request.ready_fd = Some(target);
+        match spawn(&request) {
+            Ok(child) => panic!("spawn succeeded with pid {} (fd {target})", child.pid),
+            Err(error) => assert_eq!(error.code, CODE_NOT_FOUND, "fd {target}: {error}"),
+        }
+    }
+}
