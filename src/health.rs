@@ -1,0 +1,456 @@
+//! Probe runners: the checks minder runs for the core, off the loop, each bounded by
+//! its timeout.
+//!
+//! Owns the *running* of network probes (`tcp`, `http`), the memory sampler
+//! (`max_memory`) and the watcher of an s6-style readiness fd. Each runs as a tokio task
+//! on the loop's runtime (the memory scan of /proc on the blocking pool) and reports
+//! through the loop's event channel: `Event::ProbeResult` for a probe the core asked
+//! for with `Effect::Probe`, `Event::Ready` for a readiness fd.
+//!
+//! It must not decide anything: thresholds, intervals, start periods and what a failure
+//! leads to live in the core (`supervisor`), which also ignores results for a stale
+//! generation. It must not spawn or wait for processes either: `exec` probes are
+//! started by the loop through `process::spawn` (the single spawner and reaper), which
+//! maps their exit to an outcome itself. Nothing here panics on what it reads from the
+//! network, /proc or a pipe: every problem is a `Failed` outcome or a quiet end.
+
+use crate::spec::Probe;
+use crate::supervisor::{ChildRef, Event, ProbeKind, ProbeOutcome};
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::AbortHandle;
+
+/// How long one scan of /proc answers memory probes. With 1000 services sampled every
+/// 10 s, probes come in bursts; one scan serves every probe of a burst.
+const MEMORY_SCAN_FRESH: Duration = Duration::from_millis(200);
+
+/// Runs probes and reports their results to the loop. Created once by the loop (after
+/// the runtime exists: its methods spawn tasks) and held by it; cheap to call for
+/// every probe. Dropping it stops nothing: tasks already started finish on their own
+/// (each is bounded by its timeout, or by its pipe's end for a readiness fd).
+pub struct Prober {
+    /// The loop's event channel; each task holds a clone until it has reported.
+    events: UnboundedSender<Event>,
+    /// The shared /proc scan of memory probes; also held by the scan task in flight.
+    memory: Arc<Mutex<MemoryScans>>,
+}
+
+/// State of the memory sampler: the last scan and the probes waiting for the next.
+#[derive(Default)]
+struct MemoryScans {
+    /// When the last scan finished and what it found: resident bytes per process group.
+    latest: Option<(Instant, Arc<HashMap<i32, u64>>)>,
+    /// Probes asked for while no fresh scan was at hand: (child, process group).
+    waiting: Vec<(ChildRef, i32)>,
+    /// A scan is running on the blocking pool; it will answer `waiting`.
+    scanning: bool,
+}
+
+impl Prober {
+    /// `events` is the sender of the channel the loop `select!`s on.
+    pub fn new(events: UnboundedSender<Event>) -> Prober {
+        Prober {
+            events,
+            memory: Arc::new(Mutex::new(MemoryScans::default())),
+        }
+    }
+
+    /// Runs one `tcp` or `http` probe for `child` and reports `Event::ProbeResult
+    /// { child, kind, outcome }` within `timeout` (plus scheduling slack): `Passed`, or
+    /// `Failed` with the reason. An `exec` probe is not run here (the loop spawns it):
+    /// it is answered `Failed` at once, which points at the caller's mistake.
+    pub fn network(&self, child: ChildRef, kind: ProbeKind, probe: &Probe, timeout: Duration) {
+        let check = match probe {
+            Probe::Tcp { address } => NetworkCheck::Tcp(address.clone()),
+            Probe::Http { url } => NetworkCheck::Http(url.clone()),
+            Probe::Exec { .. } => {
+                let outcome = ProbeOutcome::Failed(
+                    "exec probes are run by the loop, not by the network prober".into(),
+                );
+                let _ = self.events.send(Event::ProbeResult {
+                    child,
+                    kind,
+                    outcome,
+                });
+                return;
+            }
+        };
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let outcome = match tokio::time::timeout(timeout, check.run()).await {
+                Ok(Ok(())) => ProbeOutcome::Passed,
+                Ok(Err(reason)) => ProbeOutcome::Failed(reason),
+                Err(_) => ProbeOutcome::Failed(format!(
+                    "timed out after {}",
+                    humantime::format_duration(timeout)
+                )),
+            };
+            // The loop has gone away only when minder is exiting: nothing to tell.
+            let _ = events.send(Event::ProbeResult {
+                child,
+                kind,
+                outcome,
+            });
+        });
+    }
+
+    /// Samples the resident memory of the process group `pgid` (the service's pid) and
+    /// reports `Event::ProbeResult { child, kind: Memory, outcome: Memory(bytes) }`:
+    /// the sum of the resident set of every process whose process group is `pgid`
+    /// (0 when the group is empty). Always a `Memory` outcome, never `Failed`: the core
+    /// schedules the next sample only on a `Memory` answer.
+    ///
+    /// Shared pages (libraries, copy-on-write after fork) count once per process, as in
+    /// `ps` and `top`, so a forking server is over-counted; a cgroup would be exact.
+    ///
+    /// One walk over /proc answers every memory probe asked within
+    /// `MEMORY_SCAN_FRESH` of it; the walk runs on tokio's blocking pool.
+    pub fn memory(&self, child: ChildRef, pgid: i32) {
+        let mut scans = lock(&self.memory);
+        if let Some((at, table)) = &scans.latest
+            && at.elapsed() < MEMORY_SCAN_FRESH
+        {
+            let bytes = table.get(&pgid).copied().unwrap_or(0);
+            let _ = self.events.send(memory_result(child, bytes));
+            return;
+        }
+        scans.waiting.push((child, pgid));
+        if scans.scanning {
+            return;
+        }
+        scans.scanning = true;
+        drop(scans);
+        let memory = Arc::clone(&self.memory);
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let table = match tokio::task::spawn_blocking(scan_process_groups).await {
+                Ok(table) => table,
+                Err(error) => {
+                    // Only a panic in the scan gets here; answer so the core's schedule
+                    // goes on, and say so.
+                    tracing::warn!("memory scan of /proc failed: {error}");
+                    HashMap::new()
+                }
+            };
+            let table = Arc::new(table);
+            let waiting = {
+                let mut scans = lock(&memory);
+                scans.latest = Some((Instant::now(), Arc::clone(&table)));
+                scans.scanning = false;
+                std::mem::take(&mut scans.waiting)
+            };
+            for (child, pgid) in waiting {
+                let bytes = table.get(&pgid).copied().unwrap_or(0);
+                let _ = events.send(memory_result(child, bytes));
+            }
+        });
+    }
+
+    /// Watches the read end of a service's readiness pipe (`ready.fd = N`, from
+    /// `SpawnedProcess::ready_fd`): once a newline arrives, reports `Event::Ready
+    /// { child }` and closes the pipe. Bytes before the newline are ignored (as by
+    /// s6-supervise). End of file without a newline reports nothing: the core's ready
+    /// deadline decides. If the fd is not a pipe's read end, nothing is reported either
+    /// (logged at warn).
+    ///
+    /// The task ends at the newline or at end of file, which comes at the latest when
+    /// the service's process group is killed, unless a process that escaped the group
+    /// kept fd N. The returned handle lets the loop end the watch earlier (on the
+    /// child's exit, for instance); dropping the handle does not end it.
+    pub fn watch_ready_fd(&self, child: ChildRef, fd: OwnedFd) -> AbortHandle {
+        let events = self.events.clone();
+        let task = tokio::spawn(async move {
+            let receiver = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+                Ok(receiver) => receiver,
+                Err(error) => {
+                    tracing::warn!(?child, "watch the readiness fd: {error}");
+                    return;
+                }
+            };
+            if wait_for_newline(&receiver).await {
+                let _ = events.send(Event::Ready { child });
+            }
+        });
+        task.abort_handle()
+    }
+}
+
+fn memory_result(child: ChildRef, bytes: u64) -> Event {
+    Event::ProbeResult {
+        child,
+        kind: ProbeKind::Memory,
+        outcome: ProbeOutcome::Memory(bytes),
+    }
+}
+
+/// The sampler's state, even if a holder panicked (it is a cache; at worst a scan is
+/// repeated).
+fn lock(memory: &Mutex<MemoryScans>) -> MutexGuard<'_, MemoryScans> {
+    memory
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// True once a newline has been read; false at end of file or on a read error.
+async fn wait_for_newline(receiver: &tokio::net::unix::pipe::Receiver) -> bool {
+    let mut buffer = [0u8; 512];
+    loop {
+        if receiver.readable().await.is_err() {
+            return false;
+        }
+        match receiver.try_read(&mut buffer) {
+            Ok(0) => return false,
+            Ok(n) => {
+                if buffer[..n].contains(&b'\n') {
+                    return true;
+                }
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// One network check, owned by its task.
+enum NetworkCheck {
+    /// `host:port` as written in the config.
+    Tcp(String),
+    /// `http://host[:port][/path]` as written in the config.
+    Http(String),
+}
+
+impl NetworkCheck {
+    /// Runs the check without a time bound (the caller adds it). `Err` is the reason of
+    /// the failure, one line naming the operation and the object.
+    async fn run(self) -> Result<(), String> {
+        match self {
+            NetworkCheck::Tcp(address) => connect(&address).await.map(drop),
+            NetworkCheck::Http(url) => http_get(&url).await,
+        }
+    }
+}
+
+/// Resolves `address` (`host:port`) and connects to the first of its addresses that
+/// accepts, as `std::net::TcpStream::connect` does. A name that does not resolve is a
+/// failure like any other.
+async fn connect(address: &str) -> Result<TcpStream, String> {
+    let candidates: Vec<SocketAddr> = tokio::net::lookup_host(address)
+        .await
+        .map_err(|error| format!("resolve {address}: {}", describe(&error)))?
+        .collect();
+    let mut last_error = format!("resolve {address}: no addresses");
+    for candidate in candidates {
+        match TcpStream::connect(candidate).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last_error = format!("connect {candidate}: {}", describe(&error)),
+        }
+    }
+    Err(last_error)
+}
+
+/// `GET` the URL over HTTP/1.1 (hyper's client connection on our own `TcpStream`):
+/// 2xx and 3xx pass (redirects are not followed), anything else fails with its status.
+async fn http_get(url: &str) -> Result<(), String> {
+    let target = HttpTarget::parse(url)?;
+    let stream = connect(&target.connect_address()).await?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io)
+        .await
+        .map_err(|error| format!("GET {url}: {error}"))?;
+    // The connection is driven by its own task, aborted when this function returns or
+    // is cancelled by the timeout, so no socket outlives the probe.
+    let driver = AbortOnDrop(tokio::spawn(async move {
+        let _ = connection.await;
+    }));
+    let request = hyper::Request::builder()
+        .method(hyper::Method::GET)
+        .uri(target.path_and_query.as_str())
+        .header(hyper::header::HOST, target.authority.as_str())
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("minder/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|error| format!("GET {url}: {error}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|error| format!("GET {url}: {error}"))?;
+    drop(driver);
+    let status = response.status();
+    if status.is_success() || status.is_redirection() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", status.as_u16()))
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The parts of an `http://` URL a probe needs.
+#[derive(Debug, PartialEq, Eq)]
+struct HttpTarget {
+    /// `host[:port]` as written, sent as the Host header.
+    authority: String,
+    /// Host without brackets (`::1` for `[::1]`).
+    host: String,
+    port: u16,
+    /// `/path?query`, `/` when the URL has none. A fragment is dropped.
+    path_and_query: String,
+}
+
+impl HttpTarget {
+    /// Parses `http://host[:port][/path][?query][#fragment]`. The config validated the
+    /// URL already; this still never panics and reports what it could not read.
+    fn parse(url: &str) -> Result<HttpTarget, String> {
+        let bad = |why: &str| format!("URL {url}: {why}");
+        let rest = match url.get(..7) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
+            _ => return Err(bad("only http:// URLs can be probed")),
+        };
+        let rest = rest.split('#').next().unwrap_or("");
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path_and_query) = rest.split_at(authority_end);
+        if authority.is_empty() {
+            return Err(bad("no host"));
+        }
+        if authority.contains('@') {
+            return Err(bad("user information is not supported"));
+        }
+        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+            let Some((host, after)) = bracketed.split_once(']') else {
+                return Err(bad("unclosed `[` in the host"));
+            };
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err(bad("unexpected text after `]`")),
+                },
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            None | Some("") => 80,
+            Some(port) => port
+                .parse::<u16>()
+                .map_err(|_| bad(&format!("bad port `{port}`")))?,
+        };
+        let path_and_query = match path_and_query {
+            "" => "/".to_string(),
+            query if query.starts_with('?') => format!("/{query}"),
+            path => path.to_string(),
+        };
+        // hyper would refuse these in the request line; say which part is wrong.
+        if path_and_query
+            .bytes()
+            .any(|byte| byte.is_ascii_control() || byte == b' ')
+        {
+            return Err(bad("spaces or control characters in the path"));
+        }
+        Ok(HttpTarget {
+            authority: authority.to_string(),
+            host: host.to_string(),
+            port,
+            path_and_query,
+        })
+    }
+
+    /// What `connect` resolves: `host:port`, with brackets for an IPv6 literal.
+    fn connect_address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// An I/O error as a clause: the system's text for an errno ("Connection refused"),
+/// without std's "(os error N)" suffix; other errors as they display.
+fn describe(error: &io::Error) -> String {
+    match error.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => error.to_string(),
+    }
+}
+
+/// Resident bytes per process group, over every process in /proc. Processes that end
+/// during the walk, kernel threads (group 0) and unreadable entries are skipped.
+/// Reads one small file per process (`stat`, whose field 24 is the resident set in
+/// pages: the value `statm` reports as resident), so 1000 services with a few
+/// processes each cost a few thousand reads, a few milliseconds.
+fn scan_process_groups() -> HashMap<i32, u64> {
+    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|size| u64::try_from(size).ok())
+        .unwrap_or(4096);
+    let mut groups: HashMap<i32, u64> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return groups;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some((pgrp, pages)) = parse_stat_pgrp_and_rss(&stat)
+            && pgrp > 0
+        {
+            let bytes = pages.saturating_mul(page_size);
+            let total = groups.entry(pgrp).or_insert(0);
+            *total = total.saturating_add(bytes);
+        }
+    }
+    groups
+}
+
+/// (process group, resident pages) from the text of /proc/PID/stat. The command name
+/// (field 2) is in parentheses and may contain spaces and parentheses itself, so the
+/// fields are counted from the *last* `)`: state is field 3, pgrp field 5, rss field 24.
+fn parse_stat_pgrp_and_rss(stat: &[u8]) -> Option<(i32, u64)> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    // After `)`: field 3 (state) is the first.
+    let pgrp = fields.nth(5 - 3)?.parse::<i32>().ok()?;
+    let rss = fields.nth(24 - 5 - 1)?.parse::<i64>().ok()?;
+    Some((pgrp, u64::try_from(rss).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests;
