@@ -81,8 +81,13 @@ fn main() {
 
 // ----- the stamping service ---------------------------------------------------------
 
-/// `--stamp FILE exit`: append "PID START EXIT\n" to FILE and exit 0 at once.
-/// `--stamp FILE sleep`: append "PID START\n" to FILE and sleep until killed.
+/// `--stamp FILE exit`: append "PID START CPU EXIT\n" to FILE and exit 0 at once.
+/// `--stamp FILE sleep`: append "PID START CPU\n" to FILE and sleep until killed.
+///
+/// START and EXIT are CLOCK_MONOTONIC; CPU is the process's CPU time when it reached
+/// `main` (CLOCK_PROCESS_CPUTIME_ID, which counts from the fork, not from the exec): the
+/// part of a restart spent in the new child itself (the parent's pre-exec setup in it,
+/// `execve`, the dynamic loader), as opposed to waiting for its parent.
 ///
 /// One `write` per line on an `O_APPEND` file, so concurrent services never interleave.
 /// The exit stamp is taken right before that write and `_exit`: what follows it (the
@@ -107,9 +112,10 @@ fn stamp_and_exit(started_ns: u64, args: &[String]) -> ! {
         std::process::exit(1);
     }
     let pid = std::process::id();
+    let cpu_ns = clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
     let line = match mode.as_str() {
-        "exit" => format!("{pid} {started_ns} {}\n", monotonic_ns()),
-        _ => format!("{pid} {started_ns}\n"),
+        "exit" => format!("{pid} {started_ns} {cpu_ns} {}\n", monotonic_ns()),
+        _ => format!("{pid} {started_ns} {cpu_ns}\n"),
     };
     // SAFETY: writes from a live buffer to our own fd.
     unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
@@ -128,12 +134,16 @@ fn stamp_and_exit(started_ns: u64, args: &[String]) -> ! {
 }
 
 fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    // SAFETY: valid out-pointer; both clocks used here always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut now) };
     now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
@@ -142,6 +152,8 @@ fn monotonic_ns() -> u64 {
 struct Stamp {
     pid: i32,
     start_ns: u64,
+    /// CPU time of the process when it reached `main`.
+    cpu_ns: u64,
     exit_ns: Option<u64>,
 }
 
@@ -156,6 +168,7 @@ fn read_stamps(path: &Path) -> Vec<Stamp> {
             let mut fields = line.split(' ');
             let pid = fields.next()?.parse().ok()?;
             let start_ns = fields.next()?.parse().ok()?;
+            let cpu_ns = fields.next()?.parse().ok()?;
             let exit_ns = match fields.next() {
                 Some(field) => Some(field.parse().ok()?),
                 None => None,
@@ -163,6 +176,7 @@ fn read_stamps(path: &Path) -> Vec<Stamp> {
             Some(Stamp {
                 pid,
                 start_ns,
+                cpu_ns,
                 exit_ns,
             })
         })
@@ -258,25 +272,26 @@ impl Bench {
         // Baseline 1: a minimal supervisor. Blocking waitpid, then fork+exec (std's fork
         // path, forced by a pre_exec hook, as minder's spawn takes it).
         let fork_file = self.path("bare-fork.stamps");
-        let mut spawn_to_exec_fork = Vec::with_capacity(total);
+        let mut before_fork = Vec::with_capacity(total);
         for _ in 0..total {
             let mut command = self.bare_command(&fork_file);
+            command.arg("exit");
             // SAFETY: the hook does nothing; it only makes std fork instead of
             // posix_spawn.
             unsafe { command.pre_exec(|| Ok(())) };
-            spawn_to_exec_fork.push(spawn_and_wait(command));
+            before_fork.push(spawn_and_wait(command));
         }
-        let bare_fork = pair_latencies(&read_stamps(&fork_file));
-        let fork_exec = spawn_latencies(&read_stamps(&fork_file), &spawn_to_exec_fork);
+        let fork_stamps = read_stamps(&fork_file);
 
         // Baseline 2: the same loop with std's default spawn (posix_spawn, vfork-like).
         let posix_file = self.path("bare-posix-spawn.stamps");
-        let mut spawn_to_exec_posix = Vec::with_capacity(total);
+        let mut before_posix = Vec::with_capacity(total);
         for _ in 0..total {
-            spawn_to_exec_posix.push(spawn_and_wait(self.bare_command(&posix_file)));
+            let mut command = self.bare_command(&posix_file);
+            command.arg("exit");
+            before_posix.push(spawn_and_wait(command));
         }
-        let bare_posix = pair_latencies(&read_stamps(&posix_file));
-        let posix_exec = spawn_latencies(&read_stamps(&posix_file), &spawn_to_exec_posix);
+        let posix_stamps = read_stamps(&posix_file);
 
         // minder: one permanent service that exits at once, zero backoff, a budget it
         // cannot exhaust.
@@ -292,21 +307,49 @@ impl Bench {
         let deadline = Instant::now()
             + Duration::from_secs(60)
             + self.restarts as u32 * Duration::from_millis(5);
+        minder.wait_for_lines(WARMUP, deadline);
+        let (lines_before, before) = (count_lines(&stamps), ProcSample::take(minder.pid()));
         let reached = minder.wait_for_lines(total + 1, deadline);
+        let (lines_after, after) = (count_lines(&stamps), ProcSample::take(minder.pid()));
         let stop = minder.stop();
-        let minder_series = pair_latencies(&read_stamps(&stamps));
         if !reached {
-            println!(
-                "  minder made only {} starts before the deadline",
-                count_lines(&stamps)
-            );
+            println!("  minder made only {lines_after} starts before the deadline");
         }
+        let restarts = lines_after.saturating_sub(lines_before).max(1) as f64;
+        let minder_stamps = read_stamps(&stamps);
         let result = RestartResult {
-            minder: Percentiles::of(minder_series),
-            bare_fork_loop: Percentiles::of(bare_fork),
-            bare_posix_loop: Percentiles::of(bare_posix),
-            fork_exec: Percentiles::of(fork_exec),
-            posix_exec: Percentiles::of(posix_exec),
+            rows: vec![
+                Series::new(
+                    "minder restart: exit → replacement's main",
+                    pair_latencies(&minder_stamps),
+                    &minder_stamps,
+                ),
+                Series::new(
+                    "bare loop, fork+exec: exit → next main",
+                    pair_latencies(&fork_stamps),
+                    &fork_stamps,
+                ),
+                Series::new(
+                    "bare loop, posix_spawn: exit → next main",
+                    pair_latencies(&posix_stamps),
+                    &posix_stamps,
+                ),
+                Series::new(
+                    "bare fork+exec: before fork → main",
+                    spawn_latencies(&fork_stamps, &before_fork),
+                    &fork_stamps,
+                ),
+                Series::new(
+                    "bare posix_spawn: before spawn → main",
+                    spawn_latencies(&posix_stamps, &before_posix),
+                    &posix_stamps,
+                ),
+            ],
+            minder_cpu_per_restart_us: after.cpu_ns().saturating_sub(before.cpu_ns()) as f64
+                / 1000.0
+                / restarts,
+            minder_sleeps_per_restart: after.switches().saturating_sub(before.switches()) as f64
+                / restarts,
         };
         result.print();
         stop.print();
@@ -318,7 +361,6 @@ impl Bench {
         command
             .arg(STAMP_FLAG)
             .arg(file)
-            .arg("exit")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -351,10 +393,11 @@ impl Bench {
             last_ms,
             started: all.len(),
             idle: None,
+            bare_ms: None,
         };
         match last_ms {
             Some(last) => println!(
-                "  all {services} started {last:.1} ms after minder's launch (first at {:.1} ms; {:.0} µs per service after the first)",
+                "  minder: all {services} started {last:.1} ms after its launch (first at {:.1} ms; {:.0} µs per service after the first)",
                 first_ms.unwrap_or(0.0),
                 (last - first_ms.unwrap_or(0.0)) * 1000.0 / (services.max(2) - 1) as f64,
             ),
@@ -364,7 +407,51 @@ impl Bench {
             result.idle = Some(self.idle(&minder, window));
         }
         minder.stop().print();
+        if let Some(cpu) = Percentiles::of(all.iter().map(|stamp| stamp.cpu_ns).collect()) {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            println!(
+                "  each service's own CPU to reach main: p50 {:.0} µs; {services} of them on {cpus} CPUs need ≥ {:.0} ms whatever the supervisor",
+                cpu.p50,
+                cpu.p50 * services as f64 / cpus as f64 / 1000.0
+            );
+        }
+        result.bare_ms = self.bare_cold_start(services);
         result
+    }
+
+    /// The baseline for a cold start: this process forks and execs `services` stampers
+    /// one after another (std's fork path, as minder's), without waiting for anything.
+    fn bare_cold_start(&self, services: usize) -> Option<f64> {
+        let file = self.path(&format!("bare-cold-{services}.stamps"));
+        let mut children = BareChildren(Vec::with_capacity(services));
+        let started = monotonic_ns();
+        for _ in 0..services {
+            let mut command = self.bare_command(&file);
+            command.arg("sleep");
+            // SAFETY: as in `restart_latency`: a no-op that only forces the fork path.
+            unsafe { command.pre_exec(|| Ok(())) };
+            children.0.push(command.spawn().expect("spawn a stamper"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count_lines(&file) < services && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(children);
+        let stamps = read_stamps(&file);
+        let last_ms = (stamps.len() >= services)
+            .then(|| stamps.iter().map(|stamp| stamp.start_ns).max())
+            .flatten()
+            .map(|last| last.saturating_sub(started) as f64 / 1e6);
+        match last_ms {
+            Some(ms) => println!(
+                "  bare sequential fork+exec from the bench: all {services} started in {ms:.1} ms"
+            ),
+            None => println!(
+                "  bare sequential fork+exec: only {} of {services} started",
+                stamps.len()
+            ),
+        }
+        last_ms
     }
 
     fn idle(&self, minder: &RunningMinder, window: Duration) -> IdleResult {
@@ -720,6 +807,18 @@ impl ProcSample {
     }
 }
 
+impl ProcSample {
+    /// CPU time of all threads from schedstat, else from the tick counters.
+    fn cpu_ns(&self) -> u64 {
+        let scheduled: Option<u64> = self.threads.iter().map(|thread| thread.3).sum();
+        scheduled.unwrap_or(self.cpu_ticks * 1_000_000_000 / clock_ticks_per_second())
+    }
+
+    fn switches(&self) -> u64 {
+        self.threads.iter().map(|thread| thread.2).sum()
+    }
+}
+
 fn status_field(status: &str, key: &str) -> Option<String> {
     status.lines().find_map(|line| {
         let (name, value) = line.split_once(':')?;
@@ -784,48 +883,76 @@ impl Percentiles {
     }
 }
 
+/// One measured series: latencies, and the CPU time each new process had used when it
+/// reached `main`.
+struct Series {
+    label: &'static str,
+    latency: Option<Percentiles>,
+    child_cpu: Option<Percentiles>,
+}
+
+impl Series {
+    fn new(label: &'static str, latencies: Vec<u64>, stamps: &[Stamp]) -> Series {
+        let cpu = stamps
+            .iter()
+            .skip(WARMUP)
+            .map(|stamp| stamp.cpu_ns)
+            .collect();
+        Series {
+            label,
+            latency: Percentiles::of(latencies),
+            child_cpu: Percentiles::of(cpu),
+        }
+    }
+}
+
 struct RestartResult {
-    minder: Option<Percentiles>,
-    bare_fork_loop: Option<Percentiles>,
-    bare_posix_loop: Option<Percentiles>,
-    fork_exec: Option<Percentiles>,
-    posix_exec: Option<Percentiles>,
+    /// The first row is minder's; the bare-loop fork+exec row is the second.
+    rows: Vec<Series>,
+    /// minder's own CPU time (user + system, all threads) per restart.
+    minder_cpu_per_restart_us: f64,
+    /// minder's context switches per restart: how often it went to sleep.
+    minder_sleeps_per_restart: f64,
 }
 
 impl RestartResult {
+    fn minder(&self) -> Option<Percentiles> {
+        self.rows.first().and_then(|row| row.latency)
+    }
+
     fn print(&self) {
         println!(
-            "  {:<52} {:>6} {:>8} {:>8} {:>8} {:>8}",
-            "µs", "n", "p50", "p90", "p99", "max"
+            "  {:<44} {:>6} {:>7} {:>7} {:>7} {:>7}  {:>13}",
+            "µs", "n", "p50", "p90", "p99", "max", "child CPU p50"
         );
-        let rows = [
-            ("minder restart: exit → replacement's exec", self.minder),
-            (
-                "bare restart loop, fork+exec: exit → next exec",
-                self.bare_fork_loop,
-            ),
-            (
-                "bare restart loop, posix_spawn: exit → next exec",
-                self.bare_posix_loop,
-            ),
-            ("bare fork+exec: before fork → exec", self.fork_exec),
-            ("bare posix_spawn: before spawn → exec", self.posix_exec),
-        ];
-        for (label, row) in rows {
-            match row {
+        for row in &self.rows {
+            let cpu = row
+                .child_cpu
+                .map_or_else(|| "-".into(), |p| format!("{:.0}", p.p50));
+            match row.latency {
                 Some(p) => println!(
-                    "  {label:<52} {:>6} {:>8.0} {:>8.0} {:>8.0} {:>8.0}",
-                    p.count, p.p50, p.p90, p.p99, p.max
+                    "  {:<44} {:>6} {:>7.0} {:>7.0} {:>7.0} {:>7.0}  {cpu:>13}",
+                    row.label, p.count, p.p50, p.p90, p.p99, p.max
                 ),
-                None => println!("  {label:<52} {:>6}", "no samples"),
+                None => println!("  {:<44} {:>6}", row.label, "no samples"),
             }
         }
-        if let (Some(minder), Some(bare)) = (self.minder, self.bare_fork_loop) {
+        if let (Some(minder), Some(bare)) =
+            (self.minder(), self.rows.get(1).and_then(|row| row.latency))
+        {
             println!(
-                "  minder's own share at p50 (minder − bare fork+exec loop): {:.0} µs",
+                "  minder's share at p50 (minder − bare fork+exec loop): {:.0} µs",
                 minder.p50 - bare.p50
             );
         }
+        println!(
+            "  minder per restart: {:.0} µs of CPU, {:.1} sleeps (context switches)",
+            self.minder_cpu_per_restart_us, self.minder_sleeps_per_restart
+        );
+        println!(
+            "  (child CPU = CPU time of the new process when it reached main: its share of \
+             fork, pre-exec setup, execve and dynamic loading)"
+        );
     }
 }
 
@@ -835,6 +962,26 @@ struct ColdResult {
     last_ms: Option<f64>,
     started: usize,
     idle: Option<IdleResult>,
+    /// The same start done by the bench itself, without minder.
+    bare_ms: Option<f64>,
+}
+
+/// Stampers started by the bench itself; killed and reaped on drop (also on a panic).
+struct BareChildren(Vec<Child>);
+
+impl Drop for BareChildren {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the ban protects minder's reaper; the bench waits only for its own children"
+    )]
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+        }
+        for child in &mut self.0 {
+            let _ = child.wait();
+        }
+    }
 }
 
 struct IdleResult {
@@ -928,28 +1075,40 @@ impl Results {
             "load at the end: {} (other work on the machine inflates every figure)",
             load_average()
         );
-        println!("{:<44} {:>14} {:>14}  result", "target", "goal", "measured");
+        println!(
+            "{:<44} {:>10} {:>22}  result",
+            "target", "goal", "measured (bare)"
+        );
         let row = |name: &str, goal: String, measured: Option<(String, bool)>| {
             let (value, verdict) = match measured {
+                Some((value, _)) if goal.is_empty() => (value, "(no target)"),
                 Some((value, true)) => (value, "PASS"),
                 Some((value, false)) => (value, "MISS"),
                 None => ("not measured".into(), "-"),
             };
-            println!("{name:<44} {goal:>14} {value:>14}  {verdict}");
+            println!("{name:<44} {goal:>10} {value:>22}  {verdict}");
         };
         if let Some(restart) = &self.restart {
             row(
                 "restart latency p50 (zero backoff)",
                 format!("< {:.0} µs", TARGET_RESTART_P50_US),
-                restart
-                    .minder
-                    .map(|p| (format!("{:.0} µs", p.p50), p.p50 < TARGET_RESTART_P50_US)),
+                restart.minder().map(|p| {
+                    let bare = restart
+                        .rows
+                        .get(1)
+                        .and_then(|row| row.latency)
+                        .map_or_else(String::new, |bare| format!(" ({:.0})", bare.p50));
+                    (
+                        format!("{:.0} µs{bare}", p.p50),
+                        p.p50 < TARGET_RESTART_P50_US,
+                    )
+                }),
             );
         }
         if let Some(cold) = &self.cold_100 {
             row(
                 "cold start, 100 services",
-                "(info)".into(),
+                String::new(),
                 Some(cold_measure(cold, f64::INFINITY)),
             );
         }
@@ -987,8 +1146,11 @@ impl Results {
 }
 
 fn cold_measure(cold: &ColdResult, goal_ms: f64) -> (String, bool) {
+    let bare = cold
+        .bare_ms
+        .map_or_else(String::new, |ms| format!(" ({ms:.0})"));
     match cold.last_ms {
-        Some(ms) => (format!("{ms:.0} ms"), ms < goal_ms),
+        Some(ms) => (format!("{ms:.0} ms{bare}"), ms < goal_ms),
         None => (format!("{}/{} up", cold.started, cold.services), false),
     }
 }
