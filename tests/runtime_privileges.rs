@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Minder, command_stdout, open_fds, status_ids};
+use common::{Minder, PATIENCE, command_stdout, open_fds, status_ids};
 use std::collections::BTreeSet;
 
 fn ids(text: &str) -> BTreeSet<u32> {
@@ -72,7 +72,55 @@ fn a_service_sees_no_fd_of_minders_beyond_0_1_2_not_even_a_leaked_one() {
     let target = std::fs::read_link(format!("/proc/{}/fd/5", minder.pid()))
         .expect("minder was started with fd 5 open");
     assert_eq!(target, minder.path("leaked"));
-    // Both services exec'd sleep, so these are the services' own descriptors.
-    assert_eq!(open_fds(plain), [0, 1, 2], "fds of the root service");
-    assert_eq!(open_fds(low), [0, 1, 2], "fds of the service run as nobody");
+    // Once both have exec'd sleep, these are the services' own descriptors. sleep's
+    // startup may hold one for an instant (glibc reads gconv-modules.cache while it sets
+    // up its locale), so the check waits for the set to settle: an fd leaked by minder
+    // never goes away.
+    for (pid, what) in [
+        (plain, "the root service"),
+        (low, "the service run as nobody"),
+    ] {
+        common::wait_exec(pid, "sleep");
+        let clean = common::wait_for(PATIENCE, || open_fds(pid) == [0, 1, 2]);
+        assert!(clean, "fds of {what}:\n{}", common::describe_fds(pid));
+    }
+}
+
+#[test]
+fn a_service_starts_with_a_clean_signal_mask_and_dispositions_and_stdin_from_dev_null() {
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &common::sh_service("plain", &common::pid_then_sleep("plain"), ""),
+    );
+    minder.dirty_signal_state().start_run(&[]);
+    let service = minder.wait_pid("plain", None);
+    common::wait_exec(service, "sleep");
+    let alarm = 1u64 << (libc::SIGALRM - 1);
+    let xcpu = 1u64 << (libc::SIGXCPU - 1);
+    // The dirt reached minder...
+    assert_ne!(
+        common::signal_set(minder.pid(), "SigIgn:") & alarm,
+        0,
+        "SIGALRM not ignored in minder"
+    );
+    assert_ne!(
+        common::signal_set(minder.pid(), "SigBlk:") & xcpu,
+        0,
+        "SIGXCPU not blocked in minder"
+    );
+    // ...and none of it, nor anything minder blocks or ignores for itself, reached the
+    // service (a non-interactive sh that exec'd sleep changes neither).
+    assert_eq!(
+        common::signal_set(service, "SigBlk:"),
+        0,
+        "blocked signals of the service"
+    );
+    assert_eq!(
+        common::signal_set(service, "SigIgn:"),
+        0,
+        "ignored signals of the service"
+    );
+    let stdin = std::fs::read_link(format!("/proc/{service}/fd/0")).expect("fd 0 of the service");
+    assert_eq!(stdin, std::path::Path::new("/dev/null"));
 }

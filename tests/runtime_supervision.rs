@@ -6,20 +6,40 @@
 mod common;
 
 use common::{Minder, PATIENCE, Signal, is_alive, pid_then_sleep, send_signal, sh_service};
+use std::time::Duration;
 
-/// A service that logs each of its starts to `starts` (one line with its name, appended
-/// atomically) and then records its pid and sleeps.
+/// A service that records its pid, then waits on a background sleep. A TERM (minder
+/// stopping it) appends its name to `stops` before it exits, so `stops` holds the stop
+/// order: minder sees the exit only after the line is written.
 fn logged_service(name: &str) -> String {
     sh_service(
         name,
-        &format!("echo {name} >> starts; {}", pid_then_sleep(name)),
+        &format!(
+            "trap 'echo {name} >> stops; exit 0' TERM; echo $$ > {name}.pid; sleep 1000 & wait"
+        ),
         "backoff = { initial = \"10ms\" }",
     )
 }
 
-/// Runs a root with three services a, b, c under `strategy`, kills b from outside, and
-/// returns (services whose pid changed, the starts logged after the kill).
-fn kill_middle_child(strategy: &str) -> (Vec<&'static str>, Vec<String>) {
+/// Whether `pids` were forked in this order. Pids are handed out increasing, wrapping
+/// at pid_max (32768 here), so one descent is allowed if the sequence wrapped.
+fn forked_in_order(pids: &[i32]) -> bool {
+    let descents = pids.windows(2).filter(|pair| pair[1] < pair[0]).count();
+    descents == 0 || (descents == 1 && pids.last() < pids.first())
+}
+
+/// What one failure did under a strategy, as seen from outside.
+#[derive(Debug, PartialEq)]
+struct Restarted {
+    /// The services with a new process, in child order.
+    restarted: Vec<&'static str>,
+    /// The services minder stopped (TERM), in the order it stopped them.
+    stopped: Vec<String>,
+}
+
+/// Runs a root with three services a, b, c under `strategy`, kills b from outside with
+/// SIGKILL, and reports what minder restarted and stopped.
+fn kill_middle_child(strategy: &str) -> Restarted {
     let config = format!(
         "[root]\nstrategy = \"{strategy}\"\nintensity = 10\n\n{}{}{}",
         logged_service("a"),
@@ -32,14 +52,13 @@ fn kill_middle_child(strategy: &str) -> (Vec<&'static str>, Vec<String>) {
         .iter()
         .map(|name| minder.wait_pid(name, None))
         .collect();
-    let starts_before = minder.lines("starts").len();
-    assert_eq!(starts_before, 3, "{:?}", minder.lines("starts"));
 
     send_signal(before[1], Signal::SIGKILL);
-    // b is restarted under every strategy; by the time its new pid is there, every
-    // sibling the strategy stops has been stopped (stops come before the restart).
+    // b is restarted under every strategy. Siblings are stopped before any restart, so
+    // once b's new pid is there, every sibling the strategy stops has been stopped.
     let new_b = minder.wait_pid("b", Some(before[1]));
-    let mut changed = Vec::new();
+    let mut restarted = Vec::new();
+    let mut new_pids = Vec::new();
     for (index, name) in names.iter().enumerate() {
         let pid = if *name == "b" {
             new_b
@@ -47,34 +66,40 @@ fn kill_middle_child(strategy: &str) -> (Vec<&'static str>, Vec<String>) {
             minder.pid_file(name).expect("pid file")
         };
         if pid != before[index] || !is_alive(before[index]) {
-            changed.push(*name);
-            // A restarted sibling must come back, not merely be stopped.
-            minder.wait_pid(name, Some(before[index]));
+            restarted.push(*name);
+            // A sibling the strategy stopped must come back, not merely be stopped.
+            new_pids.push(minder.wait_pid(name, Some(before[index])));
         }
     }
-    let starts = minder.lines("starts")[starts_before..].to_vec();
-    (changed, starts)
+    assert!(
+        forked_in_order(&new_pids),
+        "{restarted:?} were not started in child order: pids {new_pids:?}"
+    );
+    Restarted {
+        restarted,
+        stopped: minder.lines("stops"),
+    }
 }
 
 #[test]
 fn one_for_one_restarts_only_the_killed_child() {
-    let (changed, starts) = kill_middle_child("one_for_one");
-    assert_eq!(changed, ["b"]);
-    assert_eq!(starts, ["b"]);
+    let outcome = kill_middle_child("one_for_one");
+    assert_eq!(outcome.restarted, ["b"]);
+    assert!(outcome.stopped.is_empty(), "{outcome:?}");
 }
 
 #[test]
-fn one_for_all_restarts_every_child_in_order() {
-    let (changed, starts) = kill_middle_child("one_for_all");
-    assert_eq!(changed, ["a", "b", "c"]);
-    assert_eq!(starts, ["a", "b", "c"]);
+fn one_for_all_stops_the_others_in_reverse_order_and_restarts_all_in_order() {
+    let outcome = kill_middle_child("one_for_all");
+    assert_eq!(outcome.restarted, ["a", "b", "c"]);
+    assert_eq!(outcome.stopped, ["c", "a"]);
 }
 
 #[test]
 fn rest_for_one_restarts_the_killed_child_and_those_after_it() {
-    let (changed, starts) = kill_middle_child("rest_for_one");
-    assert_eq!(changed, ["b", "c"]);
-    assert_eq!(starts, ["b", "c"]);
+    let outcome = kill_middle_child("rest_for_one");
+    assert_eq!(outcome.restarted, ["b", "c"]);
+    assert_eq!(outcome.stopped, ["c"]);
 }
 
 #[test]
@@ -102,6 +127,7 @@ fn a_strategy_applies_inside_a_nested_group_only() {
     );
     assert_eq!(minder.pid_file("outside"), Some(outside));
     assert_eq!(minder.pid_file("x"), Some(x));
+    assert_eq!(minder.lines("stops"), ["z"]);
 }
 
 #[test]
@@ -260,4 +286,66 @@ fn orphans_of_a_service_are_reaped_by_minder_as_a_subreaper() {
             .collect::<Vec<_>>(),
         minder.stderr_text()
     );
+}
+
+/// A service that ignores TERM, whose stop_timeout (60 s) outlasts every test bound.
+fn stubborn_service(name: &str) -> String {
+    sh_service(
+        name,
+        &format!("trap '' TERM; echo $$ > {name}.pid; while :; do sleep 1; done"),
+        "stop_timeout = \"60s\"",
+    )
+}
+
+#[test]
+fn shutdown_timeout_bounds_the_whole_shutdown() {
+    let config = format!(
+        "[daemon]\nshutdown_timeout = \"500ms\"\n\n{}{}",
+        stubborn_service("slow1"),
+        stubborn_service("slow2")
+    );
+    let mut minder = Minder::run(&config);
+    let pids = [
+        minder.wait_pid("slow1", None),
+        minder.wait_pid("slow2", None),
+    ];
+    minder.signal(Signal::SIGTERM);
+    // Well before any stop_timeout runs out: only shutdown_timeout can end this.
+    let code = minder.expect_exit(PATIENCE);
+    assert_eq!(code, 0, "stderr:\n{}", minder.stderr_text());
+    for pid in pids {
+        assert!(!is_alive(pid), "{pid} survived the shutdown");
+    }
+    minder.assert_nothing_left();
+}
+
+#[test]
+fn a_second_sigterm_kills_everything_at_once() {
+    let config = format!(
+        "[daemon]\nshutdown_timeout = \"60s\"\n\n{}",
+        stubborn_service("slow")
+    );
+    let mut minder = Minder::run(&config);
+    let pid = minder.wait_pid("slow", None);
+    minder.signal(Signal::SIGTERM);
+    // The first TERM has reached the service (it ignores it) once minder logs the
+    // shutdown; the second one must not wait for the 60 s stop_timeout.
+    assert!(
+        common::wait_for(PATIENCE, || minder.stderr_text().contains("shutdown")),
+        "no shutdown in the log:\n{}",
+        minder.stderr_text()
+    );
+    assert!(
+        minder.wait_exit(Duration::from_millis(200)).is_none(),
+        "minder did not wait for the stubborn service"
+    );
+    minder.signal(Signal::SIGTERM);
+    minder.wait_exit(PATIENCE).unwrap_or_else(|| {
+        panic!(
+            "a second SIGTERM did not end minder:\n{}",
+            minder.stderr_text()
+        )
+    });
+    assert!(!is_alive(pid));
+    minder.assert_nothing_left();
 }

@@ -23,7 +23,7 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -168,6 +168,42 @@ pub fn status_ids(pid: i32, key: &str) -> Vec<u32> {
         .collect()
 }
 
+/// A signal mask line of `/proc/PID/status` (`SigBlk:`, `SigIgn:`, ...) as a bit set:
+/// bit N-1 stands for signal N.
+pub fn signal_set(pid: i32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|error| panic!("read /proc/{pid}/status: {error}"));
+    let hex = status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} line in /proc/{pid}/status"));
+    u64::from_str_radix(hex.trim(), 16).expect("hexadecimal signal set")
+}
+
+/// Waits until `pid` runs `program` (its comm), i.e. until a `sh -c '...; exec
+/// program'` service has passed its exec: before that, the descriptors and signal state
+/// seen in /proc are the shell's, in the middle of its own work.
+pub fn wait_exec(pid: i32, program: &str) {
+    let execd = wait_for(PATIENCE, || comm_of(pid).as_deref() == Some(program));
+    assert!(
+        execd,
+        "{pid} did not exec {program} (comm {:?})",
+        comm_of(pid)
+    );
+}
+
+/// Each open fd of `pid` with what it points to, for assertion messages.
+pub fn describe_fds(pid: i32) -> String {
+    open_fds(pid)
+        .into_iter()
+        .map(|fd| {
+            let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                .map_or_else(|error| error.to_string(), |path| path.display().to_string());
+            format!("{fd} -> {target}\n")
+        })
+        .collect()
+}
+
 /// The open file descriptors of `pid`, sorted.
 pub fn open_fds(pid: i32) -> Vec<i32> {
     let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -203,17 +239,22 @@ pub enum Stream {
 
 /// Bytes read so far from one of minder's streams, shared with the thread reading it.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+struct Captured {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    /// Set by the reading thread at end of file: every writer has closed the pipe.
+    closed: Arc<AtomicBool>,
+}
 
 impl Captured {
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("capture lock")).into_owned()
+        String::from_utf8_lossy(&self.bytes.lock().expect("capture lock")).into_owned()
     }
 
     /// Starts a thread that appends everything `source` yields until end of file. The
     /// thread is never joined: a grandchild can keep the pipe open after minder is gone.
     fn drain(&self, mut source: impl Read + Send + 'static) {
-        let buffer = Arc::clone(&self.0);
+        let buffer = Arc::clone(&self.bytes);
+        let closed = Arc::clone(&self.closed);
         std::thread::spawn(move || {
             let mut chunk = [0u8; 8192];
             while let Ok(read) = source.read(&mut chunk) {
@@ -225,6 +266,7 @@ impl Captured {
                     .expect("capture lock")
                     .extend_from_slice(&chunk[..read]);
             }
+            closed.store(true, Ordering::SeqCst);
         });
     }
 }
@@ -246,6 +288,8 @@ pub struct Minder {
     pid_namespace: bool,
     /// An fd of the test to hand to minder, without close-on-exec, as fd 5.
     leaked_fd: Option<std::fs::File>,
+    /// Start minder with SIGALRM ignored and SIGXCPU blocked (see `dirty_signal_state`).
+    dirty_signals: bool,
     /// minder itself, or `unshare` in a pid namespace. `None` before `start`.
     child: Option<Child>,
     /// Set once the child has been reaped.
@@ -270,6 +314,7 @@ impl Minder {
             stderr_mode: Stream::Drained,
             pid_namespace: false,
             leaked_fd: None,
+            dirty_signals: false,
             child: None,
             status: None,
             held_stdout: None,
@@ -319,6 +364,14 @@ impl Minder {
     /// parent (a shell, a CI runner) would leave it.
     pub fn leak_fd_5(&mut self, file: std::fs::File) -> &mut Minder {
         self.leaked_fd = Some(file);
+        self
+    }
+
+    /// Start minder with SIGALRM ignored and SIGXCPU blocked, as a careless parent
+    /// could: both survive exec, and minder must not pass them on to its services.
+    /// (minder handles neither signal itself, so it keeps them as given.)
+    pub fn dirty_signal_state(&mut self) -> &mut Minder {
+        self.dirty_signals = true;
         self
     }
 
@@ -379,6 +432,21 @@ impl Minder {
                 });
             }
         }
+        if self.dirty_signals {
+            // SAFETY: signal and sigprocmask are async-signal-safe; the set is local.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::signal(libc::SIGALRM, libc::SIG_IGN);
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGXCPU);
+                    if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = command
             .spawn()
             .unwrap_or_else(|error| panic!("spawn {command:?}: {error}"));
@@ -423,6 +491,11 @@ impl Minder {
     /// What minder has written to its stdout so far (as far as it has been read).
     pub fn stdout_text(&self) -> String {
         self.stdout.text()
+    }
+
+    /// Whether minder's (drained) stdout has reached end of file: nothing more can come.
+    pub fn stdout_closed(&self) -> bool {
+        self.stdout.closed.load(Ordering::SeqCst)
     }
 
     pub fn stderr_text(&self) -> String {
