@@ -81,7 +81,7 @@ fn a_bad_file_exits_2_and_lists_every_error_with_its_position() {
          [service.web]\n\
          command = \"x\"\n\
          restart = \"alwayz\"\n\
-         health = { exec = [\"true\"] }\n",
+         watchdog = \"30s\"\n",
     )
     .expect("write bad.toml");
     let output = minder_check(&path);
@@ -112,7 +112,7 @@ fn a_bad_file_exits_2_and_lists_every_error_with_its_position() {
     assert!(errors[1].contains("did you mean \"always\"?"), "{stderr}");
     assert!(
         errors[2].starts_with(&format!(
-            "error: {file}:6:1: `service.web.health` is not supported yet"
+            "error: {file}:6:1: `service.web.watchdog`: a watchdog needs `ready.notify = true`"
         )),
         "{stderr}"
     );

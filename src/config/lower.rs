@@ -22,6 +22,10 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod checks;
+
+use checks::CheckKeys;
+
 type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -103,8 +107,10 @@ const SERVICE_KEYS: &[&str] = &[
     "oneshot",
     "instances",
     "backoff",
+    "ready",
+    "health",
+    "watchdog",
 ];
-const SERVICE_NOT_YET: &[&str] = &["ready", "health", "watchdog"];
 const BACKOFF_KEYS: &[&str] = &["initial", "max", "multiplier", "jitter", "reset_after"];
 
 const STRATEGIES: &[(&str, Strategy)] = &[
@@ -563,6 +569,7 @@ impl Lowerer<'_> {
         let mut significant_key = None;
         let mut restart_key = None;
         let mut has_command = false;
+        let mut check_keys = CheckKeys::default();
         for (key, value) in sorted(table) {
             let key_path = join(path, key.get_ref());
             match key.get_ref().as_ref() {
@@ -632,6 +639,18 @@ impl Lowerer<'_> {
                         spec.backoff = backoff;
                     }
                 }
+                "ready" => {
+                    check_keys.ready = Some(key.span());
+                    spec.ready = self.ready(path, key, value);
+                }
+                "health" => {
+                    check_keys.health = Some(key.span());
+                    spec.health = self.health(path, key, value);
+                }
+                "watchdog" => {
+                    check_keys.watchdog = Some(key.span());
+                    spec.watchdog = self.positive_duration(&key_path, value);
+                }
                 "auto_shutdown" => self.error(
                     key.span(),
                     format!(
@@ -642,7 +661,7 @@ impl Lowerer<'_> {
                     // `comand = ...` already gets "did you mean `command`?"; a second
                     // "missing `command`" for the same line would only add noise.
                     has_command |= suggest(other, ["command"]).is_some();
-                    self.unknown_key(path, key, SERVICE_KEYS, SERVICE_NOT_YET);
+                    self.unknown_key(path, key, SERVICE_KEYS, &[]);
                 }
             }
         }
@@ -664,6 +683,7 @@ impl Lowerer<'_> {
             // A oneshot behaves like a transient service: only a failure is retried.
             spec.restart = RestartType::Transient;
         }
+        self.check_rules(path, &spec, check_keys);
         RawService {
             name: name.get_ref().to_string(),
             name_span: name.span(),

@@ -8,9 +8,11 @@
 //! any error yields no `Spec` at all, so a bad file can never half-apply.
 //!
 //! Layout: `lower` walks the parsed tables (keeping file order by sorting on spans,
-//! since the `toml` map is ordered by key) into per-service and per-group records;
+//! since the `toml` map is ordered by key) into per-service and per-group records,
+//! with `lower::checks` for a service's ready and health tables and its watchdog;
 //! `tree` checks names, children, cycles and cross-node rules and assembles the tree;
-//! `values` parses scalar forms; `render` prints a `Spec` for `minder check`.
+//! `values` parses scalar forms (durations, sizes, probe addresses); `render` prints a
+//! `Spec` for `minder check`.
 //! `config/reference.toml` lists every accepted key and form (a test keeps it valid).
 
 mod lower;

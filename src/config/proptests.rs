@@ -1,15 +1,18 @@
 //! Property tests: no input, however mangled, makes loading panic, and every error it
 //! reports has a real position. Inputs are the shipped example files with random byte
 //! edits, and random TOML-ish text built from the config's own vocabulary.
+//! `reference.toml` is among the seeds because it uses every key, so mangling it
+//! reaches every rule (the ready and health tables and their probes included).
 
 use super::load_str;
-use super::values::{quote_word, split_command};
+use super::values::{format_size, http_url, quote_word, size, split_command, tcp_address};
 use proptest::prelude::*;
 use std::path::Path;
 
 const EXAMPLES: &[&str] = &[
     include_str!("../../config/example.toml"),
     include_str!("../../config/sidecars.toml"),
+    include_str!("../../config/reference.toml"),
 ];
 
 /// Loads `text` and checks the invariants every outcome must keep.
@@ -106,6 +109,19 @@ fn toml_line() -> impl Strategy<Value = String> {
         Just("success_codes"),
         Just("working_dir"),
         Just("ready"),
+        Just("health"),
+        Just("watchdog"),
+        Just("tcp"),
+        Just("http"),
+        Just("exec"),
+        Just("notify"),
+        Just("fd"),
+        Just("interval"),
+        Just("timeout"),
+        Just("deadline"),
+        Just("start_period"),
+        Just("failures"),
+        Just("max_memory"),
         Just("a"),
         Just("b"),
     ];
@@ -124,6 +140,15 @@ fn toml_line() -> impl Strategy<Value = String> {
         Just("{ nofile = { soft = 2, hard = 1 } }".to_string()),
         Just("\"sh -c 'x\"".to_string()),
         Just("0o777".to_string()),
+        Just("\"127.0.0.1:80\"".to_string()),
+        Just("\"[::1]:0\"".to_string()),
+        Just("\"http://[::1]:8080/x?y=%20\"".to_string()),
+        Just("\"https://h\"".to_string()),
+        Just("\"512MiB\"".to_string()),
+        Just("\"18446744073709551615TiB\"".to_string()),
+        Just("{ notify = true }".to_string()),
+        Just("{ tcp = \"a:1\", fd = 3 }".to_string()),
+        Just("{ max_memory = 1 }".to_string()),
         any::<i64>().prop_map(|n| n.to_string()),
         "[ -~]{0,12}".prop_map(|s| format!("{s:?}")),
     ];
@@ -137,6 +162,8 @@ fn toml_line() -> impl Strategy<Value = String> {
         Just("[service.c]"),
         Just("[[service]]"),
         Just("[service.a.ready]"),
+        Just("[service.a.health]"),
+        Just("[service.b.ready]"),
     ];
     prop_oneof![
         header.prop_map(str::to_string),
@@ -168,6 +195,22 @@ proptest! {
     fn quoted_words_split_back_unchanged(argv in proptest::collection::vec("[ -~é]{0,12}", 1..6)) {
         let rendered: Vec<String> = argv.iter().map(|word| quote_word(word)).collect();
         prop_assert_eq!(split_command(&rendered.join(" ")), Ok(argv));
+    }
+
+    /// The probe and size parsers take any string a file can hold.
+    #[test]
+    fn probe_and_size_parsers_never_panic(
+        text in "\\PC{0,40}",
+        url_tail in "[\\[\\]:/%@#?.a-f0-9 é]{0,24}",
+    ) {
+        let _ = (tcp_address(&text), http_url(&text), size(&text));
+        let _ = (tcp_address(&url_tail), http_url(&format!("http://{url_tail}")), size(&url_tail));
+    }
+
+    /// `render` prints `max_memory` with `format_size`; it must read back the same.
+    #[test]
+    fn rendered_sizes_parse_back_unchanged(bytes in 1..u64::MAX) {
+        prop_assert_eq!(size(&format_size(bytes)), Ok(bytes));
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! deterministic: no clock, no environment, no hash-map order.
 
 use super::lower::{RLIMITS, UNLIMITED};
-use super::values::{quote_word, signal_name};
+use super::values::{format_size, quote_word, signal_name};
 use crate::spec::{
-    AutoShutdown, GroupSpec, LogFormat, NodeSpec, RestartType, ServiceSpec, Spec, Strategy,
+    AutoShutdown, GroupSpec, HealthSpec, LogFormat, NodeSpec, Probe, ReadyCheck, ReadySpec,
+    RestartType, ServiceSpec, Spec, Strategy,
 };
 use std::fmt::Write;
 use std::time::Duration;
@@ -177,6 +178,66 @@ fn service(out: &mut String, spec: &ServiceSpec, depth: usize) {
         duration(backoff.reset_after)
     );
     line(out, depth, "backoff", &backoff);
+    let ready = match &spec.ready {
+        Some(ready_spec) => ready(ready_spec),
+        None if spec.oneshot => "(once it exits with a success code)".to_string(),
+        None => "(once started)".to_string(),
+    };
+    line(out, depth, "ready", &ready);
+    let health = spec
+        .health
+        .as_ref()
+        .map_or_else(|| "(none)".to_string(), health);
+    line(out, depth, "health", &health);
+    let watchdog = spec.watchdog.map_or_else(|| "(none)".to_string(), duration);
+    line(out, depth, "watchdog", &watchdog);
+}
+
+/// The check, then the timings that apply to it: `notify` and `fd` are waited for
+/// rather than polled, so only probes show an interval and a timeout.
+fn ready(spec: &ReadySpec) -> String {
+    match &spec.check {
+        ReadyCheck::Probe(probe_spec) => format!(
+            "{}, interval {}, timeout {}, deadline {}",
+            probe(probe_spec),
+            duration(spec.interval),
+            duration(spec.timeout),
+            duration(spec.deadline)
+        ),
+        ReadyCheck::Notify => format!("notify (READY=1), deadline {}", duration(spec.deadline)),
+        ReadyCheck::Fd(fd) => format!(
+            "fd {fd} (a newline written to it), deadline {}",
+            duration(spec.deadline)
+        ),
+    }
+}
+
+fn health(spec: &HealthSpec) -> String {
+    let probe = spec
+        .probe
+        .as_ref()
+        .map_or_else(|| "no probe".to_string(), probe);
+    let max_memory = spec
+        .max_memory
+        .map_or_else(|| "(none)".to_string(), format_size);
+    format!(
+        "{probe}, interval {}, timeout {}, start_period {}, failures {}, max_memory {max_memory}",
+        duration(spec.interval),
+        duration(spec.timeout),
+        duration(spec.start_period),
+        spec.failures
+    )
+}
+
+fn probe(probe: &Probe) -> String {
+    match probe {
+        Probe::Tcp { address } => format!("tcp {address}"),
+        Probe::Http { url } => format!("http {url}"),
+        Probe::Exec { command } => {
+            let words: Vec<String> = command.iter().map(|word| quote_word(word)).collect();
+            format!("exec {}", words.join(" "))
+        }
+    }
 }
 
 fn line(out: &mut String, depth: usize, label: &str, value: &str) {

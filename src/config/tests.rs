@@ -2,11 +2,11 @@
 //! `line:column` and the words of the message, plus the lowering of valid files and a
 //! snapshot of `render`.
 
-use super::values::split_command;
+use super::values::{format_size, size, split_command};
 use super::{ConfigErrors, load_str};
 use crate::spec::{
-    AutoShutdown, BackoffSpec, LogFormat, NodeSpec, RestartType, Rlimit, RlimitResource,
-    ServiceSpec, Spec, Strategy,
+    AutoShutdown, BackoffSpec, HealthSpec, LogFormat, NodeSpec, Probe, ReadyCheck, ReadySpec,
+    RestartType, Rlimit, RlimitResource, ServiceSpec, Spec, Strategy,
 };
 use expect_test::expect;
 use std::path::{Path, PathBuf};
@@ -893,11 +893,6 @@ log_dir = "/var/log/minder"
 state_file = "state"
 [service.web]
 command = "x"
-watchdog = "30s"
-[service.web.ready]
-tcp = "127.0.0.1:80"
-[service.web.health]
-exec = ["true"]
 "#,
     );
     let expected = [
@@ -905,9 +900,6 @@ exec = ["true"]
         ("3:1", "daemon.metrics_listen"),
         ("4:1", "daemon.log_dir"),
         ("5:1", "daemon.state_file"),
-        ("8:1", "service.web.watchdog"),
-        ("9:14", "service.web.ready"),
-        ("11:14", "service.web.health"),
     ];
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
     for (error, (position, key)) in errors.iter().zip(expected) {
@@ -969,6 +961,649 @@ command = "api"
     );
 }
 
+// ---- ready, health and watchdog ----
+
+#[test]
+fn ready_health_and_watchdog_lower_to_the_spec() {
+    let spec = ok(r#"
+[service.db]
+command = "postgres"
+[service.db.ready]
+tcp = "localhost:5432"
+notify = false
+deadline = "2m"
+[service.db.health]
+exec = "pg_isready -q"
+start_period = "0s"
+failures = 1
+max_memory = 4096
+
+[service.web]
+command = "web"
+instances = 2
+watchdog = "15s"
+ready = { notify = true }
+health = { http = "HTTP://web.local/health", interval = "5s", timeout = "1s", max_memory = "1GiB" }
+
+[service.worker]
+command = "worker"
+ready = { exec = ["test", "-e", "/run/worker.ready"], interval = "250ms", timeout = "2s" }
+health = { tcp = "[::1]:9000" }
+
+[service.piped]
+command = "piped"
+ready = { fd = 1023 }
+health = { max_memory = "100 MB" }
+"#);
+    let all = services(&spec);
+    let db = all[0];
+    assert_eq!(
+        db.ready,
+        Some(ReadySpec {
+            deadline: Duration::from_secs(120),
+            ..ReadySpec::new(ReadyCheck::Probe(Probe::Tcp {
+                address: "localhost:5432".into()
+            }))
+        })
+    );
+    assert_eq!(
+        db.health,
+        Some(HealthSpec {
+            failures: 1,
+            max_memory: Some(4096),
+            ..HealthSpec::new(Some(Probe::Exec {
+                command: vec!["pg_isready".into(), "-q".into()]
+            }))
+        })
+    );
+    assert_eq!(db.watchdog, None);
+    // Every instance carries the same checks.
+    for web in [all[1], all[2]] {
+        assert_eq!(web.ready, Some(ReadySpec::new(ReadyCheck::Notify)));
+        assert_eq!(web.watchdog, Some(Duration::from_secs(15)));
+        assert_eq!(
+            web.health,
+            Some(HealthSpec {
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(1),
+                max_memory: Some(1 << 30),
+                ..HealthSpec::new(Some(Probe::Http {
+                    url: "HTTP://web.local/health".into()
+                }))
+            })
+        );
+    }
+    let worker = all[3];
+    assert_eq!(
+        worker.ready,
+        Some(ReadySpec {
+            interval: Duration::from_millis(250),
+            timeout: Duration::from_secs(2),
+            ..ReadySpec::new(ReadyCheck::Probe(Probe::Exec {
+                command: vec!["test".into(), "-e".into(), "/run/worker.ready".into()]
+            }))
+        })
+    );
+    assert_eq!(
+        worker.health,
+        Some(HealthSpec::new(Some(Probe::Tcp {
+            address: "[::1]:9000".into()
+        })))
+    );
+    let piped = all[4];
+    assert_eq!(piped.ready, Some(ReadySpec::new(ReadyCheck::Fd(1023))));
+    assert_eq!(
+        piped.health,
+        Some(HealthSpec {
+            max_memory: Some(100_000_000),
+            ..HealthSpec::new(None)
+        })
+    );
+}
+
+#[test]
+fn sizes_parse_and_render_back() {
+    for (text, bytes) in [
+        ("4096", 4096),
+        ("1B", 1),
+        ("512MiB", 512 << 20),
+        ("1GiB", 1 << 30),
+        ("2TiB", 2 << 40),
+        ("64 KiB", 64 << 10),
+        ("100MB", 100_000_000),
+        ("3kB", 3000),
+        ("1GB", 1_000_000_000),
+    ] {
+        assert_eq!(size(text), Ok(bytes), "{text}");
+        assert_eq!(size(&format_size(bytes)), Ok(bytes), "{text}");
+    }
+    assert_eq!(format_size(512 << 20), "512MiB");
+    assert_eq!(format_size(100_000_000), "100MB");
+    assert_eq!(format_size(1234), "1234");
+    for bad in [
+        "",
+        "0",
+        "0MiB",
+        "MiB",
+        "-1",
+        "1.5GiB",
+        "12 parsecs",
+        "99999999999TiB",
+    ] {
+        assert!(size(bad).is_err(), "{bad:?} was accepted");
+    }
+}
+
+#[test]
+fn http_url_that_is_not_a_url() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+ready = { http = "localhost:8080/health" }
+"#,
+        "3:18",
+        &[
+            "`service.web.ready.http`: no \"http://\" at the start",
+            "like \"http://127.0.0.1:8080/health\"",
+            "found \"localhost:8080/health\"",
+        ],
+    );
+}
+
+#[test]
+fn http_url_without_a_host() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+[service.web.health]
+http = "http:///health"
+"#,
+        "4:8",
+        &[
+            "`service.web.health.http`: no host;",
+            "found \"http:///health\"",
+        ],
+    );
+}
+
+#[test]
+fn http_url_with_a_space() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+[service.web.health]
+http = "http://web:80/my health"
+"#,
+        "4:8",
+        &["`service.web.health.http`: spaces in the URL must be written as %20"],
+    );
+}
+
+#[test]
+fn https_url_is_not_supported_yet() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+[service.web.ready]
+http = "https://127.0.0.1:8443/ready"
+"#,
+        "4:8",
+        &[
+            "`service.web.ready.http`: https is not supported yet",
+            "use an http:// URL, or a `tcp` or `exec` probe",
+        ],
+    );
+}
+
+#[test]
+fn http_port_out_of_range() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+ready = { http = "http://127.0.0.1:99999/" }
+"#,
+        "3:18",
+        &["`service.web.ready.http`: port 99999 is out of range (1 to 65535)"],
+    );
+}
+
+#[test]
+fn tcp_port_zero() {
+    single_error(
+        r#"
+[service.db]
+command = "x"
+[service.db.ready]
+tcp = "127.0.0.1:0"
+"#,
+        "4:7",
+        &[
+            "`service.db.ready.tcp`: port 0 is out of range (1 to 65535)",
+            "expected \"host:port\"",
+            "found \"127.0.0.1:0\"",
+        ],
+    );
+}
+
+#[test]
+fn tcp_port_above_65535() {
+    single_error(
+        r#"
+[service.db]
+command = "x"
+[service.db.health]
+tcp = "db.internal:70000"
+"#,
+        "4:7",
+        &["`service.db.health.tcp`: port 70000 is out of range (1 to 65535)"],
+    );
+}
+
+#[test]
+fn tcp_without_a_port() {
+    single_error(
+        r#"
+[service.db]
+command = "x"
+[service.db.ready]
+tcp = "localhost"
+"#,
+        "4:7",
+        &[
+            "`service.db.ready.tcp`: no port; expected \"host:port\" like \"127.0.0.1:5432\"",
+            "found \"localhost\"",
+        ],
+    );
+}
+
+#[test]
+fn tcp_with_a_port_name() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = { tcp = \"db:postgres\" }\n",
+        "3:17",
+        &["the port \"postgres\" is not a number from 1 to 65535"],
+    );
+}
+
+#[test]
+fn tcp_ipv6_without_brackets() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = { tcp = \"::1:5432\" }\n",
+        "3:17",
+        &["an IPv6 address needs brackets: \"[::1]:5432\""],
+    );
+}
+
+#[test]
+fn tcp_with_a_scheme() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = { tcp = \"tcp://db:5432\" }\n",
+        "3:17",
+        &["without a scheme (for an HTTP check, use `http` instead of `tcp`)"],
+    );
+}
+
+#[test]
+fn empty_exec_probe() {
+    let errors = errors(
+        r#"
+[service.web]
+command = "x"
+ready = { exec = [] }
+health = { exec = "  " }
+"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "3:18: `service.web.ready.exec`: the command is empty; expected a program and its arguments",
+            "4:19: `service.web.health.exec`: the command is empty; expected a program and its arguments",
+        ]
+    );
+}
+
+#[test]
+fn exec_probe_with_an_empty_program() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nready = { exec = [\"\", \"-q\"] }\n",
+        "3:18",
+        &["`service.web.ready.exec`: the program name is empty"],
+    );
+}
+
+#[test]
+fn two_checks_in_ready() {
+    single_error(
+        r#"
+[service.db]
+command = "x"
+[service.db.ready]
+tcp = "127.0.0.1:5432"
+notify = true
+"#,
+        "5:1",
+        &[
+            "`service.db.ready`: 2 checks are set, `tcp` (line 4) and `notify` (line 5)",
+            "expected exactly one of tcp, http, exec, notify = true, fd",
+        ],
+    );
+}
+
+#[test]
+fn no_check_in_ready() {
+    single_error(
+        r#"
+[service.db]
+command = "x"
+[service.db.ready]
+deadline = "10s"
+"#,
+        "3:13",
+        &[
+            "`service.db.ready`: no check is set; expected exactly one of tcp = \"host:port\"",
+            "notify = true, fd = N",
+        ],
+    );
+}
+
+#[test]
+fn notify_false_is_no_check() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = { notify = false }\n",
+        "3:1",
+        &["`service.db.ready`: no check is set (`notify = false` sets none)"],
+    );
+}
+
+#[test]
+fn interval_with_notify() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = { notify = true, interval = \"1s\" }\n",
+        "3:26",
+        &[
+            "`service.db.ready.interval`: only probe checks (tcp, http, exec) use `interval`",
+            "`notify` waits for READY=1 until `deadline`",
+        ],
+    );
+}
+
+#[test]
+fn zero_ready_timeout() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = { tcp = \"db:1\", timeout = \"0s\" }\n",
+        "3:35",
+        &["`service.db.ready.timeout`: expected a duration greater than zero, found \"0s\""],
+    );
+}
+
+#[test]
+fn ready_fd_on_stdout() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = { fd = 1 }\n",
+        "3:16",
+        &[
+            "`service.db.ready.fd`: expected a file descriptor number from 3 to 1023 (0, 1 and 2 are the service's stdin, stdout and stderr), found integer 1",
+        ],
+    );
+}
+
+#[test]
+fn ready_as_a_string() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = \"tcp 127.0.0.1:5432\"\n",
+        "3:9",
+        &[
+            "`service.db.ready`: expected a table like { tcp = \"127.0.0.1:5432\" }, or a [service.db.ready] section",
+        ],
+    );
+}
+
+#[test]
+fn misspelt_ready_key_suggests() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = { tpc = \"db:5432\" }\n",
+        "3:11",
+        &["unknown key `service.db.ready.tpc`; did you mean `tcp`?"],
+    );
+}
+
+#[test]
+fn health_key_in_ready_says_where_it_belongs() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nready = { notify = true, failures = 3 }\n",
+        "3:26",
+        &[
+            "`service.db.ready.failures`: `failures` belongs in [service.db.health], not in [service.db.ready]",
+        ],
+    );
+}
+
+#[test]
+fn watchdog_without_ready_notify() {
+    single_error(
+        r#"
+[service.api]
+command = "x"
+watchdog = "30s"
+"#,
+        "3:1",
+        &[
+            "`service.api.watchdog`: a watchdog needs `ready.notify = true`",
+            "add it in [service.api.ready]",
+        ],
+    );
+}
+
+#[test]
+fn watchdog_with_a_probe_ready_check() {
+    single_error(
+        r#"
+[service.api]
+watchdog = "30s"
+command = "x"
+[service.api.ready]
+http = "http://127.0.0.1/"
+"#,
+        "2:1",
+        &[
+            "`service.api.watchdog`: a watchdog needs `ready.notify = true`",
+            "but `service.api.ready` uses `http`",
+        ],
+    );
+}
+
+#[test]
+fn zero_watchdog() {
+    single_error(
+        "[service.api]\ncommand = \"x\"\nwatchdog = \"0s\"\nready = { notify = true }\n",
+        "3:12",
+        &["`service.api.watchdog`: expected a duration greater than zero"],
+    );
+}
+
+#[test]
+fn health_failures_zero() {
+    single_error(
+        r#"
+[service.db]
+command = "x"
+[service.db.health]
+tcp = "db:5432"
+failures = 0
+"#,
+        "5:12",
+        &[
+            "`service.db.health.failures`: expected an integer >= 1 (consecutive failures before a restart), found integer 0",
+        ],
+    );
+}
+
+#[test]
+fn health_bad_size() {
+    let errors = errors(
+        r#"
+[service.db]
+command = "x"
+health = { max_memory = "512M" }
+[service.cache]
+command = "x"
+health = { max_memory = "lots" }
+[service.queue]
+command = "x"
+health = { max_memory = "512mib" }
+[service.mq]
+command = "x"
+health = { max_memory = 0 }
+"#,
+    );
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("3:25: `service.db.health.max_memory`: expected a size like")
+            && errors[0].contains(
+                "\"M\" is ambiguous: did you mean \"512MiB\" (powers of 1024) or \"512MB\" (powers of 1000)?; found \"512M\""
+            ),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].starts_with("6:25: `service.cache.health.max_memory`: expected a size")
+            && errors[1].ends_with("; found \"lots\""),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].starts_with("9:25: ") && errors[2].contains("did you mean \"512MiB\"?"),
+        "{}",
+        errors[2]
+    );
+    assert!(
+        errors[3].starts_with("12:25: `service.mq.health.max_memory`: expected a size")
+            && errors[3].ends_with("greater than zero, found integer 0"),
+        "{}",
+        errors[3]
+    );
+}
+
+#[test]
+fn health_with_nothing_to_check() {
+    single_error(
+        r#"
+[service.db]
+command = "x"
+[service.db.health]
+interval = "5s"
+"#,
+        "3:13",
+        &["`service.db.health`: nothing to check; expected a probe (tcp"],
+    );
+}
+
+#[test]
+fn two_probes_in_health() {
+    single_error(
+        "[service.db]\ncommand = \"x\"\nhealth = { tcp = \"db:1\", http = \"http://db/\" }\n",
+        "3:26",
+        &[
+            "`service.db.health`: 2 checks are set, `tcp` (line 3) and `http` (line 3); expected at most one probe of tcp, http, exec",
+        ],
+    );
+}
+
+#[test]
+fn notify_in_health() {
+    single_error(
+        r#"
+[service.db]
+command = "x"
+[service.db.health]
+notify = true
+"#,
+        "4:1",
+        &[
+            "`service.db.health.notify`: only `ready` supports notify and fd",
+            "set `watchdog` on the service",
+        ],
+    );
+}
+
+#[test]
+fn ready_on_a_oneshot() {
+    single_error(
+        r#"
+[service.migrate]
+command = "x"
+oneshot = true
+[service.migrate.ready]
+exec = "true"
+"#,
+        "4:18",
+        &[
+            "`service.migrate.ready`: a oneshot service cannot have a ready check: it counts as ready once it exits with a success code",
+        ],
+    );
+}
+
+#[test]
+fn health_and_watchdog_on_a_oneshot() {
+    let errors = errors(
+        r#"
+[service.migrate]
+health = { max_memory = "1GiB" }
+watchdog = "10s"
+command = "x"
+oneshot = true
+"#,
+    );
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "2:1: `service.migrate.health`: a oneshot service cannot have health checks"
+        ),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].starts_with(
+            "3:1: `service.migrate.watchdog`: a oneshot service cannot have a watchdog"
+        ),
+        "{}",
+        errors[1]
+    );
+}
+
+#[test]
+fn every_check_mistake_is_reported_at_once() {
+    let errors = errors(
+        r#"
+[service.a]
+command = "x"
+watchdog = "1s"
+[service.a.ready]
+tcp = "a:0"
+http = "https://a/"
+[service.a.health]
+failures = -1
+fd = 3
+max_memory = "1 parsec"
+"#,
+    );
+    let positions: Vec<&str> = errors
+        .iter()
+        .map(|error| error.split(": ").next().unwrap_or(""))
+        .collect();
+    // The ready table is broken, so `watchdog` gets no follow-on "needs notify".
+    assert_eq!(
+        positions,
+        ["5:7", "6:1", "6:8", "8:12", "9:1", "10:14"],
+        "{errors:#?}"
+    );
+}
+
 // ---- render ----
 
 #[test]
@@ -1011,16 +1646,35 @@ stop_timeout = "20s"
 significant = false
 backoff = { initial = "1s", max = "1m", multiplier = 1.5, jitter = 0.0, reset_after = "5m" }
 
+[service.db.ready]
+tcp = "127.0.0.1:5432"
+interval = "500ms"
+timeout = "2s"
+deadline = "2m"
+
+[service.db.health]
+exec = ["pg_isready", "-q"]
+interval = "30s"
+timeout = "5s"
+start_period = "1m"
+failures = 5
+max_memory = "512MiB"
+
 [service.api]
 command = "./api --port 8080"
 restart = "always"
 instances = 2
+ready = { notify = true, deadline = "10s" }
+watchdog = "30s"
+health = { http = "http://[::1]:8080/healthz?full=1" }
 
 [service.job]
 command = "report --once"
 restart = "transient"
 significant = true
 stop_signal = 1
+ready = { fd = 3 }
+health = { max_memory = "100MB" }
 "#);
     expect![[r#"
         root: one_for_all, intensity 2 per 1m, auto_shutdown any_significant
@@ -1038,6 +1692,9 @@ stop_signal = 1
             stop             SIGTERM, then SIGKILL after 10s
             success_codes    0 2
             backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
+            ready            (once it exits with a success code)
+            health           (none)
+            watchdog         (none)
           group backend: rest_for_one, intensity 0 per 10s
             service db
               command          /usr/bin/postgres -D /var/lib/pg
@@ -1053,6 +1710,9 @@ stop_signal = 1
               stop             SIGINT, then SIGKILL after 20s
               success_codes    0
               backoff          initial 1s, max 1m, multiplier 1.5, jitter 0, reset_after 5m
+              ready            tcp 127.0.0.1:5432, interval 500ms, timeout 2s, deadline 2m
+              health           exec pg_isready -q, interval 30s, timeout 5s, start_period 1m, failures 5, max_memory 512MiB
+              watchdog         (none)
             service api.0 (instance 0 of api)
               command          ./api --port 8080
               restart          permanent
@@ -1067,6 +1727,9 @@ stop_signal = 1
               stop             SIGTERM, then SIGKILL after 10s
               success_codes    0
               backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
+              ready            notify (READY=1), deadline 10s
+              health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3, max_memory (none)
+              watchdog         30s
             service api.1 (instance 1 of api)
               command          ./api --port 8080
               restart          permanent
@@ -1081,6 +1744,9 @@ stop_signal = 1
               stop             SIGTERM, then SIGKILL after 10s
               success_codes    0
               backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
+              ready            notify (READY=1), deadline 10s
+              health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3, max_memory (none)
+              watchdog         30s
           service job
             command          report --once
             restart          transient
@@ -1095,6 +1761,9 @@ stop_signal = 1
             stop             SIGHUP, then SIGKILL after 10s
             success_codes    0
             backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
+            ready            fd 3 (a newline written to it), deadline 1m
+            health           no probe, interval 10s, timeout 3s, start_period 0s, failures 3, max_memory 100MB
+            watchdog         (none)
         daemon
           shutdown_timeout 20s
           log_format       json

@@ -302,3 +302,249 @@ pub(crate) fn short(text: &str) -> String {
         format!("{cut}...")
     }
 }
+
+/// Checks a tcp probe address: `host:port`, with an IPv6 host in brackets
+/// (`[::1]:80`) and a numeric port from 1 to 65535. The address is kept as written and
+/// resolved at probe time, so a host name is only checked for its characters.
+pub(crate) fn tcp_address(text: &str) -> Result<(), String> {
+    let example = "expected \"host:port\" like \"127.0.0.1:5432\" or \"[::1]:80\"";
+    if text.contains("://") {
+        return Err(format!(
+            "{example}, without a scheme (for an HTTP check, use `http` instead of `tcp`)"
+        ));
+    }
+    host_and_port(text, true).map_err(|problem| format!("{problem}; {example}"))
+}
+
+/// Checks an http probe URL: `http://host[:port][/path][?query]`. The scheme must be
+/// `http` (minder's probe speaks plain HTTP/1.1); the path may only hold the characters
+/// RFC 3986 allows, so the probe can send it as it is.
+pub(crate) fn http_url(text: &str) -> Result<(), String> {
+    let example = "expected a URL like \"http://127.0.0.1:8080/health\"";
+    let (scheme, rest) = match text.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        None => return Err(format!("no \"http://\" at the start; {example}")),
+    };
+    match scheme.as_str() {
+        "http" => {}
+        "https" => {
+            return Err(
+                "https is not supported yet (the http probe speaks plain HTTP); use an http:// URL, or a `tcp` or `exec` probe"
+                    .to_string(),
+            );
+        }
+        _ => {
+            return Err(format!(
+                "the scheme \"{}\" is not supported; {example}",
+                short(&scheme)
+            ));
+        }
+    }
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    if authority.contains('@') {
+        return Err(format!(
+            "credentials in the URL (user@host) are not supported; {example}"
+        ));
+    }
+    host_and_port(authority, false).map_err(|problem| format!("{problem}; {example}"))?;
+    url_path(path).map_err(|problem| format!("{problem}; {example}"))
+}
+
+/// `host:port` (port required) or `host[:port]` (port optional), IPv6 in brackets.
+fn host_and_port(text: &str, port_required: bool) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("no host".to_string());
+    }
+    let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
+        let Some((inside, after)) = bracketed.split_once(']') else {
+            return Err("the IPv6 address has no closing `]`".to_string());
+        };
+        if inside.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("\"[{}]\" is not an IPv6 address", short(inside)));
+        }
+        match after.strip_prefix(':') {
+            Some(port) => (None, Some(port)),
+            None if after.is_empty() => (None, None),
+            None => {
+                return Err(format!(
+                    "unexpected \"{}\" after the IPv6 address",
+                    short(after)
+                ));
+            }
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) if host.contains(':') => {
+                return Err(format!(
+                    "an IPv6 address needs brackets: \"[{}]:{}\"",
+                    short(host),
+                    short(port)
+                ));
+            }
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(text), None),
+        }
+    };
+    if let Some(host) = host {
+        check_host(host)?;
+    }
+    match port {
+        Some(port) => check_port(port),
+        None if port_required => Err("no port".to_string()),
+        None => Ok(()),
+    }
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("no host before the port".to_string());
+    }
+    if let Some(bad) = host
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+    {
+        return Err(format!(
+            "invalid character {bad:?} in the host \"{}\"",
+            short(host)
+        ));
+    }
+    // All digits and dots can only be an IPv4 address, so it must be a valid one.
+    if host.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && host.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        return Err(format!("\"{}\" is not an IPv4 address", short(host)));
+    }
+    Ok(())
+}
+
+fn check_port(port: &str) -> Result<(), String> {
+    if port.is_empty() {
+        return Err("the port after `:` is empty".to_string());
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "the port \"{}\" is not a number from 1 to 65535",
+            short(port)
+        ));
+    }
+    // Leading zeros aside, more than 5 digits is out of range whatever they are.
+    match port.trim_start_matches('0').len() {
+        0 => Err("port 0 is out of range (1 to 65535)".to_string()),
+        1..=5 if port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!("port {} is out of range (1 to 65535)", short(port))),
+    }
+}
+
+/// The part of a URL after the authority: RFC 3986 path and query characters and
+/// well-formed `%XX` escapes; no fragment (it is never sent to the server).
+fn url_path(path: &str) -> Result<(), String> {
+    let mut bytes = path.bytes();
+    while let Some(byte) = bytes.next() {
+        match byte {
+            b'%' => {
+                let hex = (bytes.next(), bytes.next());
+                if !matches!(hex, (Some(a), Some(b)) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit())
+                {
+                    return Err("`%` in the URL must start an escape like %20".to_string());
+                }
+            }
+            b'#' => {
+                return Err("a fragment (#...) is never sent to the server; remove it".to_string());
+            }
+            b' ' => {
+                return Err("spaces in the URL must be written as %20".to_string());
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b) => {}
+            _ => {
+                // Report the whole character, not one byte of it.
+                let bad = path
+                    .chars()
+                    .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/?%".contains(*c)))
+                    .unwrap_or('?');
+                return Err(format!(
+                    "the character {bad:?} is not allowed in a URL; percent-encode it"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Size units `max_memory` accepts, with their factors: IEC (powers of 1024) and SI
+/// (powers of 1000), spelt exactly so that `M` or `mb` cannot be read two ways.
+const SIZE_UNITS: &[(&str, u64)] = &[
+    ("B", 1),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("TiB", 1 << 40),
+    ("kB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("TB", 1_000_000_000_000),
+];
+
+/// A size in bytes: `"512MiB"`, `"1GiB"`, `"100MB"`, `"64 kB"` or a bare number of
+/// bytes `"4096"`. Whole numbers only, greater than zero.
+pub(crate) fn size(text: &str) -> Result<u64, String> {
+    let expected = "expected a size like \"512MiB\", \"1GiB\" or \"100MB\" (units B, KiB, MiB, GiB, TiB, kB, MB, GB, TB) or a number of bytes";
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    let unit = unit.trim_start();
+    if digits.is_empty() {
+        return Err(expected.to_string());
+    }
+    if unit.starts_with(['.', ',']) {
+        return Err(format!(
+            "{expected}; use a whole number with a smaller unit instead of a fraction (\"1536MiB\", not \"1.5GiB\")"
+        ));
+    }
+    let factor = if unit.is_empty() {
+        1
+    } else {
+        match SIZE_UNITS.iter().find(|(name, _)| *name == unit) {
+            Some((_, factor)) => *factor,
+            None if unit.len() == 1 && "kmgtKMGT".contains(unit) => {
+                let letter = unit.to_ascii_uppercase();
+                let si = if letter == "K" { "k" } else { letter.as_str() };
+                return Err(format!(
+                    "{expected}; \"{unit}\" is ambiguous: did you mean \"{digits}{letter}iB\" (powers of 1024) or \"{digits}{si}B\" (powers of 1000)?"
+                ));
+            }
+            None => {
+                let mut message = format!("{expected}; unknown unit \"{}\"", short(unit));
+                let names = SIZE_UNITS.iter().map(|(name, _)| *name);
+                if let Some(best) = suggest(unit, names) {
+                    message.push_str(&format!(", did you mean \"{digits}{best}\"?"));
+                }
+                return Err(message);
+            }
+        }
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(factor))
+        .ok_or_else(|| format!("{expected}; this one is too large"))?;
+    if bytes == 0 {
+        return Err(format!("{expected}, greater than zero"));
+    }
+    Ok(bytes)
+}
+
+/// The shortest exact spelling of a size that `size` reads back: the largest unit that
+/// divides it (IEC first), else bare bytes.
+pub(crate) fn format_size(bytes: u64) -> String {
+    SIZE_UNITS
+        .iter()
+        .filter(|(_, factor)| *factor > 1 && bytes.is_multiple_of(*factor))
+        .max_by_key(|(name, factor)| (*factor, name.contains('i')))
+        .map_or_else(
+            || bytes.to_string(),
+            |(name, factor)| format!("{}{name}", bytes / factor),
+        )
+}
