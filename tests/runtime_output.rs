@@ -76,7 +76,7 @@ fn regression_last_lines_of_a_service_lost_at_minder_exit() {
         )
     );
     // A race: try it enough times that a loss rate like the one seen fails surely.
-    for attempt in 1..=30 {
+    for attempt in 1..=50 {
         let mut minder = Minder::run(&config);
         assert_eq!(minder.expect_exit(PATIENCE), 0, "{}", minder.stderr_text());
         // minder has exited: whatever it wrote is in the pipe, or lost for good.
