@@ -212,21 +212,27 @@ fn ready(spec: &ReadySpec) -> String {
     }
 }
 
+/// The probe with its timings, then the memory guard; a guard alone shows only the
+/// interval, since the probe's timeout, grace period and failure count do not apply.
 fn health(spec: &HealthSpec) -> String {
-    let probe = spec
-        .probe
-        .as_ref()
-        .map_or_else(|| "no probe".to_string(), probe);
-    let max_memory = spec
-        .max_memory
-        .map_or_else(|| "(none)".to_string(), format_size);
-    format!(
-        "{probe}, interval {}, timeout {}, start_period {}, failures {}, max_memory {max_memory}",
-        duration(spec.interval),
-        duration(spec.timeout),
-        duration(spec.start_period),
-        spec.failures
-    )
+    let mut parts = Vec::new();
+    if let Some(probe_spec) = &spec.probe {
+        parts.push(format!(
+            "{}, interval {}, timeout {}, start_period {}, failures {}",
+            probe(probe_spec),
+            duration(spec.interval),
+            duration(spec.timeout),
+            duration(spec.start_period),
+            spec.failures
+        ));
+    }
+    if let Some(bytes) = spec.max_memory {
+        parts.push(format!("max_memory {}", format_size(bytes)));
+        if spec.probe.is_none() {
+            parts.push(format!("interval {}", duration(spec.interval)));
+        }
+    }
+    parts.join(", ")
 }
 
 fn probe(probe: &Probe) -> String {

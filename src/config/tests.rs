@@ -1504,6 +1504,27 @@ interval = "5s"
 }
 
 #[test]
+fn probe_keys_without_a_probe() {
+    let errors = errors(
+        r#"
+[service.db]
+command = "x"
+[service.db.health]
+max_memory = "1GiB"
+failures = 2
+start_period = "10s"
+"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "5:1: `service.db.health.failures`: only a probe (tcp, http or exec) uses `failures`; max_memory restarts the service at the first reading above the limit; remove it or add a probe",
+            "6:1: `service.db.health.start_period`: only a probe (tcp, http or exec) uses `start_period`; max_memory restarts the service at the first reading above the limit; remove it or add a probe",
+        ]
+    );
+}
+
+#[test]
 fn two_probes_in_health() {
     single_error(
         "[service.db]\ncommand = \"x\"\nhealth = { tcp = \"db:1\", http = \"http://db/\" }\n",
@@ -1596,10 +1617,11 @@ max_memory = "1 parsec"
         .iter()
         .map(|error| error.split(": ").next().unwrap_or(""))
         .collect();
-    // The ready table is broken, so `watchdog` gets no follow-on "needs notify".
+    // The ready table is broken, so `watchdog` gets no follow-on "needs notify";
+    // `failures` is both out of range (8:12) and useless without a probe (8:1).
     assert_eq!(
         positions,
-        ["5:7", "6:1", "6:8", "8:12", "9:1", "10:14"],
+        ["5:7", "6:1", "6:8", "8:1", "8:12", "9:1", "10:14"],
         "{errors:#?}"
     );
 }
@@ -1728,7 +1750,7 @@ health = { max_memory = "100MB" }
               success_codes    0
               backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
               ready            notify (READY=1), deadline 10s
-              health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3, max_memory (none)
+              health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3
               watchdog         30s
             service api.1 (instance 1 of api)
               command          ./api --port 8080
@@ -1745,7 +1767,7 @@ health = { max_memory = "100MB" }
               success_codes    0
               backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
               ready            notify (READY=1), deadline 10s
-              health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3, max_memory (none)
+              health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3
               watchdog         30s
           service job
             command          report --once
@@ -1762,7 +1784,7 @@ health = { max_memory = "100MB" }
             success_codes    0
             backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
             ready            fd 3 (a newline written to it), deadline 1m
-            health           no probe, interval 10s, timeout 3s, start_period 0s, failures 3, max_memory 100MB
+            health           max_memory 100MB, interval 10s
             watchdog         (none)
         daemon
           shutdown_timeout 20s

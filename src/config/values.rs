@@ -443,9 +443,8 @@ fn url_path(path: &str) -> Result<(), String> {
     while let Some(byte) = bytes.next() {
         match byte {
             b'%' => {
-                let hex = (bytes.next(), bytes.next());
-                if !matches!(hex, (Some(a), Some(b)) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit())
-                {
+                let hex = |byte: Option<u8>| byte.is_some_and(|byte| byte.is_ascii_hexdigit());
+                if !(hex(bytes.next()) && hex(bytes.next())) {
                     return Err("`%` in the URL must start an escape like %20".to_string());
                 }
             }

@@ -186,12 +186,19 @@ impl Lowerer<'_> {
         // A probe or max_memory, even a broken or misspelt one: something was meant to
         // be checked, so "nothing to check" would be noise.
         let mut meant_a_check = false;
+        let mut meant_a_probe = false;
+        // Keys that only tune a probe, checked once we know whether there is one.
+        let mut probe_only_keys: Vec<(String, Range<usize>)> = Vec::new();
         let mut ok = true;
         for (item_key, item) in sorted(table) {
             let name = item_key.get_ref().as_ref();
             let item_path = join(&path, name);
+            if matches!(name, "timeout" | "start_period" | "failures") {
+                probe_only_keys.push((name.to_string(), item_key.span()));
+            }
             let accepted = match name {
                 "tcp" | "http" | "exec" => {
+                    meant_a_probe = true;
                     probes.push(CheckKey {
                         name: name.to_string(),
                         span: item_key.span(),
@@ -230,7 +237,9 @@ impl Lowerer<'_> {
                     None
                 }
                 _ => {
-                    meant_a_check |= values::suggest(name, HEALTH_CHECKS.iter().copied()).is_some();
+                    let close = values::suggest(name, HEALTH_CHECKS.iter().copied());
+                    meant_a_check |= close.is_some();
+                    meant_a_probe |= close.is_some_and(|close| close != "max_memory");
                     self.misplaced_check_key(service, "health", item_key, HEALTH_KEYS);
                     None
                 }
@@ -251,6 +260,19 @@ impl Lowerer<'_> {
                 ),
             );
             return None;
+        }
+        if !meant_a_probe {
+            // The memory guard restarts at the first reading above the limit, from
+            // exec on: a timeout, a grace period or a failure count would be ignored.
+            for (name, span) in probe_only_keys {
+                self.error(
+                    span,
+                    format!(
+                        "`{path}.{name}`: only a probe (tcp, http or exec) uses `{name}`; max_memory restarts the service at the first reading above the limit; remove it or add a probe"
+                    ),
+                );
+                ok = false;
+            }
         }
         ok.then_some(health)
     }
