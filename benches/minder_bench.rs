@@ -40,6 +40,9 @@ const STAMP_FLAG: &str = "--stamp";
 /// Samples dropped at the start of each restart series (cold page cache, lazy binding).
 const WARMUP: usize = 20;
 
+/// A restart series that makes no progress for this long has stalled.
+const STALL: Duration = Duration::from_secs(5);
+
 const TARGET_RESTART_P50_US: f64 = 1000.0;
 const TARGET_COLD_1000_MS: f64 = 450.0;
 const TARGET_RSS_MIB: f64 = 16.0;
@@ -307,13 +310,13 @@ impl Bench {
         let deadline = Instant::now()
             + Duration::from_secs(60)
             + self.restarts as u32 * Duration::from_millis(5);
-        minder.wait_for_lines(WARMUP, deadline);
+        minder.wait_for_lines(WARMUP, deadline, Some(STALL));
         let (lines_before, before) = (count_lines(&stamps), ProcSample::take(minder.pid()));
-        let reached = minder.wait_for_lines(total + 1, deadline);
+        let reached = minder.wait_for_lines(total + 1, deadline, Some(STALL));
         let (lines_after, after) = (count_lines(&stamps), ProcSample::take(minder.pid()));
         let stop = minder.stop();
         if !reached {
-            println!("  minder made only {lines_after} starts before the deadline");
+            println!("  minder made only {lines_after} of {} starts", total + 1);
         }
         let restarts = lines_after.saturating_sub(lines_before).max(1) as f64;
         let minder_stamps = read_stamps(&stamps);
@@ -379,7 +382,8 @@ impl Bench {
             let _ = write!(config, "[service.s{index:04}]\ncommand = {command}\n\n");
         }
         let mut minder = self.launch(&name, &config, &stamps);
-        let reached = minder.wait_for_lines(services, Instant::now() + Duration::from_secs(60));
+        let reached =
+            minder.wait_for_lines(services, Instant::now() + Duration::from_secs(60), None);
         let all = read_stamps(&stamps);
         let elapsed_ms = |stamp_ns: u64| (stamp_ns.saturating_sub(minder.launched_ns)) as f64 / 1e6;
         let first_ms = all.iter().map(|s| s.start_ns).min().map(elapsed_ms);
@@ -629,10 +633,24 @@ impl RunningMinder {
     /// Waits until the stamp file has `lines` lines; false at `deadline` or if minder
     /// exits first (its log is printed then). Polls, which is fine for the bench: the
     /// figures come from the stamps, not from when we notice them.
-    fn wait_for_lines(&mut self, lines: usize, deadline: Instant) -> bool {
+    ///
+    /// With `stall`, also gives up (and says so) when no new line has come for that long:
+    /// a service that restarts at once must never pause.
+    fn wait_for_lines(&mut self, lines: usize, deadline: Instant, stall: Option<Duration>) -> bool {
+        let (mut seen, mut since) = (0, Instant::now());
         loop {
-            if count_lines(&self.stamps) >= lines {
+            let count = count_lines(&self.stamps);
+            if count >= lines {
                 return true;
+            }
+            if count != seen {
+                (seen, since) = (count, Instant::now());
+            } else if let Some(stall) = stall.filter(|stall| since.elapsed() >= *stall) {
+                println!(
+                    "  STALL: minder started nothing for {} s after {count} starts",
+                    stall.as_secs()
+                );
+                return false;
             }
             if let Some(status) = self.exited() {
                 println!("  minder exited early ({status}); its log:");
