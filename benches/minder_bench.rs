@@ -8,13 +8,18 @@
 //!   the same figure for a bare restart loop (blocking `waitpid` then fork+exec) and the
 //!   cost of a bare fork+exec and of a bare `posix_spawn`, all measured in the same run;
 //! - cold start of 100 and 1000 services: from just before minder is spawned until the
-//!   last service has stamped;
+//!   last service has stamped, beside the bench itself forking and execing as many
+//!   services one after another;
 //! - minder's resident memory, CPU time and wakeups over an idle window (30 s by default)
 //!   with 1000 services up.
 //!
 //! Every timestamp is CLOCK_MONOTONIC, taken by the processes themselves: the services
 //! are this very executable, re-executed as `--stamp FILE MODE` (see `stamp_and_exit`),
-//! so the only program started is one whose startup cost the baselines also pay.
+//! so the only program started is one whose startup cost the baselines also pay. Each
+//! service also records the CPU time it had used on reaching `main` (fork, pre-exec
+//! setup, `execve`, dynamic loading): the part of every figure that no supervisor can
+//! remove, reported as "child CPU" and, for a cold start, as the floor N × that / CPUs.
+//! A restart series that makes no progress for 5 s is stopped and reported as a stall.
 //!
 //! The bench reports; it never asserts. Knobs (environment):
 //! `MINDER_BENCH_IDLE_SECS` (30), `MINDER_BENCH_RESTARTS` (2000), `MINDER_BENCH_BIN`
