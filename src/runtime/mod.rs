@@ -13,7 +13,7 @@
 
 mod container;
 
-use crate::logs::OutputHub;
+use crate::logs::{Attachment, OutputHub};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::spec::{LogFormat, Spec};
 use crate::supervisor::{
@@ -43,6 +43,10 @@ const EXIT_INTERNAL: i32 = 1;
 /// child that ends without one (a clone with another exit signal). It is the loop's only
 /// periodic wake-up.
 const REAP_SWEEP: Duration = Duration::from_secs(60);
+
+/// How long minder waits at exit for the last output of its services to be read and
+/// written.
+const OUTPUT_DRAIN_BOUND: Duration = Duration::from_secs(2);
 
 /// How long the final cleanup waits for killed processes to be reaped before exiting.
 const FINAL_REAP_BOUND: Duration = Duration::from_secs(5);
@@ -151,6 +155,9 @@ struct Loop {
     children: HashMap<i32, ChildRef>,
     /// Captured output of every service (config mode only).
     outputs: Option<OutputHub>,
+    /// Reader tasks of the pipes of services' incarnations still being read; pruned at
+    /// each spawn, awaited at exit so no last line is lost.
+    attachments: Vec<Attachment>,
     mode: RunMode,
     /// Events produced while performing effects, handled before the next wait.
     pending: VecDeque<Event>,
@@ -169,6 +176,7 @@ impl Loop {
             supervisor: Supervisor::new(spec, seed),
             origin: Instant::now(),
             children: HashMap::new(),
+            attachments: Vec::new(),
             outputs: match mode {
                 RunMode::Config => Some(OutputHub::new()?),
                 RunMode::Container => None,
@@ -235,11 +243,7 @@ impl Loop {
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
         self.final_cleanup().await;
-        if let Some(outputs) = self.outputs.take() {
-            // Write out what services printed last; bounded, a blocked stdout must not
-            // keep minder from exiting.
-            outputs.flush(Duration::from_secs(2));
-        }
+        self.drain_output().await;
         tracing::info!(code, "minder exiting");
         code
     }
@@ -359,9 +363,18 @@ impl Loop {
                 self.children.insert(spawned.pid, child);
                 if let (Some(outputs), Some(stdout), Some(stderr)) =
                     (&self.outputs, spawned.stdout, spawned.stderr)
-                    && let Err(error) = outputs.attach(&spec.name, stdout, stderr)
                 {
-                    tracing::warn!(service = spec.name, "capture output: {error}");
+                    match outputs.attach(&spec.name, stdout, stderr) {
+                        Ok(attachment) => {
+                            // Readers of ended incarnations finish at end of file;
+                            // keep only the ones still reading.
+                            self.attachments.retain(|a| !a.is_finished());
+                            self.attachments.push(attachment);
+                        }
+                        Err(error) => {
+                            tracing::warn!(service = spec.name, "capture output: {error}")
+                        }
+                    }
                 }
                 self.pending.push_back(Event::Spawned {
                     child,
@@ -490,6 +503,23 @@ impl Loop {
                     tracing::warn!("shutdown_timeout passed: killing every process group left")
                 }
             },
+        }
+    }
+
+    /// Let the readers reach end of file on every pipe (everything that held one is
+    /// dead by now), then let the writer write it all: a service's last lines must not
+    /// be lost because minder exits. Bounded, so a blocked stdout or a pipe kept open by
+    /// something minder could not kill cannot keep minder from exiting.
+    async fn drain_output(&mut self) {
+        let deadline = Instant::now() + OUTPUT_DRAIN_BOUND;
+        while self.attachments.iter().any(|a| !a.is_finished()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for attachment in self.attachments.drain(..) {
+            attachment.detach();
+        }
+        if let Some(outputs) = self.outputs.take() {
+            outputs.flush(OUTPUT_DRAIN_BOUND);
         }
     }
 
