@@ -8,6 +8,7 @@
 pub mod config;
 pub mod health;
 pub mod logs;
+pub mod notify;
 pub mod process;
 pub mod runtime;
 pub mod spec;

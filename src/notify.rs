@@ -1,0 +1,624 @@
+//! The sd_notify server: one datagram socket per service with `ready.notify = true`,
+//! read by a task on the loop's runtime, turning `READY=1`, `WATCHDOG=1`,
+//! `WATCHDOG_USEC=` and `STATUS=` into events for the core (design.md §4).
+//!
+//! Owns a private directory (`$RUNTIME_DIR/minder-<pid>/`, mode 0711, removed on drop)
+//! and in it one socket per service, `notify-<name>.sock`, owned by the service's uid
+//! and gid with mode 0600, so only that user (and root) can reach it: the socket says
+//! which service a message is for. Which *process* of the service sent it is checked
+//! too: the kernel attaches the sender's pid (SCM_CREDENTIALS, enabled by
+//! SO_PASSCRED), and a sender must be the service's main process or in its session or
+//! process group, as /proc shows at the time the message is read. A message is
+//! attributed to the generation the loop last declared with `set_current`.
+//!
+//! Every file descriptor that arrives with a message is closed once the message is
+//! handled, whatever it said: `systemd-notify` (v252) sends `BARRIER=1` with a pipe and
+//! waits up to 5 s for minder to close it, and a client that passes fds for a store
+//! (`FDSTORE=1`) gets them closed, since minder keeps none.
+//!
+//! It must not decide anything (the core judges readiness and the watchdog) and must not
+//! block the loop: sockets are non-blocking and read only when readable. Nothing a
+//! client sends can make it panic.
+//!
+//! A client must still be alive when its message is read, unless it is the main
+//! process (whose pid minder knows): a process that has exited cannot be placed in the
+//! service's session, so its message is dropped (logged). Clients that wait for the
+//! barrier (`systemd-notify` by default, `sd_notify_barrier`) and the service's own
+//! long-lived processes meet that; `systemd-notify --no-block` from a short-lived
+//! helper may not.
+
+use crate::supervisor::{ChildRef, Event, FailureReason, ServiceId};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::AbortHandle;
+
+/// Largest datagram read whole. sd_notify messages are a few short lines; a longer one
+/// is truncated by the kernel and dropped here.
+const MAX_DATAGRAM: usize = 4096;
+
+/// Most fds the kernel passes with one message (`SCM_MAX_FD`).
+const MAX_FDS: usize = 253;
+
+/// `sun_path` holds 108 bytes, including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The notify sockets of every service that uses `ready.notify`. Created once by the
+/// loop at startup (inside the tokio runtime: sockets register with its reactor) and
+/// held by it until minder exits. Dropping it aborts every reader task and removes
+/// the sockets and the directory.
+pub struct NotifyServer {
+    /// The loop's event channel; each reader task holds a clone.
+    events: UnboundedSender<Event>,
+    /// The private directory holding the sockets; created by `new`, removed on drop.
+    dir: PathBuf,
+    /// One socket per service, created on first use and kept across restarts.
+    services: HashMap<ServiceId, ServiceSocket>,
+}
+
+/// One service's socket. The bound fd is owned by the reader task; this holds what the
+/// loop needs to reach and end it.
+struct ServiceSocket {
+    path: PathBuf,
+    /// Shared with the reader task: who may send, and the last status.
+    state: Arc<Mutex<ServiceState>>,
+    /// Ends the reader task (closing the socket) when the server drops or forgets the
+    /// service.
+    reader: AbortHandle,
+}
+
+/// What the reader task needs to attribute a message, and what it records.
+struct ServiceState {
+    /// The service's name, for log lines.
+    name: String,
+    /// The generation messages are for, and its main pid (which is also its process
+    /// group and, in config mode, its session). `None` before the first `set_current`
+    /// and after `clear_current`: messages are dropped.
+    current: Option<(ChildRef, i32)>,
+    /// The last `STATUS=` of the current generation.
+    status: Option<String>,
+}
+
+impl NotifyServer {
+    /// Creates the private directory under `/run` when minder can write there (as
+    /// root), else under `$XDG_RUNTIME_DIR` when set, else under the system's
+    /// temporary directory. No socket exists until `socket_for`.
+    pub fn new(events: UnboundedSender<Event>) -> io::Result<NotifyServer> {
+        NotifyServer::in_dir(events, &runtime_dir())
+    }
+
+    /// As `new`, with the directory `minder-<pid>` created in `base`.
+    pub fn in_dir(events: UnboundedSender<Event>, base: &Path) -> io::Result<NotifyServer> {
+        let dir = base.join(format!("minder-{}", std::process::id()));
+        if dir.to_str().is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "notify socket directory {} is not UTF-8 (NOTIFY_SOCKET must be)",
+                    dir.display()
+                ),
+            ));
+        }
+        create_private_dir(&dir)?;
+        Ok(NotifyServer {
+            events,
+            dir,
+            services: HashMap::new(),
+        })
+    }
+
+    /// The directory holding the sockets.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The service's socket path, for `NOTIFY_SOCKET`. The first call for a service
+    /// creates the socket (owned by `owner` = (uid, gid), or by minder's own user when
+    /// `None`, mode 0600) and starts its reader task; later calls return the same path
+    /// (the socket lives across restarts). Errors: the path does not fit a unix socket
+    /// address, or creating, binding or chown'ing the socket failed.
+    pub fn socket_for(
+        &mut self,
+        service: ServiceId,
+        name: &str,
+        owner: Option<(u32, u32)>,
+    ) -> io::Result<PathBuf> {
+        if let Some(existing) = self.services.get(&service) {
+            return Ok(existing.path.clone());
+        }
+        let path = self.socket_path(service, name)?;
+        let socket = bind_socket(&path, owner)?;
+        let socket = tokio::net::UnixDatagram::from_std(socket.into()).inspect_err(|_| {
+            let _ = std::fs::remove_file(&path);
+        })?;
+        let state = Arc::new(Mutex::new(ServiceState {
+            name: name.to_string(),
+            current: None,
+            status: None,
+        }));
+        let reader = tokio::spawn(read_datagrams(
+            socket,
+            Arc::clone(&state),
+            self.events.clone(),
+        ))
+        .abort_handle();
+        self.services.insert(
+            service,
+            ServiceSocket {
+                path: path.clone(),
+                state,
+                reader,
+            },
+        );
+        Ok(path)
+    }
+
+    /// Declares the process messages on the service's socket now belong to: the
+    /// generation `child`, whose main process is `pid` (its process group, and its
+    /// session in config mode). Call it right after the spawn, in the same loop turn,
+    /// so no message is read in between. Clears the recorded status. Does nothing for
+    /// a service without a socket.
+    pub fn set_current(&mut self, service: ServiceId, child: ChildRef, pid: i32) {
+        if let Some(socket) = self.services.get(&service) {
+            let mut state = lock(&socket.state);
+            state.current = Some((child, pid));
+            state.status = None;
+        }
+    }
+
+    /// No process of the service may send any more (its main process has exited):
+    /// messages are dropped until the next `set_current`. The status is kept.
+    pub fn clear_current(&mut self, service: ServiceId) {
+        if let Some(socket) = self.services.get(&service) {
+            lock(&socket.state).current = None;
+        }
+    }
+
+    /// The last `STATUS=` the current generation sent, if any.
+    pub fn status(&self, service: ServiceId) -> Option<String> {
+        let socket = self.services.get(&service)?;
+        lock(&socket.state).status.clone()
+    }
+
+    /// Closes and removes the service's socket (a reload removed the service or its
+    /// `ready.notify`). A later `socket_for` creates a new one.
+    pub fn remove(&mut self, service: ServiceId) {
+        if let Some(socket) = self.services.remove(&service) {
+            socket.reader.abort();
+            let _ = std::fs::remove_file(&socket.path);
+        }
+    }
+
+    /// `notify-<name>.sock` in the directory; `notify-<slot>.sock` when the name does
+    /// not make a plain file name or the path would be too long.
+    fn socket_path(&self, service: ServiceId, name: &str) -> io::Result<PathBuf> {
+        let plain = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        let by_name = self.dir.join(format!("notify-{name}.sock"));
+        if plain && by_name.as_os_str().len() <= MAX_SOCKET_PATH {
+            return Ok(by_name);
+        }
+        let by_slot = self.dir.join(format!("notify-{}.sock", service.0));
+        if by_slot.as_os_str().len() <= MAX_SOCKET_PATH {
+            return Ok(by_slot);
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "notify socket path {} is {} bytes, more than the {MAX_SOCKET_PATH} a unix \
+                 socket address holds",
+                by_slot.display(),
+                by_slot.as_os_str().len()
+            ),
+        ))
+    }
+}
+
+impl Drop for NotifyServer {
+    fn drop(&mut self) {
+        for socket in self.services.values() {
+            socket.reader.abort();
+            let _ = std::fs::remove_file(&socket.path);
+        }
+        if let Err(error) = std::fs::remove_dir_all(&self.dir) {
+            tracing::debug!("remove {}: {error}", self.dir.display());
+        }
+    }
+}
+
+/// The variables a service with `ready.notify` gets through `SpawnRequest::extra_env`:
+/// `NOTIFY_SOCKET`, and `WATCHDOG_USEC` when it has a `watchdog`. Not `WATCHDOG_PID`:
+/// the environment is built before the pid exists (design.md §4), and clients treat a
+/// missing `WATCHDOG_PID` as "the watchdog is meant for you".
+pub fn environment(socket: &Path, watchdog: Option<Duration>) -> Vec<(String, String)> {
+    let mut variables = vec![(
+        "NOTIFY_SOCKET".to_string(),
+        socket.to_string_lossy().into_owned(),
+    )];
+    if let Some(timeout) = watchdog {
+        variables.push(("WATCHDOG_USEC".to_string(), timeout.as_micros().to_string()));
+    }
+    variables
+}
+
+/// `/run` when minder can create entries there, else `$XDG_RUNTIME_DIR`, else the
+/// temporary directory.
+fn runtime_dir() -> PathBuf {
+    let writable = |path: &Path| {
+        nix::unistd::access(
+            path,
+            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        )
+        .is_ok()
+    };
+    let run = Path::new("/run");
+    if writable(run) {
+        return run.to_path_buf();
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
+        && dir.is_absolute()
+        && writable(&dir)
+    {
+        return dir;
+    }
+    std::env::temp_dir()
+}
+
+/// Creates `dir` with mode 0711: others may reach a socket whose name they know (and
+/// whose own mode lets them) but not list the directory. A leftover of an earlier
+/// minder with the same pid (PID 1 in a restarted container) is removed first, but
+/// only if it is a real directory owned by us: in a shared temporary directory,
+/// someone else's entry is an error, never followed.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let context = |error: io::Error, what: &str| {
+        io::Error::new(error.kind(), format!("{what} {}: {error}", dir.display()))
+    };
+    match std::fs::symlink_metadata(dir) {
+        Ok(metadata) => {
+            let ours = metadata.uid() == nix::unistd::geteuid().as_raw();
+            if !metadata.is_dir() || !ours {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} exists and is not a directory of minder's user",
+                        dir.display()
+                    ),
+                ));
+            }
+            std::fs::remove_dir_all(dir).map_err(|e| context(e, "remove the stale"))?;
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(context(error, "inspect")),
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o711)
+        .create(dir)
+        .map_err(|e| context(e, "create"))?;
+    // The umask may have removed bits from the mode asked for.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .map_err(|e| context(e, "chmod"))
+}
+
+/// A non-blocking, close-on-exec datagram socket bound at `path`, with SO_PASSCRED,
+/// mode 0600, owned by `owner`.
+fn bind_socket(path: &Path, owner: Option<(u32, u32)>) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr, sockopt};
+    let context = |what: &str, errno: nix::errno::Errno| {
+        io::Error::new(
+            io::Error::from(errno).kind(),
+            format!("{what} notify socket {}: {}", path.display(), errno.desc()),
+        )
+    };
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|errno| context("create", errno))?;
+    socket::setsockopt(&fd, sockopt::PassCred, &true)
+        .map_err(|errno| context("enable credentials on", errno))?;
+    // Our own directory: anything at the path is a leftover of ours.
+    let _ = std::fs::remove_file(path);
+    let address = UnixAddr::new(path).map_err(|errno| context("address", errno))?;
+    socket::bind(fd.as_raw_fd(), &address).map_err(|errno| context("bind", errno))?;
+    let finish = || -> io::Result<()> {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+        }
+        Ok(())
+    };
+    if let Err(error) = finish() {
+        let _ = std::fs::remove_file(path);
+        return Err(io::Error::new(
+            error.kind(),
+            format!(
+                "set owner and mode of notify socket {}: {error}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(fd)
+}
+
+fn lock(state: &Mutex<ServiceState>) -> MutexGuard<'_, ServiceState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The reader task of one socket: reads every datagram as soon as the socket is
+/// readable, in order, and handles it. Ends when aborted (the socket closes with it).
+async fn read_datagrams(
+    socket: tokio::net::UnixDatagram,
+    state: Arc<Mutex<ServiceState>>,
+    events: UnboundedSender<Event>,
+) {
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    let mut control = vec![0u8; control_space()];
+    let fd = socket.as_raw_fd();
+    loop {
+        if let Err(error) = socket.readable().await {
+            tracing::warn!(
+                service = lock(&state).name,
+                "notify socket unusable: {error}"
+            );
+            return;
+        }
+        // `try_io` clears the readiness on WouldBlock, so the next `readable` waits.
+        match socket.try_io(tokio::io::Interest::READABLE, || {
+            receive(fd, &mut buffer, &mut control)
+        }) {
+            Ok(datagram) => {
+                handle(&state, &events, &buffer[..datagram.length], &datagram);
+                // The sender's fds are closed here, after its credentials were checked
+                // while it was still waiting for them.
+                drop(datagram);
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(error) => {
+                // Not expected on a bound datagram socket (ENOMEM at worst). The
+                // readiness stays set, so pause before the next try rather than spin.
+                tracing::warn!(service = lock(&state).name, "read notify socket: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// One received datagram's metadata; its bytes stay in the reader's buffer.
+struct Datagram {
+    /// Bytes of payload in the buffer.
+    length: usize,
+    /// Longer than the buffer: the kernel dropped the rest.
+    truncated: bool,
+    /// The sender's pid from SCM_CREDENTIALS (0 if it is not visible in our pid
+    /// namespace, `None` if no credentials came).
+    sender: Option<i32>,
+    /// Every fd that came with it, owned: closed when the datagram is dropped.
+    fds: Vec<OwnedFd>,
+}
+
+/// Room for the most ancillary data one message can carry here: credentials plus
+/// `MAX_FDS` descriptors.
+fn control_space() -> usize {
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    unsafe {
+        libc::CMSG_SPACE(std::mem::size_of::<libc::ucred>() as u32) as usize
+            + libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) as usize
+    }
+}
+
+/// `recvmsg` of one datagram, non-blocking, fds received close-on-exec.
+///
+/// Written against libc rather than nix's `recvmsg` because nix refuses to iterate the
+/// control messages when they were truncated, and the fds that did arrive would then
+/// leak; here every SCM_RIGHTS entry the kernel wrote is taken into an `OwnedFd`.
+fn receive(socket: RawFd, buffer: &mut [u8], control: &mut [u8]) -> io::Result<Datagram> {
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid value; the pointers set below point into
+    // `iov` and `control`, which outlive the call.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = control.len() as _;
+    // SAFETY: recvmsg with a valid header, on a socket we own.
+    let received = unsafe {
+        libc::recvmsg(
+            socket,
+            &mut header,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    };
+    if received < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut datagram = Datagram {
+        length: (received as usize).min(buffer.len()),
+        truncated: header.msg_flags & libc::MSG_TRUNC != 0,
+        sender: None,
+        fds: Vec::new(),
+    };
+    // SAFETY (whole walk): CMSG_FIRSTHDR/CMSG_NXTHDR stay within `msg_controllen`,
+    // which the kernel set to the bytes it wrote into `control`; the data of each
+    // header is read unaligned and only within that header's `cmsg_len`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&header);
+        while !cmsg.is_null() {
+            let data = libc::CMSG_DATA(cmsg);
+            let data_length = ((*cmsg).cmsg_len as usize)
+                .saturating_sub(data.offset_from(cmsg.cast::<u8>()) as usize);
+            match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
+                (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
+                    let count = data_length / std::mem::size_of::<RawFd>();
+                    for index in 0..count {
+                        let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(index));
+                        if fd >= 0 {
+                            // Installed in our table by the kernel for us alone.
+                            datagram.fds.push(OwnedFd::from_raw_fd(fd));
+                        }
+                    }
+                }
+                (libc::SOL_SOCKET, libc::SCM_CREDENTIALS)
+                    if data_length >= std::mem::size_of::<libc::ucred>() =>
+                {
+                    let credentials = std::ptr::read_unaligned(data.cast::<libc::ucred>());
+                    datagram.sender = Some(credentials.pid);
+                }
+                _ => {}
+            }
+            cmsg = libc::CMSG_NXTHDR(&header, cmsg);
+        }
+    }
+    Ok(datagram)
+}
+
+/// Checks the sender and turns the message into events, in the order of its lines.
+fn handle(
+    state: &Mutex<ServiceState>,
+    events: &UnboundedSender<Event>,
+    payload: &[u8],
+    datagram: &Datagram,
+) {
+    let mut state = lock(state);
+    let service = state.name.clone();
+    let Some((child, main_pid)) = state.current else {
+        tracing::debug!(
+            service,
+            "notify message while no process is current; dropped"
+        );
+        return;
+    };
+    if datagram.truncated {
+        tracing::warn!(
+            service,
+            "notify message longer than {MAX_DATAGRAM} bytes; dropped"
+        );
+        return;
+    }
+    let Some(sender) = datagram.sender else {
+        tracing::warn!(service, "notify message without credentials; dropped");
+        return;
+    };
+    if let Err(why) = sender_belongs(sender, main_pid) {
+        tracing::warn!(
+            service,
+            sender,
+            "notify message from outside the service ({why}); dropped"
+        );
+        return;
+    }
+    for line in payload.split(|&b| b == b'\n') {
+        let Some(equals) = line.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (key, value) = (&line[..equals], &line[equals + 1..]);
+        let event = match key {
+            b"READY" if value == b"1" => Some(Event::Ready { child }),
+            b"WATCHDOG" if value == b"1" => Some(Event::WatchdogPing { child }),
+            // systemd's "fail the watchdog now".
+            b"WATCHDOG" if value == b"trigger" => Some(Event::Failed {
+                child,
+                reason: FailureReason::Watchdog,
+            }),
+            b"WATCHDOG_USEC" => match parse_micros(value) {
+                Some(timeout) => Some(Event::WatchdogTimeout { child, timeout }),
+                None => {
+                    tracing::debug!(service, "ignored WATCHDOG_USEC={}", lossy(value));
+                    None
+                }
+            },
+            b"STATUS" => {
+                let status = lossy(value);
+                tracing::debug!(service, "status: {status}");
+                state.status = Some(status);
+                None
+            }
+            b"STOPPING" if value == b"1" => {
+                tracing::info!(service, "the service says it is stopping (STOPPING=1)");
+                None
+            }
+            // minder tracks the process it started: signals go to that pid's process
+            // group and its exit is the service's end. Adopting another pid would let
+            // the service point minder at a process it never started.
+            b"MAINPID" => {
+                tracing::debug!(service, "ignored MAINPID={}", lossy(value));
+                None
+            }
+            // The fd that came with it is closed when the message is done: that is
+            // the whole answer to a barrier.
+            b"BARRIER" => None,
+            _ => None,
+        };
+        if let Some(event) = event {
+            // A closed channel means the loop is gone (minder exiting).
+            let _ = events.send(event);
+        }
+    }
+}
+
+/// `WATCHDOG_USEC` value: positive decimal microseconds.
+fn parse_micros(value: &[u8]) -> Option<Duration> {
+    let text = std::str::from_utf8(value).ok()?;
+    let micros: u64 = text.trim().parse().ok()?;
+    (micros > 0).then(|| Duration::from_micros(micros))
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether the process `sender` belongs to the service whose main process is
+/// `main_pid`: it is that process, or its session or process group is that pid (the
+/// service's session in config mode, its process group in container mode). Read from
+/// /proc at the time the message is handled; a sender that no longer exists fails.
+fn sender_belongs(sender: i32, main_pid: i32) -> Result<(), String> {
+    if sender == main_pid {
+        return Ok(());
+    }
+    if sender <= 0 {
+        return Err("sender not visible in minder's pid namespace".into());
+    }
+    let path = format!("/proc/{sender}/stat");
+    let stat = std::fs::read(&path).map_err(|error| format!("read {path}: {error}"))?;
+    let (pgrp, session) =
+        parse_stat_pgrp_and_session(&stat).ok_or_else(|| format!("unreadable {path}"))?;
+    if session == main_pid || pgrp == main_pid {
+        Ok(())
+    } else {
+        Err(format!(
+            "pid {sender} is in session {session}, process group {pgrp}"
+        ))
+    }
+}
+
+/// (process group, session) from /proc/PID/stat: fields 5 and 6, counted after the
+/// last `)` (the command name may contain spaces and parentheses).
+fn parse_stat_pgrp_and_session(stat: &[u8]) -> Option<(i32, i32)> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let pgrp = fields.nth(2)?.parse().ok()?;
+    let session = fields.next()?.parse().ok()?;
+    Some((pgrp, session))
+}
+
+#[cfg(test)]
+mod tests;

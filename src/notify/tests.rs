@@ -1,0 +1,497 @@
+//! The notify server against real clients: `systemd-notify` (systemd 252) run as a
+//! service, raw datagrams from the test process, processes of other sessions.
+//!
+//! Tests that spawn processes collect them with `process::reap`, which takes *any*
+//! child of the test process: run them under `cargo nextest` (one process per test).
+//! They need root (as CI runs them) to chown sockets and switch users.
+
+use super::*;
+use crate::process::{self, SpawnRequest, SpawnedProcess, StdioMode};
+use crate::spec::ServiceSpec;
+use crate::supervisor::ExitStatus;
+use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+use std::io::IoSlice;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixDatagram;
+use std::time::Instant;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+
+const SERVICE: ServiceId = ServiceId(4);
+
+fn child(generation: u64) -> ChildRef {
+    ChildRef {
+        id: SERVICE,
+        generation,
+    }
+}
+
+fn server() -> (NotifyServer, UnboundedReceiver<Event>) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let server = NotifyServer::new(sender).unwrap_or_else(|error| panic!("{error}"));
+    (server, receiver)
+}
+
+fn socket(server: &mut NotifyServer) -> PathBuf {
+    server
+        .socket_for(SERVICE, "web.1", None)
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// The next event, or a panic after `within`.
+async fn next_event(events: &mut UnboundedReceiver<Event>, within: Duration) -> Event {
+    match tokio::time::timeout(within, events.recv()).await {
+        Ok(Some(event)) => event,
+        Ok(None) => panic!("event channel closed"),
+        Err(_) => panic!("no event within {within:?}"),
+    }
+}
+
+/// Sends `payload` from the test process, with `fds` attached.
+fn send(path: &Path, payload: &[u8], fds: &[RawFd]) {
+    let client = UnixDatagram::unbound().unwrap_or_else(|error| panic!("{error}"));
+    let address = UnixAddr::new(path).unwrap_or_else(|error| panic!("{error}"));
+    let control: Vec<ControlMessage> = if fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(fds)]
+    };
+    sendmsg(
+        client.as_raw_fd(),
+        &[IoSlice::new(payload)],
+        &control,
+        MsgFlags::empty(),
+        Some(&address),
+    )
+    .unwrap_or_else(|error| panic!("sendmsg: {error}"));
+}
+
+fn our_pid() -> i32 {
+    std::process::id() as i32
+}
+
+fn service(command: &[&str], user: Option<&str>) -> ServiceSpec {
+    let mut spec = ServiceSpec::new(
+        "t",
+        command.iter().map(|s| s.to_string()).collect(),
+        Path::new("/").to_path_buf(),
+    );
+    spec.user = user.map(str::to_string);
+    spec
+}
+
+fn spawn_service(spec: &ServiceSpec, socket: &Path) -> SpawnedProcess {
+    let env = environment(socket, None);
+    process::spawn(&SpawnRequest::new(spec, StdioMode::Null, &env))
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn wait_for_exit(pid: i32) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((_, status)) = process::reap().into_iter().find(|(p, _)| *p == pid) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} did not exit in 10 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// As `wait_for_exit`, letting the reader tasks run meanwhile.
+async fn wait_for_exit_async(pid: i32) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((_, status)) = process::reap().into_iter().find(|(p, _)| *p == pid) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} did not exit in 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn finish(pid: i32) {
+    process::kill_group(pid);
+    wait_for_exit(pid);
+}
+
+/// Waits (bounded) until `path` has content, and returns it.
+async fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn systemd_notify_ready_arrives_and_its_barrier_is_released_at_once() {
+    let (mut server, mut events) = server();
+    let path = socket(&mut server);
+    let scratch = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let took = scratch.path().join("took-ms");
+    // systemd-notify waits up to 5 s for the barrier fd it sends to be closed; how
+    // long it took shows whether minder closed it.
+    let script = format!(
+        "start=$(date +%s%N); systemd-notify --ready --status='up and running'; \
+         echo $(( ($(date +%s%N) - start) / 1000000 )) > {}; exec sleep 30",
+        took.display()
+    );
+    let spec = service(&["/bin/sh", "-c", &script], None);
+    let spawned = spawn_service(&spec, &path);
+    server.set_current(SERVICE, child(1), spawned.pid);
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::Ready { child: child(1) }
+    );
+    let took_ms: u64 = wait_for_file(&took)
+        .await
+        .trim()
+        .parse()
+        .unwrap_or(u64::MAX);
+    assert!(took_ms < 2000, "systemd-notify took {took_ms} ms");
+    assert_eq!(server.status(SERVICE).as_deref(), Some("up and running"));
+    finish(spawned.pid);
+}
+
+#[tokio::test]
+async fn a_service_running_as_its_user_reaches_its_socket_and_another_user_does_not() {
+    let (mut server, mut events) = server();
+    let path = server
+        .socket_for(SERVICE, "web.1", Some((65534, 65534)))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let metadata = std::fs::metadata(&path).unwrap_or_else(|error| panic!("{error}"));
+    assert!(metadata.file_type().is_socket());
+    assert_eq!(metadata.mode() & 0o7777, 0o600);
+
+    assert_eq!((metadata.uid(), metadata.gid()), (65534, 65534));
+    let dir = std::fs::metadata(server.dir()).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(dir.mode() & 0o7777, 0o711);
+
+    // Another user (daemon, uid 1) cannot send: systemd-notify fails (the reader runs
+    // meanwhile; were the socket reachable, the message would be read, its barrier
+    // closed, and systemd-notify would succeed).
+    let intruder = spawn_service(
+        &service(&["systemd-notify", "--ready"], Some("daemon")),
+        &path,
+    );
+    assert_ne!(
+        wait_for_exit_async(intruder.pid).await,
+        ExitStatus::Exited(0)
+    );
+
+    // The service's own user can.
+    let spawned = spawn_service(
+        &service(
+            &["/bin/sh", "-c", "systemd-notify --ready; exec sleep 30"],
+            Some("nobody"),
+        ),
+        &path,
+    );
+    server.set_current(SERVICE, child(2), spawned.pid);
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::Ready { child: child(2) }
+    );
+    finish(spawned.pid);
+}
+
+#[tokio::test]
+async fn a_message_from_outside_the_services_session_is_dropped() {
+    let (mut server, mut events) = server();
+    let path = socket(&mut server);
+    // The service speaks only after the intruder's datagram is queued, so by the time
+    // its READY=1 is handled, the intruder's has been too.
+    let spec = service(
+        &[
+            "/bin/sh",
+            "-c",
+            "sleep 0.3; systemd-notify --ready; exec sleep 30",
+        ],
+        None,
+    );
+    let spawned = spawn_service(&spec, &path);
+    server.set_current(SERVICE, child(1), spawned.pid);
+    // Negative control: the test process is really in another session.
+    let our_session = nix::unistd::getsid(None).map(|pid| pid.as_raw());
+    assert_ne!(our_session, Ok(spawned.pid));
+    send(&path, b"STATUS=intruder\nWATCHDOG=1\nREADY=1\n", &[]);
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::Ready { child: child(1) }
+    );
+    assert!(
+        events.try_recv().is_err(),
+        "the intruder's message made an event"
+    );
+    assert_ne!(server.status(SERVICE).as_deref(), Some("intruder"));
+    finish(spawned.pid);
+}
+
+#[tokio::test]
+async fn watchdog_messages_and_status_become_events_for_the_current_generation() {
+    let (mut server, mut events) = server();
+    let path = socket(&mut server);
+    // The test process as the service's main process.
+    server.set_current(SERVICE, child(9), our_pid());
+    send(
+        &path,
+        b"STATUS=warming up\nWATCHDOG=1\nWATCHDOG_USEC=2500000\nWATCHDOG_USEC=0\n\
+          WATCHDOG_USEC=soon\nMAINPID=1\nSTOPPING=1\nX-UNKNOWN=1\nREADY=1",
+        &[],
+    );
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::WatchdogPing { child: child(9) }
+    );
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::WatchdogTimeout {
+            child: child(9),
+            timeout: Duration::from_micros(2_500_000)
+        }
+    );
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::Ready { child: child(9) }
+    );
+    assert_eq!(server.status(SERVICE).as_deref(), Some("warming up"));
+    send(&path, b"WATCHDOG=trigger", &[]);
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::Failed {
+            child: child(9),
+            reason: FailureReason::Watchdog
+        }
+    );
+    // A new generation starts without the old status; after clear_current nothing
+    // is attributed at all.
+    server.set_current(SERVICE, child(10), our_pid());
+    assert_eq!(server.status(SERVICE), None);
+    server.clear_current(SERVICE);
+    send(&path, b"READY=1", &[]);
+    server.set_current(SERVICE, child(11), our_pid());
+    send(&path, b"WATCHDOG=1", &[]);
+    // The READY=1 above was read after set_current(11) (the reader runs only now),
+    // so both arrive for 11: attribution is at the time a message is read.
+    let first = next_event(&mut events, Duration::from_secs(5)).await;
+    assert!(
+        matches!(first, Event::Ready { child } | Event::WatchdogPing { child } if child == child_11()),
+        "{first:?}"
+    );
+}
+
+fn child_11() -> ChildRef {
+    child(11)
+}
+
+/// A pipe whose write end is sent away: `closed` is true once every copy of the
+/// write end is closed (end of file on the read end).
+struct Probe {
+    read: tokio::net::unix::pipe::Receiver,
+}
+
+impl Probe {
+    fn new() -> (Probe, OwnedFd) {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .unwrap_or_else(|error| panic!("{error}"));
+        let read = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
+            .unwrap_or_else(|error| panic!("{error}"));
+        (Probe { read }, write)
+    }
+
+    async fn assert_closed_soon(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            assert!(!wait.is_zero(), "an fd sent to minder was not closed");
+            if tokio::time::timeout(wait, self.read.readable())
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            let mut byte = [0u8; 1];
+            match self.read.try_read(&mut byte) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => panic!("{error}"),
+            }
+        }
+    }
+}
+
+async fn send_fds_and_check_closed(path: &Path, payload: &[u8], count: usize) {
+    let mut probes = Vec::new();
+    let mut writes = Vec::new();
+    for _ in 0..count {
+        let (probe, write) = Probe::new();
+        probes.push(probe);
+        writes.push(write);
+    }
+    let raw: Vec<RawFd> = writes.iter().map(AsRawFd::as_raw_fd).collect();
+    send(path, payload, &raw);
+    drop(writes);
+    for probe in &probes {
+        probe.assert_closed_soon().await;
+    }
+}
+
+#[tokio::test]
+async fn every_fd_that_arrives_is_closed_accepted_or_not() {
+    let (mut server, mut events) = server();
+    let path = socket(&mut server);
+    // No current process: dropped, fds closed anyway.
+    send_fds_and_check_closed(&path, b"BARRIER=1", 3).await;
+    // Accepted, several fds.
+    server.set_current(SERVICE, child(1), our_pid());
+    send_fds_and_check_closed(&path, b"BARRIER=1", 5).await;
+    send_fds_and_check_closed(&path, b"FDSTORE=1\nREADY=1", 2).await;
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::Ready { child: child(1) }
+    );
+    // From outside the service: dropped, fds closed.
+    let spawned = spawn_service(&service(&["sleep", "30"], None), &path);
+    server.set_current(SERVICE, child(2), spawned.pid);
+    send_fds_and_check_closed(&path, b"READY=1\nBARRIER=1", 4).await;
+    // The most one message can carry.
+    server.set_current(SERVICE, child(3), our_pid());
+    send_fds_and_check_closed(&path, b"BARRIER=1", MAX_FDS).await;
+    assert!(events.try_recv().is_err());
+    finish(spawned.pid);
+}
+
+#[tokio::test]
+async fn garbage_and_truncated_datagrams_make_no_event_and_no_panic() {
+    let (mut server, mut events) = server();
+    let path = socket(&mut server);
+    server.set_current(SERVICE, child(1), our_pid());
+    let mut oversized = b"READY=1\n".to_vec();
+    oversized.resize(MAX_DATAGRAM + 100, b'x');
+    let garbage: [&[u8]; 8] = [
+        b"",
+        b"\n\n\n",
+        b"=",
+        b"READY",
+        b"READY=0\nREADY=yes\nWATCHDOG=2",
+        &[0xff, 0xfe, b'=', 0x00, b'\n', 0xc3],
+        b"STATUS=\xff\xfe broken utf-8",
+        &oversized,
+    ];
+    for datagram in garbage {
+        send(&path, datagram, &[]);
+    }
+    send(&path, b"WATCHDOG=1", &[]);
+    // The marker is the first event: nothing before it made one.
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::WatchdogPing { child: child(1) }
+    );
+    assert_eq!(
+        server.status(SERVICE).as_deref(),
+        Some("\u{fffd}\u{fffd} broken utf-8")
+    );
+}
+
+#[tokio::test]
+async fn sockets_live_across_restarts_and_go_away_with_the_server() {
+    let (mut server, _events) = server();
+    let first = socket(&mut server);
+    assert_eq!(
+        first.file_name().and_then(|n| n.to_str()),
+        Some("notify-web.1.sock")
+    );
+    assert_eq!(socket(&mut server), first);
+    // A name that is not a plain file name uses the slot number.
+    let odd = server
+        .socket_for(ServiceId(5), "../escape", None)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(odd.parent(), Some(server.dir()));
+    assert_eq!(
+        odd.file_name().and_then(|n| n.to_str()),
+        Some("notify-5.sock")
+    );
+    server.remove(ServiceId(5));
+    assert!(!odd.exists());
+    let dir = server.dir().to_path_buf();
+    assert!(dir.starts_with("/run"), "{}", dir.display());
+    drop(server);
+    assert!(!first.exists() && !dir.exists());
+}
+
+#[tokio::test]
+async fn a_path_too_long_for_a_socket_address_is_an_error() {
+    let (sender, _events) = mpsc::unbounded_channel();
+    let base = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let long = base.path().join("d".repeat(100));
+    std::fs::create_dir(&long).unwrap_or_else(|error| panic!("{error}"));
+    let mut server = NotifyServer::in_dir(sender, &long).unwrap_or_else(|e| panic!("{e}"));
+    let error = server
+        .socket_for(SERVICE, "web", None)
+        .err()
+        .unwrap_or_else(|| panic!("a socket path over 107 bytes was accepted"));
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("more than the 107"), "{error}");
+}
+
+#[tokio::test]
+async fn a_stale_directory_of_the_same_pid_is_replaced() {
+    let (sender, _events) = mpsc::unbounded_channel();
+    let base = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let stale = base.path().join(format!("minder-{}", std::process::id()));
+    std::fs::create_dir(&stale).unwrap_or_else(|error| panic!("{error}"));
+    std::fs::write(stale.join("notify-old.sock"), b"").unwrap_or_else(|e| panic!("{e}"));
+    let server = NotifyServer::in_dir(sender, base.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!stale.join("notify-old.sock").exists());
+    drop(server);
+    // Someone else's entry at that name is refused, never followed.
+    let (sender, _events) = mpsc::unbounded_channel();
+    std::os::unix::fs::symlink("/etc", &stale).unwrap_or_else(|error| panic!("{error}"));
+    assert!(NotifyServer::in_dir(sender, base.path()).is_err());
+    assert!(Path::new("/etc/passwd").exists());
+}
+
+#[test]
+fn environment_has_notify_socket_and_watchdog_usec_but_no_watchdog_pid() {
+    let path = Path::new("/run/minder-1/notify-web.sock");
+    assert_eq!(
+        environment(path, Some(Duration::from_secs(30))),
+        [
+            (
+                "NOTIFY_SOCKET".to_string(),
+                "/run/minder-1/notify-web.sock".to_string()
+            ),
+            ("WATCHDOG_USEC".to_string(), "30000000".to_string()),
+        ]
+    );
+    assert_eq!(environment(path, None).len(), 1);
+}
+
+#[test]
+fn stat_parsing_finds_group_and_session_after_the_last_parenthesis() {
+    assert_eq!(
+        parse_stat_pgrp_and_session(b"42 (a) (b) c) S 1 40 30 0 -1"),
+        Some((40, 30))
+    );
+    assert_eq!(parse_stat_pgrp_and_session(b"42 (a"), None);
+    assert_eq!(parse_stat_pgrp_and_session(b"42 (a) S 1 x y"), None);
+    assert_eq!(parse_stat_pgrp_and_session(&[0xff, b')', b' ']), None);
+    assert!(sender_belongs(our_pid(), our_pid()).is_ok());
+    assert!(sender_belongs(0, our_pid()).is_err());
+    // Our own session contains us.
+    let session = nix::unistd::getsid(None).map_or(-1, |pid| pid.as_raw());
+    assert!(sender_belongs(our_pid(), session).is_ok());
+    // pid 1 (init) is not in our session unless we are it.
+    if our_pid() != 1 && session != 1 {
+        assert!(sender_belongs(1, our_pid()).is_err());
+    }
+}
