@@ -1416,9 +1416,18 @@ impl Supervisor {
 /// `min(max, initial * multiplier^(n-1))`, then ±`jitter` of it, drawn from `rng`.
 pub(crate) fn backoff_delay(spec: &ServiceSpec, n: u32, rng: &mut fastrand::Rng) -> Duration {
     let backoff = &spec.backoff;
+    let initial = backoff.initial.as_secs_f64();
+    let max = backoff.max.as_secs_f64();
+    // Past about a thousand doublings `multiplier^(n-1)` is infinite, and a zero
+    // `initial` times infinity is NaN: a zero initial delay stays zero, and anything
+    // that stops being finite is at the cap.
     let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
-    let base = backoff.initial.as_secs_f64() * backoff.multiplier.powi(exponent);
-    let capped = base.min(backoff.max.as_secs_f64());
+    let base = if initial == 0.0 {
+        0.0
+    } else {
+        initial * backoff.multiplier.powi(exponent)
+    };
+    let capped = if base.is_finite() { base.min(max) } else { max };
     let factor = 1.0 + backoff.jitter * (rng.f64() * 2.0 - 1.0);
     let seconds = (capped * factor).max(0.0);
     Duration::try_from_secs_f64(seconds).unwrap_or(backoff.max)

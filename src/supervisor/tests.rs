@@ -459,6 +459,31 @@ fn backoff_jitter_stays_within_bounds_and_is_seeded() {
     assert_eq!(first(5), first(5));
 }
 
+#[test]
+fn regression_zero_initial_backoff_stays_zero_after_1024_restarts() {
+    // multiplier^(n-1) overflows to infinity past n = 1024 and 0 * inf is NaN, which
+    // used to turn into a full `max` delay: a zero-backoff service stalled for 30 s.
+    let mut service = crate::spec::ServiceSpec::new("a", vec!["x".into()], "/".into());
+    service.backoff.initial = Duration::ZERO;
+    service.backoff.jitter = 0.0;
+    let mut rng = fastrand::Rng::with_seed(1);
+    for n in [1, 1024, 1025, 5000, u32::MAX] {
+        assert_eq!(
+            super::core::backoff_delay(&service, n, &mut rng),
+            Duration::ZERO,
+            "n = {n}"
+        );
+    }
+    service.backoff.initial = Duration::from_millis(100);
+    for n in [1025, 5000, u32::MAX] {
+        assert_eq!(
+            super::core::backoff_delay(&service, n, &mut rng),
+            service.backoff.max,
+            "n = {n}"
+        );
+    }
+}
+
 // ----- order ----------------------------------------------------------------------------
 
 #[test]
