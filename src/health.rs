@@ -14,8 +14,9 @@
 //! maps their exit to an outcome itself. Nothing here panics on what it reads from the
 //! network, /proc or a pipe: every problem is a `Failed` outcome or a quiet end.
 
+use crate::process::SpawnError;
 use crate::spec::Probe;
-use crate::supervisor::{ChildRef, Event, ProbeKind, ProbeOutcome};
+use crate::supervisor::{ChildRef, Event, ExitStatus, ProbeKind, ProbeOutcome};
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use std::collections::HashMap;
@@ -88,10 +89,7 @@ impl Prober {
             let outcome = match tokio::time::timeout(timeout, check.run()).await {
                 Ok(Ok(())) => ProbeOutcome::Passed,
                 Ok(Err(reason)) => ProbeOutcome::Failed(reason),
-                Err(_) => ProbeOutcome::Failed(format!(
-                    "timed out after {}",
-                    humantime::format_duration(timeout)
-                )),
+                Err(_) => timed_out(timeout),
             };
             // The loop has gone away only when minder is exiting: nothing to tell.
             let _ = events.send(Event::ProbeResult {
@@ -181,6 +179,147 @@ impl Prober {
         });
         task.abort_handle()
     }
+}
+
+/// The `exec` probes in flight, by pid: bookkeeping for the loop, which spawns them
+/// (`process::spawn` with `StdioMode::Null` and the probe's argv as `command`), kills
+/// their process group at the timeout and reaps them. This type spawns, kills and waits
+/// for nothing; it only remembers what each pid is for and turns its end into the
+/// `Event::ProbeResult` the core expects. Created by the loop at startup and held by
+/// it; dropping it forgets the probes (the loop kills every group at exit anyway).
+#[derive(Debug, Default)]
+pub struct ExecProbes {
+    /// By pid, which is also the probe's process group (its own session).
+    running: HashMap<i32, ExecProbe>,
+}
+
+/// One exec probe in flight.
+#[derive(Debug)]
+struct ExecProbe {
+    child: ChildRef,
+    kind: ProbeKind,
+    timeout: Duration,
+    /// When the loop must kill its group.
+    deadline: Instant,
+    /// The loop killed it at the deadline: its end is a timeout, whatever the status.
+    timed_out: bool,
+}
+
+impl ExecProbes {
+    pub fn new() -> ExecProbes {
+        ExecProbes::default()
+    }
+
+    /// Remembers a probe the loop has just spawned, in the same turn (before the next
+    /// reap), as for services.
+    pub fn register(
+        &mut self,
+        pid: i32,
+        child: ChildRef,
+        kind: ProbeKind,
+        timeout: Duration,
+        now: Instant,
+    ) {
+        self.running.insert(
+            pid,
+            ExecProbe {
+                child,
+                kind,
+                timeout,
+                deadline: now + timeout,
+                timed_out: false,
+            },
+        );
+    }
+
+    /// Whether `pid` is a probe in flight.
+    pub fn contains(&self, pid: i32) -> bool {
+        self.running.contains_key(&pid)
+    }
+
+    /// How many probes are in flight.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// The earliest timeout among probes not yet killed: the loop wakes then and calls
+    /// `expire`.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.running
+            .values()
+            .filter(|probe| !probe.timed_out)
+            .map(|probe| probe.deadline)
+            .min()
+    }
+
+    /// Marks every probe past its deadline as timed out and returns their pids: the
+    /// loop SIGKILLs those process groups (`process::kill_group`). Their results come
+    /// when the reaper collects them (`exited`).
+    pub fn expire(&mut self, now: Instant) -> Vec<i32> {
+        let mut expired = Vec::new();
+        for (pid, probe) in &mut self.running {
+            if !probe.timed_out && probe.deadline <= now {
+                probe.timed_out = true;
+                expired.push(*pid);
+            }
+        }
+        expired
+    }
+
+    /// The reaper collected `pid`. For a probe: forgets it and returns its result
+    /// (`Passed` on exit code 0; `Failed` with the code, the signal, or the timeout).
+    /// `None` when `pid` is not a probe. The loop should also kill the probe's group
+    /// (whatever the probe left behind), as it does for services.
+    pub fn exited(&mut self, pid: i32, status: ExitStatus) -> Option<Event> {
+        let probe = self.running.remove(&pid)?;
+        let outcome = if probe.timed_out {
+            timed_out(probe.timeout)
+        } else {
+            match status {
+                ExitStatus::Exited(0) => ProbeOutcome::Passed,
+                ExitStatus::Exited(code) => ProbeOutcome::Failed(format!("exit code {code}")),
+                ExitStatus::Signaled(signal) => {
+                    ProbeOutcome::Failed(format!("killed by {}", signal_name(signal)))
+                }
+            }
+        };
+        Some(Event::ProbeResult {
+            child: probe.child,
+            kind: probe.kind,
+            outcome,
+        })
+    }
+
+    /// The answer for a probe command that could not be started at all.
+    pub fn spawn_failed(child: ChildRef, kind: ProbeKind, error: &SpawnError) -> Event {
+        Event::ProbeResult {
+            child,
+            kind,
+            outcome: ProbeOutcome::Failed(error.reason.clone()),
+        }
+    }
+
+    /// Every probe in flight (pids = process groups), for the final cleanup.
+    pub fn pids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.running.keys().copied()
+    }
+}
+
+fn timed_out(timeout: Duration) -> ProbeOutcome {
+    ProbeOutcome::Failed(format!(
+        "timed out after {}",
+        humantime::format_duration(timeout)
+    ))
+}
+
+/// `SIGTERM` for 15; the number when nix does not know it (real-time signals).
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
 }
 
 fn memory_result(child: ChildRef, bytes: u64) -> Event {

@@ -82,6 +82,8 @@ struct ServiceState {
     current: Option<(ChildRef, i32)>,
     /// The last `STATUS=` of the current generation.
     status: Option<String>,
+    /// Datagrams read from the socket so far, accepted or not.
+    datagrams: u64,
 }
 
 impl NotifyServer {
@@ -140,6 +142,7 @@ impl NotifyServer {
             name: name.to_string(),
             current: None,
             status: None,
+            datagrams: 0,
         }));
         let reader = tokio::spawn(read_datagrams(
             socket,
@@ -183,6 +186,14 @@ impl NotifyServer {
     pub fn status(&self, service: ServiceId) -> Option<String> {
         let socket = self.services.get(&service)?;
         lock(&socket.state).status.clone()
+    }
+
+    /// How many datagrams the service's socket has delivered, accepted or not (0 for
+    /// a service without a socket).
+    pub fn datagrams(&self, service: ServiceId) -> u64 {
+        self.services
+            .get(&service)
+            .map_or(0, |socket| lock(&socket.state).datagrams)
     }
 
     /// Closes and removes the service's socket (a reload removed the service or its
@@ -498,6 +509,7 @@ fn handle(
     datagram: &Datagram,
 ) {
     let mut state = lock(state);
+    state.datagrams += 1;
     let service = state.name.clone();
     let Some((child, main_pid)) = state.current else {
         tracing::debug!(

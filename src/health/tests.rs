@@ -487,3 +487,118 @@ async fn a_ready_fd_that_is_not_a_pipe_reports_nothing() {
     }
     assert!(events.try_recv().is_err());
 }
+
+#[test]
+fn exec_probe_bookkeeping_maps_exits_timeouts_and_start_failures() {
+    let origin = Instant::now();
+    let mut probes = ExecProbes::new();
+    let second = Duration::from_secs(1);
+    probes.register(100, CHILD, ProbeKind::Ready, second, origin);
+    probes.register(101, CHILD, ProbeKind::Health, 3 * second, origin);
+    probes.register(102, CHILD, ProbeKind::Health, 3 * second, origin);
+    probes.register(103, CHILD, ProbeKind::Health, 3 * second, origin);
+    assert_eq!(probes.len(), 4);
+    assert_eq!(probes.next_deadline(), Some(origin + second));
+    assert_eq!(probes.expire(origin + second / 2), Vec::<i32>::new());
+    assert_eq!(probes.expire(origin + second), vec![100]);
+    // A killed probe has no deadline left.
+    assert_eq!(probes.next_deadline(), Some(origin + 3 * second));
+    assert!(probes.expire(origin + second).is_empty());
+    let result = |outcome: ProbeOutcome, kind| Event::ProbeResult {
+        child: CHILD,
+        kind,
+        outcome,
+    };
+    // Killed at the timeout: a timeout, whatever the status says.
+    assert_eq!(
+        probes.exited(100, ExitStatus::Signaled(libc::SIGKILL)),
+        Some(result(
+            ProbeOutcome::Failed("timed out after 1s".into()),
+            ProbeKind::Ready
+        ))
+    );
+    assert_eq!(
+        probes.exited(101, ExitStatus::Exited(0)),
+        Some(result(ProbeOutcome::Passed, ProbeKind::Health))
+    );
+    assert_eq!(
+        probes.exited(102, ExitStatus::Exited(2)),
+        Some(result(
+            ProbeOutcome::Failed("exit code 2".into()),
+            ProbeKind::Health
+        ))
+    );
+    assert_eq!(
+        probes.exited(103, ExitStatus::Signaled(libc::SIGSEGV)),
+        Some(result(
+            ProbeOutcome::Failed("killed by SIGSEGV".into()),
+            ProbeKind::Health
+        ))
+    );
+    // Not a probe (a service or an orphan), or already answered.
+    assert_eq!(probes.exited(101, ExitStatus::Exited(0)), None);
+    assert!(probes.is_empty() && probes.next_deadline().is_none());
+    let error = process::SpawnError {
+        code: process::CODE_NOT_FOUND,
+        reason: "spawn db: exec pg_isready: No such file or directory (os error 2)".into(),
+    };
+    assert_eq!(
+        ExecProbes::spawn_failed(CHILD, ProbeKind::Health, &error),
+        result(
+            ProbeOutcome::Failed(error.reason.clone()),
+            ProbeKind::Health
+        )
+    );
+}
+
+/// The whole exec path as the loop will run it: spawn with the probe's argv in Null
+/// mode, register, kill at the deadline, reap, map.
+#[tokio::test]
+async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
+    let spec = service(&["sleep", "30"]);
+    let mut probes = ExecProbes::new();
+    let timeout = Duration::from_millis(300);
+    let commands: [&[&str]; 3] = [&["true"], &["/bin/sh", "-c", "exit 4"], &["sleep", "30"]];
+    let mut pids = Vec::new();
+    for command in commands {
+        let argv: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        let mut request = SpawnRequest::new(&spec, StdioMode::Null, &[]);
+        request.command = Some(&argv);
+        let spawned = process::spawn(&request).unwrap_or_else(|error| panic!("{error}"));
+        probes.register(
+            spawned.pid,
+            CHILD,
+            ProbeKind::Health,
+            timeout,
+            Instant::now(),
+        );
+        pids.push(spawned.pid);
+    }
+    let mut results = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while results.len() < pids.len() {
+        assert!(
+            Instant::now() < deadline,
+            "probes did not finish: {results:?}"
+        );
+        for pid in probes.expire(Instant::now()) {
+            process::kill_group(pid);
+        }
+        for (pid, status) in process::reap() {
+            if let Some(Event::ProbeResult { outcome, .. }) = probes.exited(pid, status) {
+                process::kill_group(pid);
+                results.insert(pid, outcome);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(results[&pids[0]], ProbeOutcome::Passed);
+    assert_eq!(
+        results[&pids[1]],
+        ProbeOutcome::Failed("exit code 4".into())
+    );
+    assert_eq!(
+        results[&pids[2]],
+        ProbeOutcome::Failed("timed out after 300ms".into())
+    );
+}

@@ -276,20 +276,24 @@ async fn watchdog_messages_and_status_become_events_for_the_current_generation()
     server.set_current(SERVICE, child(10), our_pid());
     assert_eq!(server.status(SERVICE), None);
     server.clear_current(SERVICE);
+    let before = server.datagrams(SERVICE);
     send(&path, b"READY=1", &[]);
+    wait_for_datagrams(&server, before + 1).await;
     server.set_current(SERVICE, child(11), our_pid());
     send(&path, b"WATCHDOG=1", &[]);
-    // The READY=1 above was read after set_current(11) (the reader runs only now),
-    // so both arrive for 11: attribution is at the time a message is read.
-    let first = next_event(&mut events, Duration::from_secs(5)).await;
-    assert!(
-        matches!(first, Event::Ready { child } | Event::WatchdogPing { child } if child == child_11()),
-        "{first:?}"
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(5)).await,
+        Event::WatchdogPing { child: child(11) }
     );
 }
 
-fn child_11() -> ChildRef {
-    child(11)
+/// Lets the reader run until the socket has delivered `count` datagrams (bounded).
+async fn wait_for_datagrams(server: &NotifyServer, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.datagrams(SERVICE) < count {
+        assert!(Instant::now() < deadline, "datagrams were not read");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// A pipe whose write end is sent away: `closed` is true once every copy of the

@@ -31,8 +31,25 @@ pub use self::spawn::{
     StdioMode, resolve_program, spawn,
 };
 
+use crate::spec::ServiceSpec;
 use crate::supervisor::ExitStatus;
 use nix::errno::Errno;
+
+/// The (uid, gid) a service's processes run as, when `user` or `group` changes it:
+/// what a file only the service may reach (its notify socket) is chown'd to. `None`
+/// when the service keeps minder's own identity. Resolved like `spawn` does (names
+/// through NSS, numeric ids accepted), so call it on the loop's thread before the
+/// spawn, not in a child. The error is a clause such as "unknown user `pg`".
+pub fn service_owner(spec: &ServiceSpec) -> Result<Option<(u32, u32)>, String> {
+    let credentials = credentials::resolve(spec.user.as_deref(), spec.group.as_deref())?;
+    Ok(match (credentials.uid, credentials.gid) {
+        (None, None) => None,
+        (uid, gid) => Some((
+            uid.unwrap_or_else(|| nix::unistd::geteuid().as_raw()),
+            gid.unwrap_or_else(|| nix::unistd::getegid().as_raw()),
+        )),
+    })
+}
 
 /// Collects every child that has ended: drains `waitpid(-1, WNOHANG)` until nothing is
 /// left (0) or there are no children (ECHILD), retrying on EINTR. Never blocks.

@@ -724,3 +724,18 @@ fn exec_failure_with_a_ready_fd_is_still_reported() {
         }
     }
 }
+
+#[test]
+fn service_owner_is_the_uid_and_gid_the_service_runs_as() {
+    let mut spec = service(&["true"], Path::new("/"));
+    assert_eq!(service_owner(&spec), Ok(None));
+    spec.user = Some("nobody".into());
+    assert_eq!(service_owner(&spec), Ok(Some((65534, 65534))));
+    spec.group = Some("daemon".into());
+    assert_eq!(service_owner(&spec), Ok(Some((65534, 1))));
+    spec.user = None;
+    let euid = nix::unistd::geteuid().as_raw();
+    assert_eq!(service_owner(&spec), Ok(Some((euid, 1))));
+    spec.user = Some("no-such-user-minder".into());
+    assert!(service_owner(&spec).is_err());
+}
