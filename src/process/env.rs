@@ -31,11 +31,18 @@ pub fn is_supervisor_variable(key: &OsStr) -> bool {
     key == b"NOTIFY_SOCKET" || key.starts_with(b"WATCHDOG_") || key.starts_with(b"LISTEN_")
 }
 
-/// minder's environment without the supervisor variables.
+/// minder's environment without the supervisor variables. Read once: minder never
+/// changes its own environment, and re-reading it on every spawn showed up in the
+/// restart benchmark.
 pub fn inherited() -> Vec<EnvVar> {
-    std::env::vars_os()
-        .filter(|(key, _)| !is_supervisor_variable(key))
-        .collect()
+    static INHERITED: std::sync::OnceLock<Vec<EnvVar>> = std::sync::OnceLock::new();
+    INHERITED
+        .get_or_init(|| {
+            std::env::vars_os()
+                .filter(|(key, _)| !is_supervisor_variable(key))
+                .collect()
+        })
+        .clone()
 }
 
 /// Sets `key` to `value` in `env`, replacing an earlier value in place so the order of
