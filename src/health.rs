@@ -9,10 +9,11 @@
 //!
 //! It must not decide anything: thresholds, intervals, start periods and what a failure
 //! leads to live in the core (`supervisor`), which also ignores results for a stale
-//! generation. It must not spawn or wait for processes either: `exec` probes are
-//! started by the loop through `process::spawn` (the single spawner and reaper), which
-//! maps their exit to an outcome itself. Nothing here panics on what it reads from the
-//! network, /proc or a pipe: every problem is a `Failed` outcome or a quiet end.
+//! generation. It must not spawn, signal or wait for processes either: `exec` probes
+//! are started, killed at their timeout and reaped by the loop (the single spawner and
+//! reaper); `ExecProbes` only keeps the loop's books on them and maps their ends to
+//! outcomes. Nothing here panics on what it reads from the network, /proc or a pipe:
+//! every problem is a `Failed` outcome or a quiet end.
 
 use crate::process::SpawnError;
 use crate::spec::Probe;
