@@ -13,17 +13,23 @@
 
 mod container;
 
+use crate::health::{ExecProbes, Prober};
 use crate::logs::{Attachment, OutputHub};
+use crate::notify::{self, NotifyServer};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::spec::{LogFormat, Spec};
+use crate::spec::{Probe, ReadyCheck, ServiceSpec};
+use crate::supervisor::ServiceId;
 use crate::supervisor::{
-    ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeKind, ProbeOutcome,
-    Report, ShutdownCause, Supervisor, Time,
+    ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeKind, Report,
+    ShutdownCause, Supervisor, Time,
 };
 use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 pub use self::container::{add_main_service, container_spec};
 
@@ -77,7 +83,8 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
             }
         }
     });
-    drop(runtime);
+    // A DNS lookup of a probe stuck in the blocking pool must not hold minder's exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
     code
 }
 
@@ -141,6 +148,10 @@ enum Wake {
     Deadline,
     Sweep,
     ContainerKill,
+    /// A probe result or a notify message.
+    Event(Event),
+    /// An exec probe reached its timeout.
+    ProbeTimeout,
 }
 
 /// The runtime's state. Created by `run` inside the tokio runtime and dropped when the
@@ -167,12 +178,48 @@ struct Loop {
     exit_code: Option<i32>,
     /// Container mode: after forwarding TERM/INT/QUIT, when to kill the group.
     container_kill_at: Option<Instant>,
+    /// Probe results, ready-fd newlines and notify messages, from tasks of this runtime.
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Runs tcp/http probes and memory samples as tasks; answers through `events`.
+    prober: Prober,
+    /// Exec probes in flight: registered at spawn, answered at reap or at their timeout.
+    exec_probes: ExecProbes,
+    /// The sd_notify sockets; created only when some service has `ready.notify`.
+    /// Dropping it removes the sockets and their directory.
+    notify: Option<NotifyServer>,
+    /// Per service, the task waiting for the current incarnation's ready-fd newline;
+    /// aborted when that incarnation ends.
+    ready_fd_watches: HashMap<ServiceId, AbortHandle>,
 }
 
 impl Loop {
     fn new(spec: &Spec, mode: RunMode) -> std::io::Result<Loop> {
         let seed = u64::from(std::process::id()) ^ Instant::now().elapsed().subsec_nanos() as u64;
+        let (sender, events) = mpsc::unbounded_channel();
+        let needs_notify = services(&spec.root).any(|service| {
+            matches!(
+                service.ready.as_ref().map(|r| &r.check),
+                Some(ReadyCheck::Notify)
+            )
+        });
+        let notify = if needs_notify {
+            match NotifyServer::new(sender.clone()) {
+                Ok(server) => Some(server),
+                Err(error) => {
+                    // Those services then fail to start, each with this reason logged.
+                    tracing::error!("create the notify sockets' directory: {error}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(Loop {
+            events,
+            prober: Prober::new(sender),
+            exec_probes: ExecProbes::new(),
+            notify,
+            ready_fd_watches: HashMap::new(),
             supervisor: Supervisor::new(spec, seed),
             origin: Instant::now(),
             children: HashMap::new(),
@@ -218,6 +265,10 @@ impl Loop {
                 .next_deadline()
                 .map(|at| tokio::time::Instant::from_std(self.origin + at.0));
             let container_kill = self.container_kill_at.map(tokio::time::Instant::from_std);
+            let probe_timeout = self
+                .exec_probes
+                .next_deadline()
+                .map(tokio::time::Instant::from_std);
             let wake = tokio::select! {
                 _ = signals.child.recv() => Wake::ChildExited,
                 _ = signals.terminate.recv() => Wake::Signal(libc::SIGTERM),
@@ -229,6 +280,8 @@ impl Loop {
                 _ = signals.window.recv() => Wake::Signal(libc::SIGWINCH),
                 _ = sleep_until(deadline) => Wake::Deadline,
                 _ = sleep_until(container_kill) => Wake::ContainerKill,
+                _ = sleep_until(probe_timeout) => Wake::ProbeTimeout,
+                Some(event) = self.events.recv() => Wake::Event(event),
                 _ = sweep.tick() => Wake::Sweep,
             };
             match wake {
@@ -237,6 +290,13 @@ impl Loop {
                 Wake::Signal(number) => self.on_signal(number),
                 Wake::Deadline => self.pending.push_back(Event::Timer),
                 Wake::ContainerKill => self.container_kill(),
+                Wake::Event(event) => self.pending.push_back(event),
+                Wake::ProbeTimeout => {
+                    // Its result (a failure) comes when the killed group is reaped.
+                    for pid in self.exec_probes.expire(Instant::now()) {
+                        process::kill_group(pid);
+                    }
+                }
             }
             self.reap();
             self.settle();
@@ -312,11 +372,22 @@ impl Loop {
     /// Collect every ended child; hand exits of services to the core.
     fn reap(&mut self) {
         for (pid, status) in process::reap() {
+            if let Some(event) = self.exec_probes.exited(pid, status) {
+                process::kill_group(pid);
+                self.pending.push_back(event);
+                continue;
+            }
             match self.children.remove(&pid) {
                 Some(child) => {
                     // Whatever the main process left in its group goes with it, before
                     // any restart: a forked worker must not hold the next one's port.
                     process::kill_group(pid);
+                    if let Some(notify) = &mut self.notify {
+                        notify.clear_current(child.id);
+                    }
+                    if let Some(watch) = self.ready_fd_watches.remove(&child.id) {
+                        watch.abort();
+                    }
                     self.pending.push_back(Event::Exited { child, status });
                 }
                 None => {
@@ -358,9 +429,36 @@ impl Loop {
             RunMode::Config => StdioMode::Capture,
             RunMode::Container => StdioMode::Foreground,
         };
-        match process::spawn(&SpawnRequest::new(spec, stdio, &[])) {
+        let extra_env = match notify_environment(self.notify.as_mut(), child.id, spec) {
+            Ok(env) => env,
+            Err(reason) => {
+                let reason = format!("spawn {}: {reason}", spec.name);
+                self.pending.push_back(Event::SpawnFailed {
+                    child,
+                    code: process::CODE_OTHER,
+                    reason,
+                });
+                return;
+            }
+        };
+        let mut request = SpawnRequest::new(spec, stdio, &extra_env);
+        if let Some(ReadyCheck::Fd(fd)) = spec.ready.as_ref().map(|ready| &ready.check) {
+            request.ready_fd = Some(*fd);
+        }
+        match process::spawn(&request) {
             Ok(spawned) => {
                 self.children.insert(spawned.pid, child);
+                // Attribute notify messages to this incarnation from now on (same turn
+                // as the spawn, before any message of it can be read).
+                if let Some(notify) = &mut self.notify {
+                    notify.set_current(child.id, child, spawned.pid);
+                }
+                if let Some(fd) = spawned.ready_fd {
+                    let watch = self.prober.watch_ready_fd(child, fd);
+                    if let Some(previous) = self.ready_fd_watches.insert(child.id, watch) {
+                        previous.abort();
+                    }
+                }
                 if let (Some(outputs), Some(stdout), Some(stderr)) =
                     (&self.outputs, spawned.stdout, spawned.stderr)
                 {
@@ -391,15 +489,62 @@ impl Loop {
         }
     }
 
-    /// Run one check for the core. The config does not accept checks yet (the probe
-    /// runners land with readiness support), so this answers that nothing can run.
+    /// Run one check for the core. Network probes and memory samples run as tasks;
+    /// exec probes are spawned here, on the loop's thread, like every process, and
+    /// answered when reaped or killed at their timeout. Every path answers with one
+    /// `ProbeResult`, so the core never waits forever.
     fn probe(&mut self, child: ChildRef, pid: i32, kind: ProbeKind) {
-        let _ = pid;
-        self.pending.push_back(Event::ProbeResult {
-            child,
-            kind,
-            outcome: ProbeOutcome::Failed("probes are not supported yet".into()),
-        });
+        // The incarnation may have ended in this same turn; its result would be stale.
+        if self.children.get(&pid) != Some(&child) {
+            return;
+        }
+        let Some(spec) = self.supervisor.service_spec(child.id) else {
+            return;
+        };
+        let (probe, timeout) = match kind {
+            ProbeKind::Memory => {
+                self.prober.memory(child, pid);
+                return;
+            }
+            ProbeKind::Ready => match &spec.ready {
+                Some(ready) => match &ready.check {
+                    ReadyCheck::Probe(probe) => (probe, ready.timeout),
+                    ReadyCheck::Notify | ReadyCheck::Fd(_) => return,
+                },
+                None => return,
+            },
+            ProbeKind::Health => match &spec.health {
+                Some(health) => match &health.probe {
+                    Some(probe) => (probe, health.timeout),
+                    None => return,
+                },
+                None => return,
+            },
+        };
+        match probe {
+            Probe::Tcp { .. } | Probe::Http { .. } => {
+                self.prober.network(child, kind, probe, timeout)
+            }
+            Probe::Exec { command } => {
+                let mut request = SpawnRequest::new(spec, StdioMode::Null, &[]);
+                request.command = Some(command);
+                match process::spawn(&request) {
+                    Ok(spawned) => {
+                        self.exec_probes.register(
+                            spawned.pid,
+                            child,
+                            kind,
+                            timeout,
+                            Instant::now(),
+                        );
+                    }
+                    Err(error) => {
+                        self.pending
+                            .push_back(ExecProbes::spawn_failed(child, kind, &error));
+                    }
+                }
+            }
+        }
     }
 
     fn name(&self, child: ChildRef) -> &str {
@@ -416,7 +561,16 @@ impl Loop {
             Report::StartFailed { child, reason } => {
                 tracing::error!(service = self.name(child), "{reason}");
             }
-            Report::Ready { child } => tracing::debug!(service = self.name(child), "ready"),
+            Report::Ready { child } => {
+                // Worth a line only when a check decided it; otherwise it is the start.
+                let checked = self
+                    .supervisor
+                    .service_spec(child.id)
+                    .is_some_and(|spec| spec.ready.is_some());
+                if checked {
+                    tracing::info!(service = self.name(child), "ready");
+                }
+            }
             Report::Exited { child, status, end } => {
                 let how = match status {
                     ExitStatus::Exited(code) => format!("exited with code {code}"),
@@ -525,7 +679,12 @@ impl Loop {
 
     /// Kill and reap everything left (services, their groups, orphans) before exiting.
     async fn final_cleanup(&mut self) {
-        let pids: Vec<i32> = self.children.keys().copied().collect();
+        let pids: Vec<i32> = self
+            .children
+            .keys()
+            .copied()
+            .chain(self.exec_probes.pids())
+            .collect();
         for pid in pids {
             process::kill_group(pid);
         }
@@ -544,6 +703,42 @@ impl Loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// The notify socket and watchdog variables for a service with `ready.notify`; empty
+/// for any other service.
+fn notify_environment(
+    server: Option<&mut NotifyServer>,
+    id: ServiceId,
+    spec: &ServiceSpec,
+) -> Result<Vec<(String, String)>, String> {
+    if !matches!(
+        spec.ready.as_ref().map(|ready| &ready.check),
+        Some(ReadyCheck::Notify)
+    ) {
+        return Ok(Vec::new());
+    }
+    let server = server.ok_or("no notify socket: its directory could not be created")?;
+    let owner = process::service_owner(spec)?;
+    let path = server
+        .socket_for(id, &spec.name, owner)
+        .map_err(|error| format!("create the notify socket: {error}"))?;
+    Ok(notify::environment(&path, spec.watchdog))
+}
+
+/// Every service of a tree, depth first.
+fn services(group: &crate::spec::GroupSpec) -> Box<dyn Iterator<Item = &ServiceSpec> + '_> {
+    Box::new(
+        group
+            .children
+            .iter()
+            .flat_map(|child| -> Box<dyn Iterator<Item = &ServiceSpec>> {
+                match child {
+                    crate::spec::NodeSpec::Service(service) => Box::new(std::iter::once(service)),
+                    crate::spec::NodeSpec::Group(inner) => services(inner),
+                }
+            }),
+    )
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
