@@ -6,6 +6,7 @@
 //! (spawn, reap, signal) and `logs` (output capture). See ARCHITECTURE.md.
 
 pub mod config;
+pub mod exit;
 pub mod health;
 pub mod logs;
 pub mod notify;

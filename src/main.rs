@@ -1,5 +1,5 @@
 //! `minder`: parse the command line, load the config, hand over to the runtime, and map
-//! the outcome to an exit code. The exit-code table lives here and nowhere else.
+//! the outcome to an exit code (the table is `minder::exit`).
 
 use clap::{Parser, Subcommand};
 use minder::config;
@@ -9,9 +9,6 @@ use std::process::ExitCode;
 
 const DEFAULT_CONFIG: &str = "/etc/minder/minder.toml";
 
-/// Exit codes of `minder run` and `minder check` (design.md §7). Container mode exits
-/// with its service's code instead, which the runtime computes.
-const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -63,7 +60,7 @@ fn main() -> ExitCode {
                     path.display(),
                     errors.0.len()
                 );
-                ExitCode::from(EXIT_USAGE)
+                exit(minder::exit::USAGE)
             }
         },
         Some(Command::Run { config: path, main }) => {
@@ -73,14 +70,14 @@ fn main() -> ExitCode {
                     for error in &errors.0 {
                         eprintln!("error: {error}");
                     }
-                    return ExitCode::from(EXIT_USAGE);
+                    return exit(minder::exit::USAGE);
                 }
             };
             if !main.is_empty()
                 && let Err(message) = runtime::add_main_service(&mut spec, main)
             {
                 eprintln!("error: {message}");
-                return ExitCode::from(EXIT_USAGE);
+                return exit(minder::exit::USAGE);
             }
             exit(runtime::run(spec, RunMode::Config))
         }
@@ -92,7 +89,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: minder run [CONFIG] | minder check [CONFIG] | minder -- CMD [ARGS...]"
             );
-            ExitCode::from(EXIT_USAGE)
+            exit(minder::exit::USAGE)
         }
     }
 }

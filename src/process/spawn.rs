@@ -126,11 +126,11 @@ impl fmt::Display for SpawnError {
 impl std::error::Error for SpawnError {}
 
 /// Exit code of a command that was not found.
-pub const CODE_NOT_FOUND: i32 = 127;
+pub const CODE_NOT_FOUND: i32 = crate::exit::NOT_FOUND;
 /// Exit code of a command that was found but could not be executed.
-pub const CODE_NOT_EXECUTABLE: i32 = 126;
+pub const CODE_NOT_EXECUTABLE: i32 = crate::exit::CANNOT_EXECUTE;
 /// Exit code of every other start failure.
-pub const CODE_OTHER: i32 = 1;
+pub const CODE_OTHER: i32 = crate::exit::START_FAILED;
 
 /// Starts the service (or probe) of `request`. Never blocks on the child and never
 /// waits for it, except that std collects a child whose exec failed.

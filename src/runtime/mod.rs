@@ -43,7 +43,7 @@ pub enum RunMode {
 }
 
 /// Exit code for an internal error of minder itself (design.md §7).
-const EXIT_INTERNAL: i32 = 1;
+const EXIT_INTERNAL: i32 = crate::exit::INTERNAL;
 
 /// The safety sweep of the reaper: SIGCHLD is the real trigger, this only catches a
 /// child that ends without one (a clone with another exit signal). It is the loop's only

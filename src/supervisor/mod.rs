@@ -74,7 +74,7 @@ impl ExitStatus {
     pub fn shell_code(self) -> i32 {
         match self {
             ExitStatus::Exited(code) => code,
-            ExitStatus::Signaled(signal) => 128 + signal,
+            ExitStatus::Signaled(signal) => crate::exit::SIGNAL_BASE + signal,
         }
     }
 }
@@ -272,4 +272,4 @@ pub enum ShutdownCause {
 }
 
 /// The exit code after the root's restart budget is spent.
-pub const EXIT_ROOT_FAILED: i32 = 3;
+pub const EXIT_ROOT_FAILED: i32 = crate::exit::ROOT_FAILED;
