@@ -152,6 +152,8 @@ enum Wake {
     Event(Event),
     /// An exec probe reached its timeout.
     ProbeTimeout,
+    /// Time to tell systemd the loop is alive (`WatchdogSec=`).
+    SystemdWatchdog,
 }
 
 /// The runtime's state. Created by `run` inside the tokio runtime and dropped when the
@@ -190,6 +192,8 @@ struct Loop {
     /// Per service, the task waiting for the current incarnation's ready-fd newline;
     /// aborted when that incarnation ends.
     ready_fd_watches: HashMap<ServiceId, AbortHandle>,
+    /// Whether systemd (`NOTIFY_SOCKET`, if any) has been told `READY=1`.
+    announced_ready: bool,
 }
 
 impl Loop {
@@ -220,6 +224,7 @@ impl Loop {
             exec_probes: ExecProbes::new(),
             notify,
             ready_fd_watches: HashMap::new(),
+            announced_ready: false,
             supervisor: Supervisor::new(spec, seed),
             origin: Instant::now(),
             children: HashMap::new(),
@@ -259,6 +264,12 @@ impl Loop {
         self.settle();
         let mut sweep =
             tokio::time::interval_at(tokio::time::Instant::now() + REAP_SWEEP, REAP_SWEEP);
+        // Under systemd's WatchdogSec=, ping at half the interval from this loop itself,
+        // so a wedged loop gets minder killed and restarted. No ping otherwise.
+        let mut systemd_watchdog = sd_notify::watchdog_enabled()
+            .filter(|timeout| !timeout.is_zero())
+            .map(|timeout| tokio::time::interval(timeout / 2));
+        self.tell_systemd();
         while self.exit_code.is_none() {
             let deadline = self
                 .supervisor
@@ -282,6 +293,7 @@ impl Loop {
                 _ = sleep_until(container_kill) => Wake::ContainerKill,
                 _ = sleep_until(probe_timeout) => Wake::ProbeTimeout,
                 Some(event) = self.events.recv() => Wake::Event(event),
+                _ = tick(systemd_watchdog.as_mut()) => Wake::SystemdWatchdog,
                 _ = sweep.tick() => Wake::Sweep,
             };
             match wake {
@@ -291,6 +303,9 @@ impl Loop {
                 Wake::Deadline => self.pending.push_back(Event::Timer),
                 Wake::ContainerKill => self.container_kill(),
                 Wake::Event(event) => self.pending.push_back(event),
+                Wake::SystemdWatchdog => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
                 Wake::ProbeTimeout => {
                     // Its result (a failure) comes when the killed group is reaped.
                     for pid in self.exec_probes.expire(Instant::now()) {
@@ -300,12 +315,29 @@ impl Loop {
             }
             self.reap();
             self.settle();
+            self.tell_systemd();
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
         self.final_cleanup().await;
         self.drain_output().await;
         tracing::info!(code, "minder exiting");
         code
+    }
+
+    /// `READY=1` once the initial tree is up and ready (a no-op without
+    /// `NOTIFY_SOCKET`). Later readiness changes are not announced: for systemd, minder
+    /// is ready once it has brought its tree up.
+    fn tell_systemd(&mut self) {
+        if !self.announced_ready && self.supervisor.tree_ready() {
+            self.announced_ready = true;
+            let status = format!("{} services up", self.children.len());
+            if let Err(error) = sd_notify::notify(&[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&status),
+            ]) {
+                tracing::warn!("notify systemd: {error}");
+            }
+        }
     }
 
     /// Feed queued events to the core and perform what it decides, until quiet.
@@ -638,25 +670,32 @@ impl Loop {
                     "stopping the service for a failure"
                 );
             }
-            Report::ShuttingDown { cause } => match cause {
-                ShutdownCause::Requested => tracing::info!("orderly shutdown"),
-                ShutdownCause::Forced => {
-                    tracing::warn!("second shutdown request: killing every process group")
-                }
-                ShutdownCause::RootFailed => tracing::error!(
-                    "the root's restart budget is exhausted: stopping everything, exit {EXIT_ROOT_FAILED}"
-                ),
-                ShutdownCause::Significant { id, code } => {
-                    let service = self
-                        .supervisor
-                        .service_spec(id)
-                        .map_or("?", |spec| spec.name.as_str());
-                    tracing::info!(service, code, "significant service ended: shutting down");
-                }
-                ShutdownCause::TimedOut => {
-                    tracing::warn!("shutdown_timeout passed: killing every process group left")
-                }
-            },
+            Report::ShuttingDown { cause } => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+                self.log_shutdown(cause);
+            }
+        }
+    }
+
+    fn log_shutdown(&self, cause: ShutdownCause) {
+        match cause {
+            ShutdownCause::Requested => tracing::info!("orderly shutdown"),
+            ShutdownCause::Forced => {
+                tracing::warn!("second shutdown request: killing every process group")
+            }
+            ShutdownCause::RootFailed => tracing::error!(
+                "the root's restart budget is exhausted: stopping everything, exit {EXIT_ROOT_FAILED}"
+            ),
+            ShutdownCause::Significant { id, code } => {
+                let service = self
+                    .supervisor
+                    .service_spec(id)
+                    .map_or("?", |spec| spec.name.as_str());
+                tracing::info!(service, code, "significant service ended: shutting down");
+            }
+            ShutdownCause::TimedOut => {
+                tracing::warn!("shutdown_timeout passed: killing every process group left")
+            }
         }
     }
 
@@ -739,6 +778,15 @@ fn services(group: &crate::spec::GroupSpec) -> Box<dyn Iterator<Item = &ServiceS
                 }
             }),
     )
+}
+
+async fn tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -407,6 +407,12 @@ impl Supervisor {
         self.services.len()
     }
 
+    /// Whether the whole tree is up and ready (the root counts as ready, design.md §4),
+    /// and no shutdown has begun: the moment to tell systemd `READY=1`.
+    pub fn tree_ready(&self) -> bool {
+        self.phase == Phase::Running && self.ready(ROOT)
+    }
+
     /// Whether this incarnation is the current one (its exit would be acted on).
     pub fn is_current(&self, child: ChildRef) -> bool {
         self.services

@@ -290,6 +290,8 @@ pub struct Minder {
     leaked_fd: Option<std::fs::File>,
     /// Start minder with SIGALRM ignored and SIGXCPU blocked (see `dirty_signal_state`).
     dirty_signals: bool,
+    /// Variables added to minder's environment (see `env`).
+    extra_env: Vec<(OsString, OsString)>,
     /// minder itself, or `unshare` in a pid namespace. `None` before `start`.
     child: Option<Child>,
     /// Set once the child has been reaped.
@@ -315,6 +317,7 @@ impl Minder {
             pid_namespace: false,
             leaked_fd: None,
             dirty_signals: false,
+            extra_env: Vec::new(),
             child: None,
             status: None,
             held_stdout: None,
@@ -375,6 +378,13 @@ impl Minder {
         self
     }
 
+    /// Start minder with `key=value` in its environment (e.g. the `NOTIFY_SOCKET` a
+    /// service manager would give it).
+    pub fn env(&mut self, key: &str, value: impl Into<OsString>) -> &mut Minder {
+        self.extra_env.push((key.into(), value.into()));
+        self
+    }
+
     /// `minder run DIR/cfg.toml [-- main...]`.
     pub fn start_run(&mut self, main: &[&str]) {
         let mut args: Vec<OsString> = vec!["run".into(), self.path("cfg.toml").into()];
@@ -415,6 +425,7 @@ impl Minder {
             .args(args)
             .current_dir(self.dir.path())
             .env(MARK_VAR, &self.mark)
+            .envs(self.extra_env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -719,4 +730,82 @@ pub fn command_stdout(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|error| panic!("run {program}: {error}"));
     assert!(output.status.success(), "{program} {args:?}: {output:?}");
     String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+// ----- helpers of the readiness and health tests ---------------------------------------
+
+/// The absolute path of `tests/fixtures/NAME` (scripts the services of a test run).
+pub fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A TCP port on 127.0.0.1 that nothing listened on an instant ago: bound to port 0 to
+/// let the kernel choose, then closed, so a service (or nobody) can take it. The
+/// kernel hands out ephemeral ports in turn, so two tests do not get the same one.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The value of the variable `name` in the environment `pid` was started with
+/// (`/proc/PID/environ`), if it has one.
+pub fn env_var_of(pid: i32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    environ.split(|byte| *byte == 0).find_map(|entry| {
+        let value = entry.strip_prefix(prefix.as_bytes())?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    })
+}
+
+impl Minder {
+    /// The lines minder has logged on stderr so far that contain every one of `needles`.
+    pub fn log_lines(&self, needles: &[&str]) -> Vec<String> {
+        self.stderr_text()
+            .lines()
+            .filter(|line| needles.iter().all(|needle| line.contains(needle)))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until minder has logged at least `count` lines containing every one of
+    /// `needles`; panics with minder's stderr after `timeout`.
+    pub fn wait_log(&self, needles: &[&str], count: usize, timeout: Duration) -> Vec<String> {
+        let mut found = Vec::new();
+        let logged = wait_for(timeout, || {
+            found = self.log_lines(needles);
+            found.len() >= count
+        });
+        assert!(
+            logged,
+            "minder did not log {count} line(s) with {needles:?} within {timeout:?} \
+             (found {})\nstderr:\n{}",
+            found.len(),
+            self.stderr_text()
+        );
+        found
+    }
+
+    /// Whether minder is still running (not exited, as far as the test can tell now).
+    pub fn is_running(&mut self) -> bool {
+        self.wait_exit(Duration::ZERO).is_none()
+    }
+
+    /// The number in `DIR/name` (a `date +%s%N` stamp, say), waiting for the file to
+    /// exist and hold one; panics after `PATIENCE`.
+    pub fn wait_number(&self, name: &str) -> u128 {
+        let mut number = None;
+        let written = wait_for(PATIENCE, || {
+            number = std::fs::read_to_string(self.path(name))
+                .ok()
+                .and_then(|text| text.trim().parse().ok());
+            number.is_some()
+        });
+        assert!(
+            written,
+            "{name}: no number written\nstderr:\n{}",
+            self.stderr_text()
+        );
+        number.expect("found")
+    }
 }
