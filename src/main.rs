@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 const DEFAULT_CONFIG: &str = "/etc/minder/minder.toml";
 
-
 #[derive(Parser)]
 #[command(
     name = "minder",
