@@ -666,7 +666,7 @@ impl Loop {
             Report::Condemned { child, reason } => {
                 tracing::warn!(
                     service = self.name(child),
-                    ?reason,
+                    %reason,
                     "stopping the service for a failure"
                 );
             }
@@ -840,7 +840,7 @@ fn end_name(end: EndKind) -> String {
         EndKind::Stopped => "stopped".into(),
         EndKind::Normal => "normal".into(),
         EndKind::Abnormal => "abnormal".into(),
-        EndKind::Failure(reason) => format!("failure: {reason:?}").to_lowercase(),
+        EndKind::Failure(reason) => format!("failure: {reason}"),
         EndKind::StartFailure => "start failure".into(),
     }
 }

@@ -89,6 +89,19 @@ pub enum FailureReason {
     ReadyDeadline,
 }
 
+/// The names the logs, docs and (later) metrics use: `health`, `watchdog`, `memory`,
+/// `ready_deadline`.
+impl std::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FailureReason::Health => "health",
+            FailureReason::Watchdog => "watchdog",
+            FailureReason::Memory => "memory",
+            FailureReason::ReadyDeadline => "ready_deadline",
+        })
+    }
+}
+
 /// Everything that can happen to the supervisor.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {

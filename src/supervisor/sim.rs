@@ -417,7 +417,7 @@ impl Sim {
                     EndKind::Stopped => "stopped".to_string(),
                     EndKind::Normal => "normal".to_string(),
                     EndKind::Abnormal => "abnormal".to_string(),
-                    EndKind::Failure(reason) => format!("failure ({reason:?})").to_lowercase(),
+                    EndKind::Failure(reason) => format!("failure ({reason})"),
                     EndKind::StartFailure => "start failure".to_string(),
                 };
                 format!(
@@ -462,7 +462,7 @@ impl Sim {
                 "{}#{} condemned: {}",
                 self.name(child.id),
                 child.generation,
-                format!("{reason:?}").to_lowercase()
+                reason
             ),
         };
         let _ = writeln!(self.transcript, "{now} {line}");

@@ -1180,14 +1180,14 @@ fn missing_the_ready_deadline_is_a_failed_start_under_backoff_and_budget() {
         "advance 5s",
         expect![[r#"
             [     0ms] spawn a#1 pid 100
-            [  2000ms] a#1 condemned: readydeadline
+            [  2000ms] a#1 condemned: ready_deadline
             [  2000ms] signal a#1 pid 100 sig 15
-            [  2000ms] a#1 ended: signal 15, failure (readydeadline)
+            [  2000ms] a#1 ended: signal 15, failure (ready_deadline)
             [  2000ms] restart a after 100ms
             [  2100ms] spawn a#2 pid 101
-            [  4100ms] a#2 condemned: readydeadline
+            [  4100ms] a#2 condemned: ready_deadline
             [  4100ms] signal a#2 pid 101 sig 15
-            [  4100ms] a#2 ended: signal 15, failure (readydeadline)
+            [  4100ms] a#2 ended: signal 15, failure (ready_deadline)
             [  4100ms] group root exceeded its budget
             [  4100ms] shutting down: RootFailed
             [  4100ms] exit 3
