@@ -217,11 +217,14 @@ fn failures_during_start_period_do_not_restart_the_service() {
 #[test]
 fn a_hung_exec_probe_is_killed_at_its_timeout_counted_and_reaped() {
     // Each probe records its pid and, until `healthy` exists, hangs far past its
-    // timeout. Two timeouts in a row restart the service.
+    // timeout. Two timeouts in a row restart the service. Every probe, hung or
+    // passing, also leaves a background sleep (recorded too) in its process group:
+    // it must go with the probe.
     let config = format!(
         "[root]\nintensity = 10\n\n{}\
          [service.svc.health]\n\
-         exec = [\"sh\", \"-c\", \"echo $$ >> probe.pids; [ -e healthy ] && exit 0; exec sleep 100\"]\n\
+         exec = [\"sh\", \"-c\", \"echo $$ >> probe.pids; sleep 100 & echo $! >> probe.pids; \
+         [ -e healthy ] && exit 0; exec sleep 100\"]\n\
          timeout = \"200ms\"\ninterval = \"300ms\"\nfailures = 2\n",
         sh_service(
             "svc",
@@ -247,7 +250,7 @@ fn a_hung_exec_probe_is_killed_at_its_timeout_counted_and_reaped() {
         .iter()
         .filter_map(|line| line.parse().ok())
         .collect();
-    assert!(hung.len() >= 2, "probes: {hung:?}");
+    assert!(hung.len() >= 4, "probes and their forks: {hung:?}");
     let mut left = Vec::new();
     let reaped = wait_for(PATIENCE, || {
         left = hung
@@ -283,17 +286,26 @@ fn a_hung_exec_probe_is_killed_at_its_timeout_counted_and_reaped() {
 #[test]
 fn a_service_over_max_memory_is_restarted_and_one_under_it_is_not() {
     // `hog` touches 64 MiB (every byte written) and sleeps; `calm` is a python doing
-    // nothing, some 10 MiB. Both have the same 32 MiB limit.
+    // nothing, some 10 MiB; `parent` is a shell (small) whose forked python touches
+    // 64 MiB: the guard measures the service's whole process group. All have the same
+    // 32 MiB limit.
+    let allocate = "python3 -c 'import time; hog = b\"\\x01\" * (64 << 20); time.sleep(1000)'";
     let health = "[service.NAME.health]\nmax_memory = \"32MiB\"\ninterval = \"200ms\"\n";
+    let backoff = "backoff = { initial = \"50ms\" }";
     let config = format!(
-        "[root]\nintensity = 20\n\n{}{}{}{}",
+        "[root]\nintensity = 20\n\n{}{}{}{}{}{}",
         sh_service(
             "hog",
-            "echo $$ > hog.pid; exec python3 -c \
-             'import time; hog = b\"\\x01\" * (64 << 20); time.sleep(1000)'",
-            "backoff = { initial = \"50ms\" }"
+            &format!("echo $$ > hog.pid; exec {allocate}"),
+            backoff
         ),
         health.replace("NAME", "hog"),
+        sh_service(
+            "parent",
+            &format!("echo $$ > parent.pid; {allocate} & wait"),
+            backoff
+        ),
+        health.replace("NAME", "parent"),
         sh_service(
             "calm",
             "echo $$ > calm.pid; exec python3 -c 'import time; time.sleep(1000)'",
@@ -311,6 +323,9 @@ fn a_service_over_max_memory_is_restarted_and_one_under_it_is_not() {
         1,
         PATIENCE,
     );
+    let parent = minder.wait_pid("parent", None);
+    minder.wait_pid("parent", Some(parent));
+    minder.wait_log(&["failure: memory", "service=\"parent\""], 1, PATIENCE);
     // A second restart of `hog`: `calm` has been sampled many times meanwhile.
     minder.wait_pid("hog", Some(second));
     assert_eq!(minder.pid_file("calm"), Some(calm));
@@ -344,7 +359,7 @@ fn a_service_never_ready_by_its_deadline_is_restarted_until_the_root_gives_up() 
     let first = minder.wait_pid("never", None);
     minder.wait_pid("never", Some(first));
     minder.wait_log(
-        &["failure: readydeadline", "service=\"never\""],
+        &["failure: ready_deadline", "service=\"never\""],
         1,
         PATIENCE,
     );
@@ -373,10 +388,15 @@ fn an_invalid_probe_in_the_config_is_refused_with_its_position() {
 }
 
 #[test]
-fn a_probe_target_that_does_not_exist_is_a_failure_not_a_crash() {
+fn a_probe_target_that_does_not_exist_or_never_answers_is_a_failure_not_a_crash() {
+    // A port nothing listens on; a host name that cannot resolve; and a listener of
+    // the test's that never accepts: the kernel completes the handshake, so the GET
+    // hangs until the probe's timeout.
     let port = free_port();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let silent_address = silent.local_addr().expect("local address");
     let config = format!(
-        "{}{}",
+        "{}{}{}",
         sh_service(
             "closed",
             &pid_then_sleep("closed"),
@@ -390,15 +410,33 @@ fn a_probe_target_that_does_not_exist_is_a_failure_not_a_crash() {
             "health = { http = \"http://no-such-host.invalid/\", interval = \"100ms\", \
              timeout = \"1s\", failures = 1000 }"
         ),
+        sh_service(
+            "silent",
+            &pid_then_sleep("silent"),
+            &format!(
+                "health = {{ http = \"http://{silent_address}/\", interval = \"100ms\", \
+                 timeout = \"300ms\", failures = 1000 }}"
+            )
+        ),
     );
     let mut minder = Minder::run(&config);
-    let closed = minder.wait_pid("closed", None);
-    let nohost = minder.wait_pid("nohost", None);
+    let pids = ["closed", "nohost", "silent"].map(|name| minder.wait_pid(name, None));
     minder.wait_log(&["check failed", "service=\"closed\""], 3, PATIENCE);
     minder.wait_log(&["check failed", "service=\"nohost\""], 3, PATIENCE);
     minder.wait_log(&["check failed", "no-such-host.invalid"], 1, PATIENCE);
+    minder.wait_log(
+        &[
+            "check failed",
+            "timed out after 300ms",
+            "service=\"silent\"",
+        ],
+        3,
+        PATIENCE,
+    );
     assert!(minder.is_running(), "stderr:\n{}", minder.stderr_text());
-    assert_eq!(minder.pid_file("closed"), Some(closed));
-    assert_eq!(minder.pid_file("nohost"), Some(nohost));
-    assert!(is_alive(closed) && is_alive(nohost));
+    for (name, pid) in ["closed", "nohost", "silent"].into_iter().zip(pids) {
+        assert_eq!(minder.pid_file(name), Some(pid));
+        assert!(is_alive(pid), "{name} was stopped");
+    }
+    drop(silent);
 }

@@ -117,6 +117,12 @@ fn a_service_that_stops_sending_watchdog_is_restarted_and_one_that_keeps_sending
     );
     let minder = Minder::run(&config);
     let steady = minder.wait_pid("steady", None);
+    // The client is told the timeout; not WATCHDOG_PID (design.md §4).
+    assert_eq!(
+        env_var_of(steady, "WATCHDOG_USEC").as_deref(),
+        Some("700000")
+    );
+    assert_eq!(env_var_of(steady, "WATCHDOG_PID"), None);
     let first = minder.wait_pid("lapse", None);
     minder.wait_log(&["ready", "service=\"steady\""], 1, PATIENCE);
     let second = minder.wait_pid("lapse", Some(first));
