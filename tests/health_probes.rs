@@ -440,3 +440,23 @@ fn a_probe_target_that_does_not_exist_or_never_answers_is_a_failure_not_a_crash(
     }
     drop(silent);
 }
+
+#[test]
+fn a_probe_in_flight_at_shutdown_is_killed_and_reaped() {
+    // The probe hangs well inside its 30 s timeout when minder is told to stop: the
+    // orderly shutdown must not wait for it, nor leave it behind.
+    let config = format!(
+        "{}[service.svc.health]\n\
+         exec = [\"sh\", \"-c\", \"echo $$ > probe.pid; exec sleep 100\"]\n\
+         timeout = \"30s\"\ninterval = \"100ms\"\n",
+        sh_service("svc", &pid_then_sleep("svc"), ""),
+    );
+    let mut minder = Minder::run(&config);
+    minder.wait_pid("svc", None);
+    let probe = minder.wait_pid("probe", None);
+    minder.signal(Signal::SIGTERM);
+    let code = minder.expect_exit(PATIENCE);
+    assert_eq!(code, 0, "stderr:\n{}", minder.stderr_text());
+    assert!(!is_alive(probe), "the probe {probe} outlived minder");
+    minder.assert_nothing_left();
+}

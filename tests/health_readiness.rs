@@ -228,3 +228,38 @@ fn a_ready_message_from_outside_the_service_is_ignored() {
     assert_eq!(minder.expect_exit(PATIENCE), 0);
     minder.assert_nothing_left();
 }
+
+#[test]
+fn an_exec_ready_probe_runs_as_the_service_with_its_environment_and_directory() {
+    // The probe passes only with the service's variable; it records who and where it
+    // ran. The service runs as `nobody` in `work/`, which it must be able to write.
+    let mut minder = Minder::new();
+    let work = minder.path("work");
+    std::fs::create_dir(&work).expect("create work/");
+    common::make_world_writable(&work);
+    let config = format!(
+        "{}{}",
+        sh_service(
+            "a",
+            "echo $$ > a.pid; exec sleep 1000",
+            "user = \"nobody\"\nworking_dir = \"work\"\nenv = { PROBE_VAR = \"yes\" }\n\
+             ready = { exec = [\"sh\", \"-c\", \
+             \"id -u > probe.uid; pwd > probe.cwd; [ \\\"$PROBE_VAR\\\" = yes ]\"], \
+             interval = \"50ms\" }"
+        ),
+        sh_service("b", &pid_then_sleep("b"), ""),
+    );
+    minder.write("cfg.toml", &config);
+    minder.start_run(&[]);
+    minder.wait_pid("b", None);
+    let nobody = common::command_stdout("id", &["-u", "nobody"]);
+    assert_eq!(minder.lines("work/probe.uid"), [nobody.trim()]);
+    assert_eq!(
+        minder.lines("work/probe.cwd"),
+        [work
+            .canonicalize()
+            .expect("canonical work/")
+            .display()
+            .to_string()]
+    );
+}
