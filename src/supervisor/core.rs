@@ -17,7 +17,7 @@ use super::{
 use crate::spec::{
     AutoShutdown, GroupSpec, NodeSpec, ReadyCheck, RestartType, ServiceSpec, Spec, Strategy,
 };
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// The root group is always node 0.
@@ -45,6 +45,8 @@ pub struct Supervisor {
     out: Vec<Effect>,
     /// Set by every state change during reconciliation; drives the fixpoint loop.
     dirty: bool,
+    /// The last start wave handed out (see `Node::start_set`).
+    last_set: u64,
 }
 
 struct Node {
@@ -59,6 +61,14 @@ struct Node {
     not_before: Time,
     /// Instances of one service share a batch: started together, stopped together.
     batch: usize,
+    /// The start wave it belongs to: every child of a group starting fresh shares one,
+    /// and each restart decision gives its whole restart set a new one. A child waits
+    /// for earlier siblings of its own wave, so a restart set comes up in order while
+    /// an unrelated sibling's crash loop holds nobody up.
+    start_set: u64,
+    /// Not started yet since its group (re)started: it waits for every earlier sibling
+    /// to be ready, whatever their wave (the initial ordered start).
+    fresh: bool,
 }
 
 enum NodeKind {
@@ -202,6 +212,7 @@ impl Supervisor {
             now: Time::ZERO,
             out: Vec::new(),
             dirty: false,
+            last_set: 0,
         };
         supervisor.add_group(&spec.root, None);
         supervisor
@@ -225,6 +236,8 @@ impl Supervisor {
             pending_restart: false,
             not_before: Time::ZERO,
             batch: 0,
+            start_set: 0,
+            fresh: true,
         });
         let mut children = Vec::with_capacity(spec.children.len());
         let mut batch = 0;
@@ -265,6 +278,8 @@ impl Supervisor {
             pending_restart: false,
             not_before: Time::ZERO,
             batch: 0,
+            start_set: 0,
+            fresh: true,
         });
         self.services.push(ServiceState {
             spec: spec.clone(),
@@ -891,9 +906,11 @@ impl Supervisor {
         if id.0 >= self.nodes.len() || self.shutting_down() {
             return;
         }
+        let wave = self.new_wave();
         let node = &mut self.nodes[id.0];
         node.held = false;
         node.not_before = self.now;
+        node.start_set = wave;
         match node.kind {
             NodeKind::Service(sid) => {
                 let service = &mut self.services[sid.0];
@@ -921,9 +938,11 @@ impl Supervisor {
             return;
         }
         let now = self.now;
+        let wave = self.new_wave();
         let node = &mut self.nodes[id.0];
         node.held = false;
         node.not_before = now;
+        node.start_set = wave;
         if let NodeKind::Service(sid) = node.kind
             && matches!(self.services[sid.0].run, Run::Done { .. })
         {
@@ -1090,11 +1109,13 @@ impl Supervisor {
                 .push(Effect::Report(Report::RestartScheduled { id: sid, delay }));
         }
         let restart_at = now + delay;
+        let wave = self.new_wave();
         for member in members {
             if self.nodes[member.0].held {
                 continue;
             }
             self.nodes[member.0].not_before = restart_at;
+            self.nodes[member.0].start_set = wave;
             let active = self.active(member);
             if let NodeKind::Service(sid) = self.nodes[member.0].kind {
                 let service = &mut self.services[sid.0];
@@ -1235,7 +1256,11 @@ impl Supervisor {
                 self.dirty = true;
             }
         }
-        // Then start in order: each batch only once every earlier child is ready.
+        // Then start in order. A batch member starts once every earlier sibling of its
+        // wave is ready; a fresh one (the group's initial start) waits for every
+        // earlier sibling. Members of one batch do not wait for each other.
+        let mut any_not_ready = false;
+        let mut waves_not_ready: BTreeSet<u64> = BTreeSet::new();
         let mut index = 0;
         while index < children.len() {
             let batch = self.nodes[children[index].0].batch;
@@ -1244,15 +1269,29 @@ impl Supervisor {
                 .position(|c| self.nodes[c.0].batch != batch)
                 .map_or(children.len(), |offset| index + offset);
             for child in &children[index..end] {
-                if self.needs_start(*child) && self.nodes[child.0].not_before <= self.now {
+                let node = &self.nodes[child.0];
+                let allowed = if node.fresh {
+                    !any_not_ready
+                } else {
+                    !waves_not_ready.contains(&node.start_set)
+                };
+                if allowed && self.needs_start(*child) && node.not_before <= self.now {
                     self.start_node(*child);
                 }
             }
-            if !children[index..end].iter().all(|c| self.ready(*c)) {
-                return;
+            for child in &children[index..end] {
+                if !self.ready(*child) {
+                    any_not_ready = true;
+                    waves_not_ready.insert(self.nodes[child.0].start_set);
+                }
             }
             index = end;
         }
+    }
+
+    fn new_wave(&mut self) -> u64 {
+        self.last_set += 1;
+        self.last_set
     }
 
     fn needs_start(&self, id: NodeId) -> bool {
@@ -1270,6 +1309,7 @@ impl Supervisor {
 
     fn start_node(&mut self, id: NodeId) {
         self.dirty = true;
+        self.nodes[id.0].fresh = false;
         match self.nodes[id.0].kind {
             NodeKind::Service(sid) => {
                 let service = &mut self.services[sid.0];
@@ -1303,10 +1343,13 @@ impl Supervisor {
         group.failing = false;
         group.restarts.clear();
         let children = group.children.clone();
+        let wave = self.new_wave();
         for child in children {
             let node = &mut self.nodes[child.0];
             node.not_before = now;
             node.pending_restart = false;
+            node.start_set = wave;
+            node.fresh = true;
             if let NodeKind::Service(sid) = node.kind {
                 let service = &mut self.services[sid.0];
                 service.failures = 0;

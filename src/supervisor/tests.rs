@@ -171,6 +171,51 @@ fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
 }
 
 #[test]
+fn a_one_for_one_restart_does_not_wait_for_an_unrelated_sibling_in_backoff() {
+    check(
+        &format!(
+            "[service.a]\ncommand = \"x\"\nbackoff = {{ initial = \"5s\", jitter = 0.0 }}\n\
+             [service.b]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "exit a 1\nexit b 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 5000ms
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [   100ms] spawn b#2 pid 102
+        "#]],
+    );
+}
+
+#[test]
+fn a_restart_set_still_comes_up_in_order() {
+    // rest_for_one: b and c restart as one wave, c only once b is ready again.
+    let spec = with_checks(&three("rest_for_one"), |service| {
+        if service.name == "b" {
+            service.ready = Some(ReadySpec::new(ReadyCheck::Notify));
+        }
+    });
+    run(
+        &spec,
+        "ready b\nexit b 1\nadvance 1s\nready b",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [     0ms] signal c#1 pid 102 sig 15
+            [     0ms] c#1 ended: signal 15, stopped
+            [   100ms] spawn b#2 pid 103
+            [  1000ms] spawn c#2 pid 104
+        "#]],
+    );
+}
+
+#[test]
 fn restart_set_waits_for_a_stubborn_sibling_then_kills_it() {
     check(
         &format!(
