@@ -11,7 +11,10 @@
 //!   last service has stamped, beside the bench itself forking and execing as many
 //!   services one after another;
 //! - minder's resident memory, CPU time and wakeups over an idle window (30 s by default)
-//!   with 1000 services up.
+//!   with 1000 services up;
+//! - probes (`probes.rs`): 1000 services with 1 s tcp probes, 1000 with http probes and
+//!   100 with exec probes, served and timed by the bench: whether each service is probed
+//!   on schedule, minder's CPU time, and restart latency under that load.
 //!
 //! Every timestamp is CLOCK_MONOTONIC, taken by the processes themselves: the services
 //! are this very executable, re-executed as `--stamp FILE MODE` (see `stamp_and_exit`),
@@ -22,10 +25,12 @@
 //! A restart series that makes no progress for 5 s is stopped and reported as a stall.
 //!
 //! The bench reports; it never asserts. Knobs (environment):
-//! `MINDER_BENCH_IDLE_SECS` (30), `MINDER_BENCH_RESTARTS` (2000), `MINDER_BENCH_BIN`
-//! (another minder binary to measure). A positional argument selects sections by name:
-//! `cargo bench --bench minder_bench -- restart` runs only `restart`; the others are
-//! `cold` and `idle` (`idle` includes the 1000-service cold start).
+//! `MINDER_BENCH_IDLE_SECS` (30), `MINDER_BENCH_RESTARTS` (2000),
+//! `MINDER_BENCH_PROBE_SECS` (10), `MINDER_BENCH_PROBE_KINDS` (`tcp,http,exec`),
+//! `MINDER_BENCH_BIN` (another minder binary to measure). A positional argument selects
+//! sections by name: `cargo bench --bench minder_bench -- restart` runs only `restart`;
+//! the others are `cold`, `idle` (which includes the 1000-service cold start) and
+//! `probes`.
 //!
 //! Cleanup: minder is stopped with SIGTERM when a section ends, also on a panic (drop
 //! guard), and gets SIGTERM from the kernel if the bench dies (parent-death signal).
@@ -38,6 +43,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "minder_bench/probes.rs"]
+mod probes;
 
 /// The argument that turns this executable into a stamping service.
 const STAMP_FLAG: &str = "--stamp";
@@ -84,6 +92,9 @@ fn main() {
         let idle = bench.cold_start(1000, Some(bench.idle_window));
         results.cold_1000 = Some(idle);
     }
+    if selected("probes") {
+        results.probes = Some(bench.probes());
+    }
     results.print_targets();
 }
 
@@ -91,6 +102,9 @@ fn main() {
 
 /// `--stamp FILE exit`: append "PID START CPU EXIT\n" to FILE and exit 0 at once.
 /// `--stamp FILE sleep`: append "PID START CPU\n" to FILE and sleep until killed.
+/// `--stamp FILE exit GATE`: as `exit`, but first wait (polling every 2 ms) until the
+/// file GATE exists: a flapping service the bench can switch on and off. The wait is
+/// before the exit stamp, so it is not part of any measured restart.
 ///
 /// START and EXIT are CLOCK_MONOTONIC; CPU is the process's CPU time when it reached
 /// `main` (CLOCK_PROCESS_CPUTIME_ID, which counts from the fork, not from the exec): the
@@ -102,7 +116,7 @@ fn main() {
 /// write, the kernel's teardown of the process) is part of the measured restart.
 fn stamp_and_exit(started_ns: u64, args: &[String]) -> ! {
     let (Some(path), Some(mode)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: {STAMP_FLAG} FILE exit|sleep");
+        eprintln!("usage: {STAMP_FLAG} FILE exit [GATE] | {STAMP_FLAG} FILE sleep");
         std::process::exit(2);
     };
     let Ok(path) = CString::new(path.as_str()) else {
@@ -121,6 +135,11 @@ fn stamp_and_exit(started_ns: u64, args: &[String]) -> ! {
     }
     let pid = std::process::id();
     let cpu_ns = clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
+    if let (Some(gate), "exit") = (args.get(2), mode.as_str()) {
+        while !Path::new(gate).exists() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
     let line = match mode.as_str() {
         "exit" => format!("{pid} {started_ns} {cpu_ns} {}\n", monotonic_ns()),
         _ => format!("{pid} {started_ns} {cpu_ns}\n"),
@@ -158,7 +177,6 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
 /// One line of a stamp file.
 #[derive(Clone, Copy, Debug)]
 struct Stamp {
-    pid: i32,
     start_ns: u64,
     /// CPU time of the process when it reached `main`.
     cpu_ns: u64,
@@ -174,7 +192,8 @@ fn read_stamps(path: &Path) -> Vec<Stamp> {
     text.split_terminator('\n')
         .filter_map(|line| {
             let mut fields = line.split(' ');
-            let pid = fields.next()?.parse().ok()?;
+            // The pid: the leftover check finds stampers in /proc instead.
+            fields.next()?.parse::<i32>().ok()?;
             let start_ns = fields.next()?.parse().ok()?;
             let cpu_ns = fields.next()?.parse().ok()?;
             let exit_ns = match fields.next() {
@@ -182,7 +201,6 @@ fn read_stamps(path: &Path) -> Vec<Stamp> {
                 None => None,
             };
             Some(Stamp {
-                pid,
                 start_ns,
                 cpu_ns,
                 exit_ns,
@@ -205,6 +223,8 @@ struct Bench {
     dir: tempfile::TempDir,
     restarts: usize,
     idle_window: Duration,
+    /// How long the `probes` section watches each loaded minder.
+    probe_window: Duration,
     /// The `[daemon]` table of every config: no control socket (so that the bench
     /// needs no /run and collides with no other minder), if this minder knows the key.
     daemon: String,
@@ -229,6 +249,7 @@ impl Bench {
             daemon,
             restarts: env_number("MINDER_BENCH_RESTARTS", 2000),
             idle_window: Duration::from_secs(env_number("MINDER_BENCH_IDLE_SECS", 30) as u64),
+            probe_window: Duration::from_secs(env_number("MINDER_BENCH_PROBE_SECS", 10) as u64),
         }
     }
 
@@ -252,9 +273,10 @@ impl Bench {
         println!("  machine: {cpus} CPUs ({model}), Linux {}", kernel.trim());
         println!("  load:    {}", load_average());
         println!(
-            "  knobs:   MINDER_BENCH_RESTARTS={} MINDER_BENCH_IDLE_SECS={}",
+            "  knobs:   MINDER_BENCH_RESTARTS={} MINDER_BENCH_IDLE_SECS={} MINDER_BENCH_PROBE_SECS={}",
             self.restarts,
-            self.idle_window.as_secs()
+            self.idle_window.as_secs(),
+            self.probe_window.as_secs()
         );
         println!();
     }
@@ -505,6 +527,7 @@ impl Bench {
             child: Some(child),
             launched_ns,
             stamps: stamps.to_path_buf(),
+            dir: self.dir.path().to_path_buf(),
             log: log_path,
         }
     }
@@ -601,8 +624,11 @@ struct RunningMinder {
     child: Option<Child>,
     /// Monotonic time just before the spawn.
     launched_ns: u64,
-    /// The services' stamp file: it names every service pid, for the leftover check.
+    /// The services' stamp file (`wait_for_lines` counts its lines).
     stamps: PathBuf,
+    /// The bench's directory: every stamper's command line names it, which is how the
+    /// leftover check finds them all (also a service or a probe that never stamped).
+    dir: PathBuf,
     log: PathBuf,
 }
 
@@ -642,9 +668,21 @@ impl RunningMinder {
     /// With `stall`, also gives up (and says so) when no new line has come for that long:
     /// a service that restarts at once must never pause.
     fn wait_for_lines(&mut self, lines: usize, deadline: Instant, stall: Option<Duration>) -> bool {
+        let stamps = self.stamps.clone();
+        self.wait_for_lines_in(&stamps, lines, deadline, stall)
+    }
+
+    /// `wait_for_lines` on another stamp file than the services'.
+    fn wait_for_lines_in(
+        &mut self,
+        stamps: &Path,
+        lines: usize,
+        deadline: Instant,
+        stall: Option<Duration>,
+    ) -> bool {
         let (mut seen, mut since) = (0, Instant::now());
         loop {
-            let count = count_lines(&self.stamps);
+            let count = count_lines(stamps);
             if count >= lines {
                 return true;
             }
@@ -711,11 +749,7 @@ impl RunningMinder {
         // SIGKILLed processes, then look.
         let mut leftovers = Vec::new();
         for _ in 0..50 {
-            leftovers = read_stamps(&self.stamps)
-                .iter()
-                .map(|stamp| stamp.pid)
-                .filter(|pid| is_live_stamper(*pid))
-                .collect();
+            leftovers = live_stampers(&self.dir);
             if leftovers.is_empty() {
                 break;
             }
@@ -748,6 +782,23 @@ fn describe_status(status: std::process::ExitStatus) -> String {
         (None, Some(signal)) => format!("killed by signal {signal}"),
         _ => format!("{status}"),
     }
+}
+
+/// Every running stamper whose command line names `dir` (the bench's directory).
+fn live_stampers(dir: &Path) -> Vec<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = dir.as_os_str().as_bytes();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            is_live_stamper(*pid)
+                && fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| cmdline.windows(dir.len()).any(|w| w == dir))
+        })
+        .collect()
 }
 
 /// A running (not zombie) process whose command line is one of our stampers.
@@ -1089,6 +1140,7 @@ struct Results {
     restart: Option<RestartResult>,
     cold_100: Option<ColdResult>,
     cold_1000: Option<ColdResult>,
+    probes: Option<probes::ProbesResult>,
 }
 
 impl Results {
@@ -1163,6 +1215,11 @@ impl Results {
                         idle.rss_mib < TARGET_RSS_MIB,
                     )),
                 );
+            }
+        }
+        if let Some(probes) = &self.probes {
+            for (name, goal, measured) in probes.target_rows() {
+                row(&name, goal, measured);
             }
         }
     }
