@@ -297,12 +297,19 @@ impl Loop {
                 _ = sweep.tick() => Wake::Sweep,
             };
             match wake {
-                // Reaping happens on every wake below; nothing else to do.
-                Wake::ChildExited | Wake::Sweep => {}
+                // waitpid(-1) costs the kernel a walk over all of minder's children, so
+                // it runs only when a child may have ended.
+                Wake::ChildExited | Wake::Sweep => self.reap(),
                 Wake::Signal(number) => self.on_signal(number),
                 Wake::Deadline => self.pending.push_back(Event::Timer),
                 Wake::ContainerKill => self.container_kill(),
-                Wake::Event(event) => self.pending.push_back(event),
+                Wake::Event(event) => {
+                    // Take every result already queued in this one turn.
+                    self.pending.push_back(event);
+                    while let Ok(event) = self.events.try_recv() {
+                        self.pending.push_back(event);
+                    }
+                }
                 Wake::SystemdWatchdog => {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                 }
@@ -313,7 +320,6 @@ impl Loop {
                     }
                 }
             }
-            self.reap();
             self.settle();
             self.tell_systemd();
         }

@@ -132,6 +132,17 @@ struct Checks {
     watchdog: Option<Duration>,
     /// Armed at ready: no `WATCHDOG=1` by then is a failure.
     watchdog_at: Option<Time>,
+    /// When the probe of each kind now in flight was due. The next one is due an
+    /// interval after that, not after its result: results that arrive together (one
+    /// reap collects many exec probes) must not pull their next probes together.
+    ready_due: Time,
+    health_due: Time,
+    memory_due: Time,
+}
+
+/// An interval after `due`, or now if that has already passed (a slow probe).
+fn next_due(due: Time, interval: Duration, now: Time) -> Time {
+    (due + interval).max(now)
 }
 
 /// The last result of one kind of probe, for status output.
@@ -317,6 +328,11 @@ impl Supervisor {
         if self.phase == Phase::Exited {
             return Vec::new();
         }
+        let check_only = matches!(
+            event,
+            Event::ProbeResult { .. } | Event::WatchdogPing { .. } | Event::WatchdogTimeout { .. }
+        );
+        self.dirty = false;
         match event {
             Event::Spawned { child, pid } => self.on_spawned(child, pid),
             Event::SpawnFailed {
@@ -340,7 +356,9 @@ impl Supervisor {
             Event::Restart(node) => self.on_operator_restart(node),
             Event::Shutdown => self.on_shutdown_request(),
         }
-        if self.phase != Phase::Exited {
+        // A passing probe or a watchdog ping changes no child's state; only when the
+        // handler marked something (ready, condemned) does the tree need a walk.
+        if self.phase != Phase::Exited && (!check_only || self.dirty) {
             self.reconcile();
         }
         std::mem::take(&mut self.out)
@@ -707,7 +725,8 @@ impl Supervisor {
                 match outcome {
                     ProbeOutcome::Passed => self.mark_ready(sid, child),
                     ProbeOutcome::Failed(_) | ProbeOutcome::Memory(_) => {
-                        service.checks.ready_probe_at = Some(now + interval);
+                        service.checks.ready_probe_at =
+                            Some(next_due(service.checks.ready_due, interval, now));
                     }
                 }
             }
@@ -718,7 +737,8 @@ impl Supervisor {
                 let (interval, start_period, threshold) =
                     (spec.interval, spec.start_period, spec.failures);
                 service.last_health_probe = Some(record(&outcome));
-                service.checks.health_probe_at = Some(now + interval);
+                service.checks.health_probe_at =
+                    Some(next_due(service.checks.health_due, interval, now));
                 let ProbeOutcome::Failed(reason) = outcome else {
                     service.checks.health_failures = 0;
                     return;
@@ -750,7 +770,7 @@ impl Supervisor {
                 };
                 let (interval, limit, bytes) =
                     (spec.interval, spec.max_memory.unwrap_or(u64::MAX), *bytes);
-                service.checks.memory_at = Some(now + interval);
+                service.checks.memory_at = Some(next_due(service.checks.memory_due, interval, now));
                 if bytes > limit {
                     let reason =
                         format!("resident memory {bytes} bytes exceeds max_memory {limit}");
@@ -891,12 +911,13 @@ impl Supervisor {
             return;
         }
         // A probe in flight leaves its slot empty until its result comes back.
-        for (slot, kind) in [
-            (&mut checks.ready_probe_at, ProbeKind::Ready),
-            (&mut checks.health_probe_at, ProbeKind::Health),
-            (&mut checks.memory_at, ProbeKind::Memory),
+        for (slot, due, kind) in [
+            (&mut checks.ready_probe_at, &mut checks.ready_due, ProbeKind::Ready),
+            (&mut checks.health_probe_at, &mut checks.health_due, ProbeKind::Health),
+            (&mut checks.memory_at, &mut checks.memory_due, ProbeKind::Memory),
         ] {
-            if slot.take_if(|at| *at <= now).is_some() {
+            if let Some(at) = slot.take_if(|at| *at <= now) {
+                *due = at;
                 self.out.push(Effect::Probe { child, pid, kind });
             }
         }
