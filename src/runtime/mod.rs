@@ -638,13 +638,7 @@ impl Loop {
                 );
             }
             Report::Escalated { group } => {
-                let name = self
-                    .supervisor
-                    .groups()
-                    .into_iter()
-                    .find(|g| g.0 == group)
-                    .map(|g| g.1)
-                    .unwrap_or_default();
+                let name = self.supervisor.group_name(group);
                 tracing::error!(
                     group = name,
                     "restart budget exceeded: stopping the group and escalating"

@@ -71,6 +71,24 @@ struct Node {
     fresh: bool,
 }
 
+impl Node {
+    /// The supervision fields of a node not started yet; name, parent and kind are
+    /// placeholders for the caller to fill in.
+    fn unstarted() -> Node {
+        Node {
+            name: String::new(),
+            parent: None,
+            kind: NodeKind::Service(ServiceId(usize::MAX)),
+            held: false,
+            pending_restart: false,
+            not_before: Time::ZERO,
+            batch: 0,
+            start_set: 0,
+            fresh: true,
+        }
+    }
+}
+
 enum NodeKind {
     Service(ServiceId),
     Group(Group),
@@ -243,12 +261,7 @@ impl Supervisor {
                 failing: false,
                 restarts: VecDeque::new(),
             }),
-            held: false,
-            pending_restart: false,
-            not_before: Time::ZERO,
-            batch: 0,
-            start_set: 0,
-            fresh: true,
+            ..Node::unstarted()
         });
         let mut children = Vec::with_capacity(spec.children.len());
         let mut batch = 0;
@@ -285,12 +298,7 @@ impl Supervisor {
             name: spec.name.clone(),
             parent: Some(parent),
             kind: NodeKind::Service(sid),
-            held: false,
-            pending_restart: false,
-            not_before: Time::ZERO,
-            batch: 0,
-            start_set: 0,
-            fresh: true,
+            ..Node::unstarted()
         });
         self.services.push(ServiceState {
             spec: spec.clone(),
@@ -498,6 +506,18 @@ impl Supervisor {
                 group.failing || group.mode == GroupMode::Down || self.shutting_down()
             }
             _ => false,
+        }
+    }
+
+    /// The name of the group at `node` (empty if it is not a group).
+    pub fn group_name(&self, node: NodeId) -> &str {
+        match self.nodes.get(node.0) {
+            Some(Node {
+                name,
+                kind: NodeKind::Group(_),
+                ..
+            }) => name,
+            _ => "",
         }
     }
 
@@ -912,9 +932,21 @@ impl Supervisor {
         }
         // A probe in flight leaves its slot empty until its result comes back.
         for (slot, due, kind) in [
-            (&mut checks.ready_probe_at, &mut checks.ready_due, ProbeKind::Ready),
-            (&mut checks.health_probe_at, &mut checks.health_due, ProbeKind::Health),
-            (&mut checks.memory_at, &mut checks.memory_due, ProbeKind::Memory),
+            (
+                &mut checks.ready_probe_at,
+                &mut checks.ready_due,
+                ProbeKind::Ready,
+            ),
+            (
+                &mut checks.health_probe_at,
+                &mut checks.health_due,
+                ProbeKind::Health,
+            ),
+            (
+                &mut checks.memory_at,
+                &mut checks.memory_due,
+                ProbeKind::Memory,
+            ),
         ] {
             if let Some(at) = slot.take_if(|at| *at <= now) {
                 *due = at;

@@ -430,14 +430,10 @@ impl Sim {
                 format!("restart {} after {}ms", self.name(id), delay.as_millis())
             }
             Report::Escalated { group } => {
-                let name = self
-                    .supervisor
-                    .groups()
-                    .into_iter()
-                    .find(|g| g.0 == group)
-                    .map(|g| g.1)
-                    .unwrap_or_default();
-                format!("group {name} exceeded its budget")
+                format!(
+                    "group {} exceeded its budget",
+                    self.supervisor.group_name(group)
+                )
             }
             Report::StopTimedOut { child } => {
                 format!(
