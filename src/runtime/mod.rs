@@ -198,7 +198,9 @@ struct Loop {
 
 impl Loop {
     fn new(spec: &Spec, mode: RunMode) -> std::io::Result<Loop> {
-        let seed = u64::from(std::process::id()) ^ Instant::now().elapsed().subsec_nanos() as u64;
+        // Backoff jitter exists to spread restarts of many minders (or many services)
+        // apart, so each run gets its own seed; the core itself stays deterministic.
+        let seed = fastrand::u64(..);
         let (sender, events) = mpsc::unbounded_channel();
         let needs_notify = services(&spec.root).any(|service| {
             matches!(
