@@ -14,7 +14,7 @@
 mod container;
 
 use crate::health::{ExecProbes, Prober};
-use crate::logs::{Attachment, OutputHub};
+use crate::logs::{Attachment, OutputHub, OwnLogWriter};
 use crate::notify::{self, NotifyServer};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::spec::{LogFormat, Spec};
@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 pub use self::container::{add_main_service, container_spec};
 
@@ -59,7 +60,23 @@ const FINAL_REAP_BOUND: Duration = Duration::from_secs(5);
 
 /// Supervise `spec` until it ends; returns minder's exit code.
 pub fn run(spec: Spec, mode: RunMode) -> i32 {
-    let _log_guard = init_logging(spec.daemon.log_format, mode);
+    // In config mode minder's own lines share the services' writer thread: one order
+    // on stderr, and lines dropped (and counted) rather than ever blocking the loop.
+    let outputs = match mode {
+        RunMode::Config => match OutputHub::new() {
+            Ok(outputs) => Some(outputs),
+            Err(error) => {
+                eprintln!("minder: start the output writer: {error}");
+                return EXIT_INTERNAL;
+            }
+        },
+        RunMode::Container => None,
+    };
+    let _log_guard = init_logging(
+        spec.daemon.log_format,
+        mode,
+        outputs.as_ref().map(OutputHub::own_log_writer),
+    );
     let setup = process::prepare_supervisor();
     for problem in &setup.warnings {
         tracing::warn!("{problem}");
@@ -75,7 +92,7 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
         }
     };
     let code = runtime.block_on(async {
-        match Loop::new(&spec, mode) {
+        match Loop::new(&spec, mode, outputs) {
             Ok(mut event_loop) => event_loop.run().await,
             Err(error) => {
                 tracing::error!("{error}");
@@ -88,13 +105,24 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     code
 }
 
-/// Text or JSON lines on stderr, written by a background thread: if stderr blocks,
-/// lines are dropped rather than stalling the loop.
+/// Text or JSON lines on stderr, written by a background thread (the output hub's in
+/// config mode, a lossy one of tracing-appender's otherwise): if stderr blocks, lines
+/// are dropped rather than stalling the loop.
 /// Container mode is quiet by default, like tini: only warnings and errors.
-fn init_logging(format: LogFormat, mode: RunMode) -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .finish(std::io::stderr());
+fn init_logging(
+    format: LogFormat,
+    mode: RunMode,
+    own: Option<OwnLogWriter>,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let (writer, guard) = match own {
+        Some(own) => (BoxMakeWriter::new(own), None),
+        None => {
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(true)
+                .finish(std::io::stderr());
+            (BoxMakeWriter::new(writer), Some(guard))
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MINDER_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(match mode {
             RunMode::Config => "info",
@@ -197,7 +225,7 @@ struct Loop {
 }
 
 impl Loop {
-    fn new(spec: &Spec, mode: RunMode) -> std::io::Result<Loop> {
+    fn new(spec: &Spec, mode: RunMode, outputs: Option<OutputHub>) -> std::io::Result<Loop> {
         // Backoff jitter exists to spread restarts of many minders (or many services)
         // apart, so each run gets its own seed; the core itself stays deterministic.
         let seed = fastrand::u64(..);
@@ -231,10 +259,7 @@ impl Loop {
             origin: Instant::now(),
             children: HashMap::new(),
             attachments: Vec::new(),
-            outputs: match mode {
-                RunMode::Config => Some(OutputHub::new()?),
-                RunMode::Container => None,
-            },
+            outputs,
             mode,
             pending: VecDeque::new(),
             orphans_reaped: 0,
@@ -327,8 +352,9 @@ impl Loop {
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
         self.final_cleanup().await;
-        self.drain_output().await;
+        // Logged before the drain, whose flush then writes it out too.
         tracing::info!(code, "minder exiting");
+        self.drain_output().await;
         code
     }
 
