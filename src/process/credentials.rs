@@ -1,8 +1,8 @@
 //! Resolving `user` and `group` of a service into the numeric identity its process takes
 //! on: uid, gid, supplementary groups, and the passwd entry's HOME/USER/LOGNAME/SHELL.
 //!
-//! Runs in the parent before the fork, because user and group lookups go through NSS
-//! (files, LDAP, ...), which allocates and takes locks and so must never run between fork
+//! Runs in the parent before the clone, because user and group lookups go through NSS
+//! (files, LDAP, ...), which allocates and takes locks and so must never run between clone
 //! and exec. It changes nothing: the switch itself happens in the child (`spawn.rs`).
 
 use nix::unistd::{Gid, Group, Uid, User};

@@ -5,7 +5,7 @@
 //!
 //! Owns the env file format. Reads the env file (at spawn time, so an edited file takes
 //! effect at the next restart) but touches nothing else of the OS: it runs in the parent,
-//! before the fork, and builds plain data.
+//! before the child is created, and builds plain data.
 //!
 //! The env file format, chosen to match systemd's `EnvironmentFile=` on the common subset:
 //! one `KEY=VALUE` per line; blank lines and lines whose first non-blank character is `#`

@@ -4,13 +4,15 @@
 //! Everything here is synchronous and non-blocking, and is called from one thread: the
 //! runtime's loop on minder's main thread. That thread spawns (`spawn`), reaps (`reap`,
 //! on SIGCHLD and on a slow sweep) and signals (`signal_group`, `kill_group`), so a pid
-//! is always registered by the runtime before the `reap` that could return it, std's
-//! spawn cannot have its failed child stolen, and the parent-death signal is tied to a
-//! thread that lives as long as minder.
+//! is always registered by the runtime before the `reap` that could return it, a child
+//! that failed before exec is collected by `spawn` before any `reap` can take it, and
+//! the parent-death signal is tied to a thread that lives as long as minder.
 //!
 //! This module must not own a loop, keep a registry of pids, or wait in any other way:
-//! `reap` is the only `waitpid` in minder (clippy.toml bans the others), and deciding
-//! whose exit a pid is belongs to the runtime.
+//! `reap` collects every process that became a service or probe, and the only other
+//! `waitpid` in minder is `spawn`'s, on its own child that failed before exec and whose
+//! pid it returns to nobody (spawn.rs). clippy.toml bans the std and tokio waiters, and
+//! deciding whose exit a pid is belongs to the runtime.
 //!
 //! Tests start real processes and call `reap`, which collects *any* child of the test
 //! process; they are meant for `cargo nextest` (one process per test), the project's

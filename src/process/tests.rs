@@ -89,18 +89,30 @@ fn pgrp_and_session(pid: i32) -> (i32, i32) {
     (parse(fields[2]), parse(fields[3]))
 }
 
+/// The environment of `pid`, read from /proc once the new program has it. `spawn`
+/// returns as soon as the child's exec has replaced its memory; the kernel copies the
+/// environment onto the new stack a moment later, and until then /proc shows none.
+/// (Every child here has one: it inherits the test's.)
 fn child_environment(pid: i32) -> HashMap<String, String> {
-    let bytes = std::fs::read(format!("/proc/{pid}/environ"))
-        .unwrap_or_else(|error| panic!("read environ: {error}"));
-    bytes
-        .split(|&b| b == 0)
-        .filter(|entry| !entry.is_empty())
-        .filter_map(|entry| {
-            let entry = String::from_utf8_lossy(entry);
-            let (key, value) = entry.split_once('=')?;
-            Some((key.to_string(), value.to_string()))
-        })
-        .collect()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bytes = std::fs::read(format!("/proc/{pid}/environ"))
+            .unwrap_or_else(|error| panic!("read environ: {error}"));
+        let environment: HashMap<String, String> = bytes
+            .split(|&b| b == 0)
+            .filter(|entry| !entry.is_empty())
+            .filter_map(|entry| {
+                let entry = String::from_utf8_lossy(entry);
+                let (key, value) = entry.split_once('=')?;
+                Some((key.to_string(), value.to_string()))
+            })
+            .collect();
+        if !environment.is_empty() {
+            return environment;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} has no environment");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn write_script(dir: &Path, name: &str, body: &str, mode: u32) -> PathBuf {
@@ -188,13 +200,15 @@ fn non_executable_command_is_126() {
     // A directory is found but cannot be executed either.
     let error = start_error(&service(&["/tmp"], dir.path()));
     assert_eq!(error.code, CODE_NOT_EXECUTABLE, "{}", error.reason);
-    // (A file with the execute bit but no known format is not a failure: glibc's
-    // execvp runs it with /bin/sh, as shells do.)
+    // (A file with the execute bit but no known format is not a failure: it runs
+    // with /bin/sh, as execvp and shells do; see
+    // `script_without_a_shebang_runs_with_bin_sh_as_execvp_does`.)
 }
 
-/// The std trap (process-notes §1): a failed exec on std's fork path makes std wait
-/// for the child itself; a reaper that took it first turns that into a panic. Here the
-/// reaper runs between spawns on the same thread, as in the runtime.
+/// Regression for the std trap (process-notes §1): a failed exec on std's fork path
+/// made std wait for the child itself, and a reaper that took it first turned that into
+/// a panic. `spawn` now collects a failed child itself, by pid; here the reaper runs
+/// between spawns on the same thread, as in the runtime, and must find nothing.
 #[test]
 fn repeated_exec_failures_do_not_panic() {
     let spec = service(&["/nonexistent/minder-test"], Path::new("/"));
@@ -279,6 +293,20 @@ fn child_gets_empty_signal_mask_and_default_dispositions() {
     finish(child.pid);
 }
 
+/// Waits (at most 10 s) until `pid` runs `comm`. `spawn` returns as soon as the
+/// child's exec has replaced its memory, and the kernel closes the close-on-exec fds
+/// (and renames the process) a moment later: a test of what the new program has open
+/// must wait for that.
+fn wait_for_exec(pid: i32, comm: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map_or(true, |name| name.trim() != comm)
+    {
+        assert!(Instant::now() < deadline, "pid {pid} did not exec {comm}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn child_sees_no_fds_beyond_stdio() {
     // An fd minder inherited without close-on-exec (dup never sets it).
@@ -294,6 +322,7 @@ fn child_sees_no_fds_beyond_stdio() {
     );
 
     let child = start(&service(&["sleep", "30"], Path::new("/")));
+    wait_for_exec(child.pid, "sleep");
     let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", child.pid))
         .unwrap_or_else(|e| panic!("{e}"))
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
@@ -603,6 +632,7 @@ fn null_child_has_dev_null_on_0_1_2_and_its_own_session() {
     let child = spawn(&SpawnRequest::new(&spec, StdioMode::Null, &[]))
         .unwrap_or_else(|error| panic!("{error}"));
     assert!(child.stdout.is_none() && child.stderr.is_none() && child.ready_fd.is_none());
+    wait_for_exec(child.pid, "sleep");
     for fd in 0..3 {
         let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", child.pid))
             .unwrap_or_else(|error| panic!("{error}"));
@@ -713,7 +743,8 @@ fn ready_fd_below_3_is_refused() {
 
 #[test]
 fn exec_failure_with_a_ready_fd_is_still_reported() {
-    // If the readiness fd landed on std's exec-error pipe, this would "succeed".
+    // The readiness fd must not displace anything the child still needs (it once
+    // could land on std's exec-error pipe, and the failure went unreported).
     for target in [3, 4, 5, 6, 7, 8] {
         let spec = service(&["/nonexistent/minder-test"], Path::new("/"));
         let mut request = SpawnRequest::new(&spec, StdioMode::Capture, &[]);
@@ -738,4 +769,409 @@ fn service_owner_is_the_uid_and_gid_the_service_runs_as() {
     assert_eq!(service_owner(&spec), Ok(Some((euid, 1))));
     spec.user = Some("no-such-user-minder".into());
     assert!(service_owner(&spec).is_err());
+}
+
+/// Children of the test process that have ended and not been collected (state Z in
+/// /proc/PID/stat, parent us).
+fn zombie_children() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        panic!("list /proc");
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let after_comm = &stat[stat.rfind(')').unwrap_or(0) + 1..];
+            let fields: Vec<&str> = after_comm.split_whitespace().collect();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.to_string().as_str())
+        })
+        .collect()
+}
+
+/// The calling thread's blocked-signal mask, as /proc shows it.
+fn thread_signal_mask() -> String {
+    proc_status_field(&format!("self/task/{}", nix::unistd::gettid()), "SigBlk")
+}
+
+#[test]
+fn zombie_children_sees_an_uncollected_child() {
+    // Negative control for the zombie checks below: a child that has exited and
+    // not been collected is listed until `reap` takes it.
+    let child = start(&service(&["true"], Path::new("/")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !zombie_children().contains(&child.pid) {
+        assert!(
+            Instant::now() < deadline,
+            "pid {} never became a zombie",
+            child.pid
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(wait_for_exit(child.pid), ExitStatus::Exited(0));
+    assert!(zombie_children().is_empty(), "{:?}", zombie_children());
+}
+
+#[test]
+fn failed_spawns_leave_no_zombie_and_nothing_to_reap() {
+    let dir = temp_dir();
+    write_script(dir.path(), "plain.txt", "#!/bin/sh\nexit 0\n", 0o644);
+    let mut bad_limit = service(&["true"], Path::new("/"));
+    // soft above hard: setrlimit refuses it in the child.
+    bad_limit.rlimits = vec![Rlimit {
+        resource: RlimitResource::Core,
+        soft: 10,
+        hard: 5,
+    }];
+    let cases = [
+        (
+            service(&["/nonexistent/minder-test"], Path::new("/")),
+            CODE_NOT_FOUND,
+            "spawn t: exec /nonexistent/minder-test: No such file or directory (os error 2)"
+                .to_string(),
+        ),
+        (
+            service(&["./plain.txt"], dir.path()),
+            CODE_NOT_EXECUTABLE,
+            format!(
+                "spawn t: exec {}: Permission denied (os error 13)",
+                dir.path().join("./plain.txt").display()
+            ),
+        ),
+        (
+            service(&["true"], Path::new("/nonexistent/dir")),
+            CODE_OTHER,
+            "spawn t: chdir /nonexistent/dir: No such file or directory (os error 2)".into(),
+        ),
+        (
+            bad_limit,
+            CODE_OTHER,
+            "spawn t: set resource limits: Invalid argument (os error 22)".into(),
+        ),
+    ];
+    let mask = thread_signal_mask();
+    for (spec, code, reason) in &cases {
+        let error = start_error(spec);
+        assert_eq!((error.code, &error.reason), (*code, reason));
+        assert!(
+            zombie_children().is_empty(),
+            "{reason}: {:?}",
+            zombie_children()
+        );
+        assert!(reap().is_empty(), "{reason}: something was left to reap");
+        assert_eq!(thread_signal_mask(), mask, "{reason}: signal mask changed");
+    }
+}
+
+#[test]
+fn script_without_a_shebang_runs_with_bin_sh_as_execvp_does() {
+    let dir = temp_dir();
+    let out = dir.path().join("out");
+    let body = format!("echo \"$0 $*\" > {}\nexit 42\n", out.display());
+    write_script(dir.path(), "no-shebang", &body, 0o755);
+    // A path: run as `/bin/sh PATH ARGS`.
+    let child = start(&service(&["./no-shebang", "a", "b c"], dir.path()));
+    assert_eq!(wait_for_exit(child.pid), ExitStatus::Exited(42));
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        text,
+        format!("{} a b c\n", dir.path().join("./no-shebang").display())
+    );
+    // A bare name found in PATH: the same, with the directory it was found in.
+    let mut spec = service(&["no-shebang", "x"], Path::new("/"));
+    spec.env = vec![(
+        "PATH".into(),
+        format!("/nonexistent:{}:/usr/bin:/bin", dir.path().display()),
+    )];
+    let child = start(&spec);
+    assert_eq!(wait_for_exit(child.pid), ExitStatus::Exited(42));
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(text, format!("{}/no-shebang x\n", dir.path().display()));
+}
+
+#[test]
+fn path_search_reports_permission_denied_over_not_found() {
+    // execvp's rule: keep searching after EACCES, and report it if nothing runs.
+    let dir = temp_dir();
+    write_script(dir.path(), "minder-test-tool", "#!/bin/sh\nexit 0\n", 0o644);
+    let mut spec = service(&["minder-test-tool"], Path::new("/"));
+    spec.env = vec![(
+        "PATH".into(),
+        format!("/nonexistent:{}:/usr/bin:/bin", dir.path().display()),
+    )];
+    let error = start_error(&spec);
+    assert_eq!(error.code, CODE_NOT_EXECUTABLE, "{}", error.reason);
+    assert_eq!(
+        error.reason,
+        "spawn t: exec minder-test-tool: Permission denied (os error 13)"
+    );
+    // Found later in PATH with the execute bit: that one runs.
+    let later = temp_dir();
+    write_script(
+        later.path(),
+        "minder-test-tool",
+        "#!/bin/sh\nexit 9\n",
+        0o755,
+    );
+    spec.env = vec![(
+        "PATH".into(),
+        format!("{}:{}", dir.path().display(), later.path().display()),
+    )];
+    let child = start(&spec);
+    assert_eq!(wait_for_exit(child.pid), ExitStatus::Exited(9));
+}
+
+static SIGUSR1_IN_PARENT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static SIGUSR1_ELSEWHERE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static TEST_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn count_sigusr1(_: libc::c_int) {
+    use std::sync::atomic::Ordering::Relaxed;
+    // The raw system call: which process is running this handler? A child sharing
+    // our memory (between clone and exec) would count in `SIGUSR1_ELSEWHERE`, and we
+    // would see it, since the counter is in that shared memory.
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::syscall(libc::SYS_getpid) } as i32;
+    if pid == TEST_PID.load(Relaxed) {
+        SIGUSR1_IN_PARENT.fetch_add(1, Relaxed);
+    } else {
+        SIGUSR1_ELSEWHERE.fetch_add(1, Relaxed);
+    }
+}
+
+#[test]
+fn signals_during_spawn_never_run_a_handler_in_the_child() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let me = std::process::id() as i32;
+    TEST_PID.store(me, Relaxed);
+    // SAFETY: installing a handler that only touches atomics and makes a raw
+    // system call (async-signal-safe).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = count_sigusr1 as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    // Send to our process group when we lead one (nextest gives each test its own;
+    // otherwise make one), so that each child gets the signal too while it is still
+    // in our group, between clone and setsid. Never signal a group we do not lead: it
+    // could be the test runner's.
+    // SAFETY: getpgrp and setpgid have no memory-safety preconditions.
+    let group_wide = unsafe { libc::getpgrp() == me || libc::setpgid(0, 0) == 0 };
+    let target = if group_wide { 0 } else { me };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(Relaxed) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(target, libc::SIGUSR1) };
+                sent += 1;
+                // Often enough to hit many spawns, rarely enough to miss some, so that
+                // both kinds of child are seen.
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            sent
+        })
+    };
+
+    let mask = thread_signal_mask();
+    let ok = service(&["true"], Path::new("/"));
+    let missing = service(&["/nonexistent/minder-test"], Path::new("/"));
+    let mut reaped = Reaped::default();
+    let mut started = Vec::new();
+    for i in 0..500 {
+        let spec = if i % 10 == 9 { &missing } else { &ok };
+        match spawn(&SpawnRequest::new(spec, StdioMode::Capture, &[])) {
+            Ok(child) => started.push((child.pid, i % 10 == 9)),
+            Err(error) => {
+                assert_eq!(error.code, CODE_NOT_FOUND, "{error}");
+                assert!(i % 10 == 9, "spawn {i} failed: {error}");
+            }
+        }
+        assert_eq!(
+            thread_signal_mask(),
+            mask,
+            "spawn {i} left the mask changed"
+        );
+        reaped.0.extend(reap());
+    }
+    stop.store(true, Relaxed);
+    let sent = sender.join().unwrap_or_else(|_| panic!("sender panicked"));
+    let mut killed_by_it = 0;
+    for (pid, meant_to_fail) in started {
+        let status = reaped.wait_for(pid);
+        killed_by_it += usize::from(status == ExitStatus::Signaled(libc::SIGUSR1));
+        // A child still in our group can die of the signal (default action, after
+        // its handlers were reset): that is the signal doing its job. A child meant
+        // to fail exec can only end that way, before reporting.
+        let normal = if meant_to_fail {
+            None
+        } else {
+            Some(ExitStatus::Exited(0))
+        };
+        assert!(
+            Some(status) == normal || status == ExitStatus::Signaled(libc::SIGUSR1),
+            "pid {pid}: {status:?}"
+        );
+    }
+    assert!(zombie_children().is_empty(), "{:?}", zombie_children());
+    assert_eq!(
+        SIGUSR1_ELSEWHERE.load(Relaxed),
+        0,
+        "a handler ran in a child"
+    );
+    assert!(
+        SIGUSR1_IN_PARENT.load(Relaxed) > 0,
+        "no signal arrived ({sent} sent, group-wide: {group_wide})"
+    );
+    eprintln!(
+        "{sent} signals sent (group-wide: {group_wide}), {} handled by the test process, \
+         {killed_by_it} children ended by it",
+        SIGUSR1_IN_PARENT.load(Relaxed)
+    );
+}
+
+#[test]
+fn every_stage_failure_reports_its_code_and_reason_and_leaves_no_zombie() {
+    use super::spawn::{Stage, spawn_failing_at};
+    // Our own uid and gid as "user": the steps then run (and would succeed) as root
+    // and as anyone else, so each injected failure is reached.
+    let me = nix::unistd::geteuid().as_raw().to_string();
+    let mut spec = service(&["/bin/true"], Path::new("/"));
+    spec.user = Some(me.clone());
+    let cases = [
+        (
+            Stage::ProcessGroup,
+            libc::EPERM,
+            CODE_OTHER,
+            "create the process group: Operation not permitted (os error 1)".to_string(),
+        ),
+        (
+            Stage::Rlimit,
+            libc::EINVAL,
+            CODE_OTHER,
+            "set resource limits: Invalid argument (os error 22)".into(),
+        ),
+        (
+            Stage::Groups,
+            libc::EPERM,
+            CODE_OTHER,
+            format!(
+                "set supplementary groups of user `{me}`: Operation not permitted (os error 1)"
+            ),
+        ),
+        (
+            Stage::Gid,
+            libc::EPERM,
+            CODE_OTHER,
+            format!(
+                "switch to the primary group of user `{me}`: Operation not permitted (os error 1)"
+            ),
+        ),
+        (
+            Stage::Uid,
+            libc::EAGAIN,
+            CODE_OTHER,
+            format!("switch to user `{me}`: Resource temporarily unavailable (os error 11)"),
+        ),
+        (
+            Stage::ParentDeathSignal,
+            libc::EINVAL,
+            CODE_OTHER,
+            "set the parent-death signal: Invalid argument (os error 22)".into(),
+        ),
+        (
+            Stage::ParentGone,
+            libc::ESRCH,
+            CODE_OTHER,
+            "minder exited during the spawn".into(),
+        ),
+        (
+            Stage::Chdir,
+            libc::EACCES,
+            CODE_OTHER,
+            "chdir /: Permission denied (os error 13)".into(),
+        ),
+        (
+            Stage::Stdio,
+            libc::EBADF,
+            CODE_OTHER,
+            "connect the standard streams: Bad file descriptor (os error 9)".into(),
+        ),
+        (
+            Stage::ReadyFd,
+            libc::EBADF,
+            CODE_OTHER,
+            "set up the readiness fd: Bad file descriptor (os error 9)".into(),
+        ),
+        (
+            Stage::Exec,
+            libc::ENOENT,
+            CODE_NOT_FOUND,
+            "exec /bin/true: No such file or directory (os error 2)".into(),
+        ),
+        (
+            Stage::Exec,
+            libc::ETXTBSY,
+            CODE_NOT_EXECUTABLE,
+            "exec /bin/true: Text file busy (os error 26)".into(),
+        ),
+    ];
+    let mask = thread_signal_mask();
+    for mode in [StdioMode::Capture, StdioMode::Foreground, StdioMode::Null] {
+        for (stage, errno, code, reason) in &cases {
+            let mut request = SpawnRequest::new(&spec, mode, &[]);
+            request.ready_fd = Some(7);
+            match spawn_failing_at(&request, *stage, *errno) {
+                Ok(child) => panic!("{stage:?}: spawned {}", child.pid),
+                Err(error) => {
+                    assert_eq!(error.code, *code, "{stage:?} {mode:?}");
+                    assert_eq!(error.reason, format!("spawn t: {reason}"), "{mode:?}");
+                }
+            }
+            assert!(
+                zombie_children().is_empty(),
+                "{stage:?}: {:?}",
+                zombie_children()
+            );
+            assert!(reap().is_empty(), "{stage:?}: something was left to reap");
+            assert_eq!(thread_signal_mask(), mask, "{stage:?}: signal mask changed");
+        }
+    }
+    // Negative control: without an injected failure the same request starts.
+    let mut request = SpawnRequest::new(&spec, StdioMode::Capture, &[]);
+    request.ready_fd = Some(7);
+    let child = spawn(&request).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(wait_for_exit(child.pid), ExitStatus::Exited(0));
+}
+
+#[test]
+fn spawn_restores_the_callers_signal_mask() {
+    let mut blocked = nix::sys::signal::SigSet::empty();
+    blocked.add(nix::sys::signal::Signal::SIGUSR2);
+    blocked
+        .thread_block()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let before = thread_signal_mask();
+    assert_ne!(before, "0000000000000000");
+    let child = start(&service(&["sleep", "30"], Path::new("/")));
+    assert_eq!(thread_signal_mask(), before);
+    assert_eq!(
+        proc_status_field(&child.pid.to_string(), "SigBlk"),
+        "0000000000000000"
+    );
+    let _ = start_error(&service(&["/nonexistent/minder-test"], Path::new("/")));
+    assert_eq!(thread_signal_mask(), before);
+    blocked
+        .thread_unblock()
+        .unwrap_or_else(|error| panic!("{error}"));
+    finish(child.pid);
 }
