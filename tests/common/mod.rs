@@ -750,7 +750,13 @@ pub fn free_port() -> u16 {
 /// The value of the variable `name` in the environment `pid` was started with
 /// (`/proc/PID/environ`), if it has one.
 pub fn env_var_of(pid: i32, name: &str) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    // Right after a spawn (or while a shell execs its program) /proc/PID/environ can
+    // read empty for an instant: wait, bounded, for the environment to show.
+    let mut environ = Vec::new();
+    wait_for(Duration::from_secs(2), || {
+        environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        !environ.is_empty() || !is_alive(pid)
+    });
     let prefix = format!("{name}=");
     environ.split(|byte| *byte == 0).find_map(|entry| {
         let value = entry.strip_prefix(prefix.as_bytes())?;
