@@ -226,6 +226,10 @@ pub struct ServiceView<'a> {
     pub restarts: u64,
     pub backoff_count: u32,
     pub last_status: Option<ExitStatus>,
+    /// Why it was last restarted after an unplanned end (exit, signal, failed check).
+    pub last_restart_reason: Option<EndKind>,
+    pub last_ready_probe: Option<&'a ProbeRecord>,
+    pub last_health_probe: Option<&'a ProbeRecord>,
 }
 
 impl Supervisor {
@@ -487,6 +491,9 @@ impl Supervisor {
             restarts: service.restarts,
             backoff_count: service.failures,
             last_status: service.last_status,
+            last_restart_reason: service.last_restart_reason,
+            last_ready_probe: service.last_ready_probe.as_ref(),
+            last_health_probe: service.last_health_probe.as_ref(),
         })
     }
 
@@ -565,8 +572,22 @@ impl Supervisor {
             NodeKind::Service(sid) => {
                 if let Some(view) = self.view(*sid) {
                     let pid = view.pid.map_or(String::new(), |pid| format!(" pid {pid}"));
+                    let reason = match view.last_restart_reason {
+                        Some(EndKind::Failure(reason)) => format!(" (last: {reason})"),
+                        Some(EndKind::Abnormal) => " (last: abnormal exit)".to_string(),
+                        Some(EndKind::Normal) => " (last: normal exit)".to_string(),
+                        Some(EndKind::StartFailure) => " (last: start failure)".to_string(),
+                        Some(EndKind::Stopped) | None => String::new(),
+                    };
+                    let health = match view.last_health_probe {
+                        Some(record) if !record.passed => {
+                            format!(", health failing: {}", record.detail)
+                        }
+                        Some(_) => ", healthy".to_string(),
+                        None => String::new(),
+                    };
                     text.push_str(&format!(
-                        "{indent}{} {}{pid} restarts {}\n",
+                        "{indent}{} {}{pid} restarts {}{reason}{health}\n",
                         view.name, view.state, view.restarts
                     ));
                 }

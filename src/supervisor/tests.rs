@@ -1350,3 +1350,35 @@ fn a_probe_result_for_an_old_generation_is_ignored() {
     assert_eq!(sim.supervisor.view(ServiceId(0)).unwrap().state, "started");
     assert!(sim.violations.is_empty());
 }
+
+#[test]
+fn the_last_probe_results_and_restart_reason_are_kept_for_status() {
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            service.ready = Some(ReadySpec::new(ReadyCheck::Probe(tcp())));
+            let mut health = HealthSpec::new(Some(tcp()));
+            health.interval = Duration::from_secs(1);
+            health.failures = 1;
+            service.health = Some(health);
+        },
+    );
+    let mut sim = Sim::new(&spec);
+    sim.run_script("probe a ready pass\nadvance 1s\nprobe a health fail")
+        .unwrap();
+    let view = sim.supervisor.view(ServiceId(0)).unwrap();
+    assert_eq!(
+        view.last_restart_reason,
+        Some(super::EndKind::Failure(super::FailureReason::Health))
+    );
+    assert!(view.last_ready_probe.is_some_and(|r| r.passed));
+    assert!(
+        view.last_health_probe
+            .is_some_and(|r| !r.passed && r.detail == "refused")
+    );
+    expect![[r#"
+        root group up restarts 1/5 per 30s
+          a backoff restarts 0 (last: health), health failing: refused
+    "#]]
+    .assert_eq(&sim.supervisor.describe());
+}
