@@ -222,8 +222,11 @@ proptest! {
 #[test]
 fn the_shipped_examples_are_valid() {
     for source in EXAMPLES {
-        if let Err(errors) = load_str(source, "example.toml", Path::new("/etc/minder")) {
-            panic!("{errors}");
-        }
+        let result = load_str(source, "example.toml", Path::new("/etc/minder"));
+        assert!(
+            result.is_ok(),
+            "{}",
+            result.err().map(|e| e.to_string()).unwrap_or_default()
+        );
     }
 }
