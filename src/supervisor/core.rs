@@ -133,6 +133,10 @@ struct ServiceState {
     last_health_probe: Option<ProbeRecord>,
     /// Why the service was last restarted after an unplanned end.
     last_restart_reason: Option<EndKind>,
+    /// Since when the current incarnation has been ready and passing its checks:
+    /// set at ready, moved forward by every failed health check. A run counts as
+    /// stable for backoff (`reset_after`) from here, never from the spawn.
+    healthy_since: Option<Time>,
 }
 
 /// When the next check of each kind is due. `None` means not scheduled: no such check,
@@ -191,7 +195,6 @@ enum Run {
         cause: StopCause,
         kill_at: Time,
         killed: bool,
-        since: Time,
     },
     /// Ended for good: a temporary service that ended, a finished oneshot, a transient
     /// service that exited normally. Counts as ready; started again only by an
@@ -318,6 +321,7 @@ impl Supervisor {
             last_ready_probe: None,
             last_health_probe: None,
             last_restart_reason: None,
+            healthy_since: None,
         });
         node
     }
@@ -614,6 +618,7 @@ impl Supervisor {
         // with a ready check when the check passes.
         let ready = !service.spec.oneshot && service.spec.ready.is_none();
         service.checks = Checks::default();
+        service.healthy_since = ready.then_some(now);
         if stop_requested {
             let (signal, timeout) = (service.spec.stop_signal, service.spec.stop_timeout);
             service.run = Run::Stopping {
@@ -621,7 +626,6 @@ impl Supervisor {
                 cause: StopCause::Planned,
                 kill_at: now + timeout,
                 killed: false,
-                since: now,
             };
             self.out
                 .push(Effect::Report(Report::Started { child, pid }));
@@ -669,11 +673,17 @@ impl Supervisor {
         self.out
             .push(Effect::Report(Report::StartFailed { child, reason }));
         if stop_requested {
-            self.services[sid.0].run = Run::Idle;
+            // Like any planned stop: a temporary child retired by its restart set is
+            // done, not started again with the set.
+            let service = &mut self.services[sid.0];
+            service.run = if std::mem::take(&mut service.retire_after_stop) {
+                Run::Done { code }
+            } else {
+                Run::Idle
+            };
             return;
         }
-        let now = self.now;
-        self.service_ended(sid, EndKind::StartFailure, code, now);
+        self.service_ended(sid, EndKind::StartFailure, code);
     }
 
     fn on_exited(&mut self, child: ChildRef, status: ExitStatus) {
@@ -681,26 +691,21 @@ impl Supervisor {
             return;
         };
         let service = &mut self.services[sid.0];
-        let (end, since) = match service.run {
-            Run::Running { since, .. } => {
-                let end = match status {
-                    ExitStatus::Exited(code) if service.spec.success_codes.contains(&code) => {
-                        EndKind::Normal
-                    }
-                    _ => EndKind::Abnormal,
-                };
-                (end, since)
-            }
+        let end = match service.run {
+            Run::Running { .. } => match status {
+                ExitStatus::Exited(code) if service.spec.success_codes.contains(&code) => {
+                    EndKind::Normal
+                }
+                _ => EndKind::Abnormal,
+            },
             Run::Stopping {
                 cause: StopCause::Planned,
-                since,
                 ..
-            } => (EndKind::Stopped, since),
+            } => EndKind::Stopped,
             Run::Stopping {
                 cause: StopCause::Failure(reason),
-                since,
                 ..
-            } => (EndKind::Failure(reason), since),
+            } => EndKind::Failure(reason),
             // The runtime reports `Spawned` before any exit of that pid; an exit here
             // can only be a stale or duplicated report.
             Run::Starting { .. } | Run::Idle | Run::Done { .. } => return,
@@ -708,7 +713,7 @@ impl Supervisor {
         service.last_status = Some(status);
         self.out
             .push(Effect::Report(Report::Exited { child, status, end }));
-        self.service_ended(sid, end, status.shell_code(), since);
+        self.service_ended(sid, end, status.shell_code());
     }
 
     fn on_ready(&mut self, child: ChildRef) {
@@ -728,6 +733,7 @@ impl Supervisor {
         } = &mut service.run
         {
             *ready = true;
+            service.healthy_since = Some(now);
             service.checks.ready_deadline = None;
             service.checks.ready_probe_at = None;
             service.checks.watchdog_at = service.checks.watchdog.map(|timeout| now + timeout);
@@ -784,6 +790,9 @@ impl Supervisor {
                     service.checks.health_failures = 0;
                     return;
                 };
+                if service.healthy_since.is_some() {
+                    service.healthy_since = Some(now);
+                }
                 // Failures during the grace period after exec do not count.
                 let counts = now.saturating_sub(since) >= start_period;
                 if counts {
@@ -868,13 +877,12 @@ impl Supervisor {
             id: sid,
             generation: service.generation,
         };
-        if let Run::Running { pid, since, .. } = service.run {
+        if let Run::Running { pid, .. } = service.run {
             service.run = Run::Stopping {
                 pid,
                 cause: StopCause::Failure(reason),
                 kill_at: now + service.spec.stop_timeout,
                 killed: false,
-                since,
             };
             service.checks = Checks::default();
             let signal = service.spec.stop_signal;
@@ -1081,7 +1089,7 @@ impl Supervisor {
     // ----- ends, restart decisions, budgets -----------------------------------------
 
     /// A service's process is gone (or never started). Decide what follows.
-    fn service_ended(&mut self, sid: ServiceId, end: EndKind, code: i32, since: Time) {
+    fn service_ended(&mut self, sid: ServiceId, end: EndKind, code: i32) {
         let now = self.now;
         let node_id = self.services[sid.0].node;
         let service = &mut self.services[sid.0];
@@ -1117,10 +1125,15 @@ impl Supervisor {
             self.check_auto_shutdown(sid, code);
             return;
         }
-        // Backoff: a run that lasted `reset_after` resets the count of consecutive
-        // failures; a failed start never lasted at all.
-        let ran_for = now.saturating_sub(since);
-        if end != EndKind::StartFailure && ran_for >= service.spec.backoff.reset_after {
+        // Backoff: a run that stayed up and healthy for `reset_after` resets the count
+        // of consecutive failures. A failed start never ran; an end minder forced for
+        // a failed check (health, memory, watchdog, deadline) was not healthy at the
+        // end; a service that never became ready never counts as up.
+        let stable = !matches!(end, EndKind::StartFailure | EndKind::Failure(_))
+            && service
+                .healthy_since
+                .is_some_and(|t| now.saturating_sub(t) >= service.spec.backoff.reset_after);
+        if stable {
             service.failures = 0;
         }
         service.failures = service.failures.saturating_add(1);
@@ -1265,7 +1278,7 @@ impl Supervisor {
         };
         match group.mode {
             GroupMode::Down => self.reconcile_down(id, &children),
-            GroupMode::Up => self.reconcile_up(&children),
+            GroupMode::Up => self.reconcile_up(id, &children),
         }
     }
 
@@ -1306,7 +1319,7 @@ impl Supervisor {
         }
     }
 
-    fn reconcile_up(&mut self, children: &[NodeId]) {
+    fn reconcile_up(&mut self, id: NodeId, children: &[NodeId]) {
         // First the pending restart set goes down, last batch first.
         let pending_batch = children
             .iter()
@@ -1329,6 +1342,11 @@ impl Supervisor {
                 self.nodes[child.0].pending_restart = false;
                 self.dirty = true;
             }
+        }
+        // A group its parent is taking down (shutdown, its parent failing or stopping
+        // it for a restart set) starts nothing, even before its own turn to stop comes.
+        if !self.wanted_up(id) || self.nodes[id.0].pending_restart {
+            return;
         }
         // Then start in order. A batch member starts once every earlier sibling of its
         // wave is ready; a fresh one (the group's initial start) waits for every
@@ -1456,13 +1474,12 @@ impl Supervisor {
                     generation: service.generation,
                 };
                 match service.run {
-                    Run::Running { pid, since, .. } => {
+                    Run::Running { pid, .. } => {
                         service.run = Run::Stopping {
                             pid,
                             cause: StopCause::Planned,
                             kill_at: now + service.spec.stop_timeout,
                             killed: false,
-                            since,
                         };
                         let signal = service.spec.stop_signal;
                         self.out.push(Effect::Signal { child, pid, signal });
@@ -1533,6 +1550,24 @@ impl Supervisor {
 
     fn wanted_up(&self, id: NodeId) -> bool {
         !self.shutting_down() && !self.nodes[id.0].held && self.parent_up(id)
+    }
+
+    /// Whether a start of this service is legitimate now: the tree is not shutting
+    /// down, nothing holds it or an ancestor down, and no ancestor is on its way down
+    /// for a restart set. (For the simulator's invariant checks.)
+    pub fn service_wanted(&self, id: ServiceId) -> bool {
+        let Some(service) = self.services.get(id.0) else {
+            return false;
+        };
+        let mut current = Some(service.node);
+        while let Some(node) = current {
+            let node_ref = &self.nodes[node.0];
+            if node_ref.held || (node != service.node && node_ref.pending_restart) {
+                return false;
+            }
+            current = node_ref.parent;
+        }
+        self.wanted_up(service.node)
     }
 }
 

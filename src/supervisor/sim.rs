@@ -297,6 +297,11 @@ impl Sim {
                     if self.exit_code.is_some() {
                         self.violations.push(format!("spawn of {name} after exit"));
                     }
+                    if !self.supervisor.service_wanted(child.id) {
+                        self.violations.push(format!(
+                            "spawn of {name} while shutting down, held, or under a group going down"
+                        ));
+                    }
                     if let Some((old, _)) = self.live.get(&child.id.0) {
                         self.violations.push(format!(
                             "{name}#{} spawned while #{} is alive",

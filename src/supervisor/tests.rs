@@ -1382,3 +1382,122 @@ fn the_last_probe_results_and_restart_reason_are_kept_for_status() {
     "#]]
     .assert_eq(&sim.supervisor.describe());
 }
+
+#[test]
+fn regression_a_nested_group_started_a_child_during_shutdown() {
+    // g's child `a` leaves backoff while the stubborn `s` after g is still stopping:
+    // the shutdown is under way, so `a` must not be spawned again.
+    let toml = "[root]\nchildren = [\"g\", \"s\"]\n[group.g]\nchildren = [\"a\"]\n\
+                [service.a]\ncommand = \"x\"\nbackoff = { initial = \"2s\", jitter = 0.0 }\n\
+                [service.s]\ncommand = \"x\"\nstop_timeout = \"4s\"\n";
+    check(
+        toml,
+        "exit a 1\nstubborn s\nshutdown\nadvance 7s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn s#1 pid 101
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 2000ms
+            [     0ms] > shutdown
+            [     0ms] shutting down: Requested
+            [     0ms] signal s#1 pid 101 sig 15
+            [  4000ms] s#1 did not stop in time
+            [  4000ms] kill s#1 pid 101
+            [  4000ms] s#1 ended: signal 9, stopped
+            [  4000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn regression_backoff_reset_for_a_service_that_never_stayed_healthy() {
+    // Condemned by its health check each time after more than reset_after: it was not
+    // healthy, so its backoff keeps growing (and the budget sees the loop).
+    let spec = with_checks(
+        &format!(
+            "[root]\nintensity = 100\n[service.a]\ncommand = \"x\"\n\
+             backoff = {{ initial = \"1s\", jitter = 0.0, reset_after = \"30s\", max = \"1h\" }}\n"
+        ),
+        |service| {
+            let mut health = HealthSpec::new(Some(tcp()));
+            health.interval = Duration::from_secs(10);
+            health.start_period = Duration::from_secs(30);
+            health.failures = 1;
+            service.health = Some(health);
+        },
+    );
+    let mut sim = Sim::new(&spec);
+    for _ in 0..4 {
+        for _ in 0..4 {
+            sim.run_script("advance 10s").unwrap();
+            let _ = sim.step("probe a health fail");
+        }
+        sim.run_script("advance 20s").unwrap();
+    }
+    let delays: Vec<&str> = sim
+        .transcript
+        .lines()
+        .filter(|l| l.contains("restart a"))
+        .map(|l| l.split("] ").nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        delays,
+        [
+            "restart a after 1000ms",
+            "restart a after 2000ms",
+            "restart a after 4000ms",
+            "restart a after 8000ms"
+        ],
+        "{}",
+        sim.transcript
+    );
+}
+
+#[test]
+fn regression_a_retired_temporary_child_came_back_after_a_failed_spawn() {
+    // one_for_all: p fails while t's spawn is still pending; t's spawn then fails.
+    // t is temporary, retired by the restart: it must not start with the set.
+    let toml = "[root]\nstrategy = \"one_for_all\"\n[service.p]\ncommand = \"x\"\n\
+                backoff = { initial = \"0s\" }\n[service.t]\ncommand = \"x\"\nrestart = \"temporary\"\n";
+    let mut supervisor = Supervisor::new(&spec(toml), 1);
+    let p = ChildRef {
+        id: ServiceId(0),
+        generation: 1,
+    };
+    let t = ChildRef {
+        id: ServiceId(1),
+        generation: 1,
+    };
+    assert_eq!(
+        supervisor.boot(Time::ZERO),
+        vec![Effect::Spawn { child: p }]
+    );
+    let effects = supervisor.handle(Event::Spawned { child: p, pid: 10 }, Time::ZERO);
+    assert!(effects.contains(&Effect::Spawn { child: t }), "{effects:?}");
+    supervisor.handle(
+        Event::Exited {
+            child: p,
+            status: ExitStatus::Exited(1),
+        },
+        Time::ZERO,
+    );
+    supervisor.handle(
+        Event::SpawnFailed {
+            child: t,
+            code: 127,
+            reason: "not found".into(),
+        },
+        Time::ZERO,
+    );
+    supervisor.handle(Event::Timer, Time::from_millis(10));
+    let p2 = ChildRef {
+        id: ServiceId(0),
+        generation: 2,
+    };
+    let effects = supervisor.handle(Event::Spawned { child: p2, pid: 11 }, Time::from_millis(10));
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Spawn { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(supervisor.view(ServiceId(1)).unwrap().state, "done");
+}
