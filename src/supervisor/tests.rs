@@ -1414,10 +1414,8 @@ fn regression_backoff_reset_for_a_service_that_never_stayed_healthy() {
     // Condemned by its health check each time after more than reset_after: it was not
     // healthy, so its backoff keeps growing (and the budget sees the loop).
     let spec = with_checks(
-        &format!(
-            "[root]\nintensity = 100\n[service.a]\ncommand = \"x\"\n\
-             backoff = {{ initial = \"1s\", jitter = 0.0, reset_after = \"30s\", max = \"1h\" }}\n"
-        ),
+        "[root]\nintensity = 100\n[service.a]\ncommand = \"x\"\n\
+         backoff = { initial = \"1s\", jitter = 0.0, reset_after = \"30s\", max = \"1h\" }\n",
         |service| {
             let mut health = HealthSpec::new(Some(tcp()));
             health.interval = Duration::from_secs(10);
