@@ -200,8 +200,9 @@ struct ExecProbe {
     child: ChildRef,
     kind: ProbeKind,
     timeout: Duration,
-    /// When the loop must kill its group.
-    deadline: Instant,
+    /// When the loop must kill its group; `None` when the timeout lies beyond what the
+    /// clock can hold.
+    deadline: Option<Instant>,
     /// The loop killed it at the deadline: its end is a timeout, whatever the status.
     timed_out: bool,
 }
@@ -227,7 +228,8 @@ impl ExecProbes {
                 child,
                 kind,
                 timeout,
-                deadline: now + timeout,
+                // Far beyond the clock: the probe is bounded by nothing but its end.
+                deadline: now.checked_add(timeout),
                 timed_out: false,
             },
         );
@@ -253,7 +255,7 @@ impl ExecProbes {
         self.running
             .values()
             .filter(|probe| !probe.timed_out)
-            .map(|probe| probe.deadline)
+            .filter_map(|probe| probe.deadline)
             .min()
     }
 
@@ -263,7 +265,7 @@ impl ExecProbes {
     pub fn expire(&mut self, now: Instant) -> Vec<i32> {
         let mut expired = Vec::new();
         for (pid, probe) in &mut self.running {
-            if !probe.timed_out && probe.deadline <= now {
+            if !probe.timed_out && probe.deadline.is_some_and(|deadline| deadline <= now) {
                 probe.timed_out = true;
                 expired.push(*pid);
             }

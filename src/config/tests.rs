@@ -1804,3 +1804,11 @@ fn render_of_an_empty_file() {
     "#]]
     .assert_eq(&super::render(&ok("")));
 }
+
+#[test]
+fn a_duration_of_centuries_is_refused_where_it_stands() {
+    let errors = errors("[service.a]\ncommand = \"x\"\nstop_timeout = \"500000000000y\"\n");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("3:16: "), "{}", errors[0]);
+    assert!(errors[0].contains("at most 10 years"), "{}", errors[0]);
+}

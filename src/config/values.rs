@@ -80,9 +80,19 @@ pub(crate) fn signal_name(number: i32) -> String {
 /// `"250ms"`, `"10s"`, `"5m"`, `"1h 30m"`: humantime's syntax, which needs a unit so
 /// that `"10"` cannot silently mean seconds to one reader and milliseconds to another.
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|error| format!("expected a duration like \"250ms\", \"10s\" or \"5m\" ({error})"))
+    let parsed = humantime::parse_duration(text.trim()).map_err(|error| {
+        format!("expected a duration like \"250ms\", \"10s\" or \"5m\" ({error})")
+    })?;
+    // Deadlines are instants on the monotonic clock: a duration of centuries would
+    // overflow one, and no timeout or backoff is meant to be that long.
+    if parsed > MAX_DURATION {
+        return Err("expected a duration of at most 10 years".to_string());
+    }
+    Ok(parsed)
 }
+
+/// The longest duration a config may give.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// `"0027"` (octal digits only, at most 0777).
 pub(crate) fn umask_from_str(text: &str) -> Result<u32, String> {

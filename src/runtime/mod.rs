@@ -1,15 +1,17 @@
 //! The event loop: owns the supervision core and performs its effects.
 //!
 //! One tokio current-thread runtime on minder's main thread runs one loop. Everything
-//! that can happen (SIGCHLD, a signal to minder, a deadline of the core) wakes the same
-//! `select!`, becomes an `Event` for the `Supervisor`, and the effects that come back
-//! are carried out here, in order, through `process` (spawn, signal, kill) and `logs`
-//! (output capture). The loop decides nothing itself; it only translates.
+//! that can happen (SIGCHLD, a signal to minder, a deadline of the core, a probe
+//! result or notify message on the event channel, an exec probe's timeout) wakes the
+//! same `select!`, becomes an `Event` for the `Supervisor`, and the effects that come
+//! back are carried out here, in order, through `process` (spawn, signal, kill),
+//! `health` (probes), `notify` (sockets) and `logs` (output capture). The loop decides
+//! nothing itself; it only translates.
 //!
 //! Because spawning and reaping both happen on this one thread, a pid is registered in
 //! `Loop::children` before the `reap()` that could return it: no exit is ever missed or
-//! misattributed. The loop wakes only for signals and the core's deadline, plus a slow
-//! reaper sweep; it never polls.
+//! misattributed. Besides those wake-ups there is a 60 s reaper sweep and, only under
+//! systemd's `WatchdogSec=`, a watchdog ping; the loop never polls.
 
 mod container;
 
@@ -91,15 +93,20 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
             return EXIT_INTERNAL;
         }
     };
-    let code = runtime.block_on(async {
-        match Loop::new(&spec, mode, outputs) {
-            Ok(mut event_loop) => event_loop.run().await,
-            Err(error) => {
-                tracing::error!("{error}");
-                EXIT_INTERNAL
+    // A panic in the loop is a bug of minder's; it must still leave nothing running
+    // (the loop's drop kills what is left) and exit with the internal-error code.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            match Loop::new(&spec, mode, outputs) {
+                Ok(mut event_loop) => event_loop.run().await,
+                Err(error) => {
+                    tracing::error!("{error}");
+                    EXIT_INTERNAL
+                }
             }
-        }
-    });
+        })
+    }));
+    let code = outcome.unwrap_or(EXIT_INTERNAL);
     // A DNS lookup of a probe stuck in the blocking pool must not hold minder's exit.
     runtime.shutdown_timeout(Duration::from_millis(500));
     code
@@ -301,7 +308,9 @@ impl Loop {
             let deadline = self
                 .supervisor
                 .next_deadline()
-                .map(|at| tokio::time::Instant::from_std(self.origin + at.0));
+                // A deadline past what the clock can hold is no deadline at all.
+                .and_then(|at| self.origin.checked_add(at.0))
+                .map(tokio::time::Instant::from_std);
             let container_kill = self.container_kill_at.map(tokio::time::Instant::from_std);
             let probe_timeout = self
                 .exec_probes
@@ -420,7 +429,7 @@ impl Loop {
                 .supervisor
                 .service_spec(crate::supervisor::ServiceId(0))
                 .map_or(container::STOP_TIMEOUT, |spec| spec.stop_timeout);
-            self.container_kill_at = Some(Instant::now() + timeout);
+            self.container_kill_at = Instant::now().checked_add(timeout);
         }
     }
 
@@ -806,6 +815,21 @@ fn services(group: &crate::spec::GroupSpec) -> Box<dyn Iterator<Item = &ServiceS
                 }
             }),
     )
+}
+
+/// The last line of defence: whatever way the loop ends (a panic included), every
+/// process group it still knows and every process still parented to minder is killed.
+/// After an orderly exit there is nothing left and this finds nothing.
+impl Drop for Loop {
+    fn drop(&mut self) {
+        for pid in self.children.keys().copied().chain(self.exec_probes.pids()) {
+            process::kill_group(pid);
+        }
+        for pid in descendants() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 }
 
 async fn tick(interval: Option<&mut tokio::time::Interval>) {
