@@ -39,12 +39,14 @@ impl Tail {
             return;
         }
         while self.bytes.len() + needed > self.budget {
-            // Drop the oldest line, up to and including its newline.
-            while let Some(byte) = self.bytes.pop_front() {
-                if byte == b'\n' {
-                    break;
-                }
-            }
+            // Drop the oldest line, up to and including its newline, in one drain
+            // rather than byte by byte.
+            let end = self
+                .bytes
+                .iter()
+                .position(|byte| *byte == b'\n')
+                .map_or(self.bytes.len(), |newline| newline + 1);
+            self.bytes.drain(..end);
         }
         self.bytes.extend(line);
         self.bytes.push_back(b'\n');

@@ -37,7 +37,10 @@
 //!   last step, which discards any that arrived: a child stopped before exec would hold
 //!   the calling thread (the runtime's loop) suspended until someone continued it. Only
 //!   the few instructions between resetting them and `execve` remain exposed, as in
-//!   glibc's `posix_spawn`.
+//!   glibc's `posix_spawn`. SIGSTOP cannot be ignored: a process of the service's own
+//!   user that sends SIGSTOP to the child between its `setuid` and its `execve` holds
+//!   the loop suspended until the child is continued or killed. That is the price of
+//!   `CLONE_VFORK` (posix_spawn pays it too); known, not handled.
 //! - **The child writes to minder's memory only its failure report** (`failure`: stage
 //!   and errno) and one slot of the prepared shell argv (a file without a known format
 //!   runs as `/bin/sh FILE ARGS`, as `execvp` does). The parent reads the report after
@@ -838,7 +841,8 @@ struct ChildSetup {
     working_dir: CString,
     /// `StdioFds::sources`: what goes on 0, 1, 2 (-1: keep the inherited one).
     stdio_sources: [RawFd; 3],
-    /// Upper bound for the close-on-exec loop when `close_range` is unavailable.
+    /// Upper bound for the close-on-exec loop when `close_range` is unavailable (0 when
+    /// it is available).
     fd_limit: c_int,
     /// How to give the child its readiness fd, when asked (`SpawnRequest::ready_fd`);
     /// done after the close-on-exec step, which would otherwise undo it.
@@ -901,9 +905,7 @@ impl ChildSetup {
             )
         })?;
         let is_root = nix::unistd::geteuid().is_root();
-        let fd_limit = nix::sys::resource::getrlimit(Resource::RLIMIT_NOFILE)
-            .map(|(soft, _)| soft.min(1 << 20) as c_int)
-            .unwrap_or(1 << 16);
+        let fd_limit = fallback_fd_limit();
         Ok(ChildSetup {
             stdio: request.stdio,
             take_terminal: request.stdio == StdioMode::Foreground
@@ -1296,4 +1298,43 @@ fn resource_of(resource: RlimitResource) -> c_int {
         RlimitResource::Rss => libc::RLIMIT_RSS,
     };
     resource as c_int
+}
+
+/// The bound of the child's one-by-one close-on-exec loop, for kernels without
+/// `close_range(CLOSE_RANGE_CLOEXEC)` (before 5.11): one past the highest fd open now.
+/// Looping up to RLIMIT_NOFILE instead (2^20 as root) cost about 80 ms per spawn with
+/// the loop thread suspended. Every fd minder opens later is close-on-exec from birth
+/// (std, tokio, and the spawn's own pipes), so only fds below this bound can need the
+/// flag. On kernels with `close_range` this is 0 and costs one probe per process.
+fn fallback_fd_limit() -> c_int {
+    static CLOSE_RANGE_WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let works = *CLOSE_RANGE_WORKS.get_or_init(|| {
+        // An empty range at the very top: changes nothing, fails only if the call or
+        // the flag is unknown to this kernel.
+        // SAFETY: close_range with an fd range that holds no open fd has no effect.
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                libc::c_uint::MAX,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) == 0
+        }
+    });
+    if works {
+        return 0;
+    }
+    std::fs::read_dir("/proc/self/fd")
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<c_int>().ok())
+                .max()
+                .map_or(3, |highest| highest.saturating_add(1))
+        })
+        // Without /proc, fall back to the limit itself, bounded.
+        .unwrap_or_else(|_| {
+            nix::sys::resource::getrlimit(Resource::RLIMIT_NOFILE)
+                .map(|(soft, _)| soft.min(1 << 20) as c_int)
+                .unwrap_or(1 << 16)
+        })
 }

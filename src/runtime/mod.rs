@@ -203,9 +203,9 @@ struct Loop {
     children: HashMap<i32, ChildRef>,
     /// Captured output of every service (config mode only).
     outputs: Option<OutputHub>,
-    /// Reader tasks of the pipes of services' incarnations still being read; pruned at
-    /// each spawn, awaited at exit so no last line is lost.
-    attachments: Vec<Attachment>,
+    /// Per service, the reader tasks of its incarnations' pipes still being read;
+    /// pruned at each spawn of that service, awaited at exit so no last line is lost.
+    attachments: HashMap<ServiceId, Vec<Attachment>>,
     mode: RunMode,
     /// Events produced while performing effects, handled before the next wait.
     pending: VecDeque<Event>,
@@ -265,7 +265,7 @@ impl Loop {
             supervisor: Supervisor::new(spec, seed),
             origin: Instant::now(),
             children: HashMap::new(),
-            attachments: Vec::new(),
+            attachments: HashMap::new(),
             outputs,
             mode,
             pending: VecDeque::new(),
@@ -541,8 +541,9 @@ impl Loop {
                         Ok(attachment) => {
                             // Readers of ended incarnations finish at end of file;
                             // keep only the ones still reading.
-                            self.attachments.retain(|a| !a.is_finished());
-                            self.attachments.push(attachment);
+                            let readers = self.attachments.entry(child.id).or_default();
+                            readers.retain(|a| !a.is_finished());
+                            readers.push(attachment);
                         }
                         Err(error) => {
                             tracing::warn!(service = spec.name, "capture output: {error}")
@@ -742,10 +743,16 @@ impl Loop {
     /// something minder could not kill cannot keep minder from exiting.
     async fn drain_output(&mut self) {
         let deadline = Instant::now() + OUTPUT_DRAIN_BOUND;
-        while self.attachments.iter().any(|a| !a.is_finished()) && Instant::now() < deadline {
+        while self
+            .attachments
+            .values()
+            .flatten()
+            .any(|a| !a.is_finished())
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        for attachment in self.attachments.drain(..) {
+        for attachment in self.attachments.drain().flat_map(|(_, readers)| readers) {
             attachment.detach();
         }
         if let Some(outputs) = self.outputs.take() {
