@@ -310,6 +310,20 @@ impl ExecProbes {
     pub fn pids(&self) -> impl Iterator<Item = i32> + '_ {
         self.running.keys().copied()
     }
+
+    /// The probes still running for `child` and not yet killed: once that incarnation
+    /// has ended their results would be stale, so the loop kills them (marked timed
+    /// out, their result is a failure nobody listens to).
+    pub fn abandon(&mut self, child: ChildRef) -> Vec<i32> {
+        let mut abandoned = Vec::new();
+        for (pid, probe) in &mut self.running {
+            if probe.child == child && !probe.timed_out {
+                probe.timed_out = true;
+                abandoned.push(*pid);
+            }
+        }
+        abandoned
+    }
 }
 
 fn timed_out(timeout: Duration) -> ProbeOutcome {

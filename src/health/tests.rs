@@ -602,3 +602,32 @@ async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
         ProbeOutcome::Failed("timed out after 300ms".into())
     );
 }
+
+#[test]
+fn probes_of_an_ended_incarnation_are_abandoned_once() {
+    let origin = Instant::now();
+    let mut probes = ExecProbes::new();
+    let other = ChildRef {
+        id: CHILD.id,
+        generation: CHILD.generation + 1,
+    };
+    probes.register(
+        200,
+        CHILD,
+        ProbeKind::Health,
+        Duration::from_secs(5),
+        origin,
+    );
+    probes.register(
+        201,
+        other,
+        ProbeKind::Health,
+        Duration::from_secs(5),
+        origin,
+    );
+    assert_eq!(probes.abandon(CHILD), vec![200]);
+    // Marked as killed: not abandoned twice, not expired later, no deadline left.
+    assert!(probes.abandon(CHILD).is_empty());
+    assert!(probes.expire(origin + Duration::from_secs(10)) == vec![201]);
+    assert_eq!(probes.next_deadline(), None);
+}

@@ -463,6 +463,10 @@ impl Loop {
                     if let Some(watch) = self.ready_fd_watches.remove(&child.id) {
                         watch.abort();
                     }
+                    // Its probes still running would only report on a dead incarnation.
+                    for probe in self.exec_probes.abandon(child) {
+                        process::kill_group(probe);
+                    }
                     self.pending.push_back(Event::Exited { child, status });
                 }
                 None => {
