@@ -23,6 +23,45 @@ pub struct Credentials {
     pub env: Vec<(OsString, OsString)>,
 }
 
+/// How long a resolved identity is reused. Lookups go through NSS, which may be a
+/// network service (sssd, LDAP) and runs on the loop's thread: services with `user`
+/// and their exec probes (one spawn a second, say) must not ask it every time. An
+/// edit of the user database takes effect within this time.
+const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `resolve`, remembered for `CACHE_FOR` per (user, group). Called on the loop's
+/// thread only, so the cache is that thread's own.
+pub fn resolve_cached(user: Option<&str>, group: Option<&str>) -> Result<Credentials, String> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::time::Instant;
+    type Key = (Option<String>, Option<String>);
+    /// When it was resolved, and what came out.
+    type Entry = (Instant, Result<Credentials, String>);
+    thread_local! {
+        static CACHE: RefCell<HashMap<Key, Entry>> = RefCell::new(HashMap::new());
+    }
+    if user.is_none() && group.is_none() {
+        return Ok(Credentials::default());
+    }
+    let key: Key = (user.map(str::to_string), group.map(str::to_string));
+    let now = Instant::now();
+    if let Some(hit) = CACHE.with_borrow(|cache| {
+        cache
+            .get(&key)
+            .filter(|(at, _)| now.duration_since(*at) < CACHE_FOR)
+            .map(|(_, result)| result.clone())
+    }) {
+        return hit;
+    }
+    let result = resolve(user, group);
+    CACHE.with_borrow_mut(|cache| {
+        cache.retain(|_, (at, _)| now.duration_since(*at) < CACHE_FOR);
+        cache.insert(key, (now, result.clone()));
+    });
+    result
+}
+
 /// Resolves the service's `user` and `group`. A name that is all digits and not found
 /// as a name is taken as a numeric id (as `chown` and Docker's `--user` do). The error
 /// is the clause after `spawn NAME: `.
@@ -136,5 +175,20 @@ mod tests {
         assert_eq!(numeric.groups, Some(vec![4242424]));
         let only_group = resolve(None, Some("0")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((only_group.uid, only_group.gid), (None, Some(0)));
+    }
+
+    #[test]
+    fn cached_resolution_gives_what_a_fresh_one_gives() {
+        for (user, group) in [
+            (Some("nobody"), None),
+            (Some("root"), Some("nogroup")),
+            (Some("no-such-user-here"), None),
+            (None, None),
+        ] {
+            let fresh = resolve(user, group);
+            assert_eq!(resolve_cached(user, group), fresh, "{user:?} {group:?}");
+            // The second answer comes from the cache and is the same.
+            assert_eq!(resolve_cached(user, group), fresh, "{user:?} {group:?}");
+        }
     }
 }

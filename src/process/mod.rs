@@ -43,7 +43,7 @@ use nix::errno::Errno;
 /// through NSS, numeric ids accepted), so call it on the loop's thread before the
 /// spawn, not in a child. The error is a clause such as "unknown user `pg`".
 pub fn service_owner(spec: &ServiceSpec) -> Result<Option<(u32, u32)>, String> {
-    let credentials = credentials::resolve(spec.user.as_deref(), spec.group.as_deref())?;
+    let credentials = credentials::resolve_cached(spec.user.as_deref(), spec.group.as_deref())?;
     Ok(match (credentials.uid, credentials.gid) {
         (None, None) => None,
         (uid, gid) => Some((

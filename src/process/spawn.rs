@@ -207,7 +207,7 @@ fn spawn_with(
         return Err(fail(CODE_OTHER, "empty command".into()));
     };
 
-    let credentials = credentials::resolve(spec.user.as_deref(), spec.group.as_deref())
+    let credentials = credentials::resolve_cached(spec.user.as_deref(), spec.group.as_deref())
         .map_err(|what| fail(CODE_OTHER, what))?;
     let environment =
         build_environment(request, &credentials).map_err(|what| fail(CODE_OTHER, what))?;
