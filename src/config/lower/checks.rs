@@ -392,9 +392,23 @@ impl Lowerer<'_> {
         expected: &str,
         check: fn(&str) -> Result<(), String>,
     ) -> Option<String> {
+        self.parsed_string(path, value, expected, |text| {
+            check(text).map(|()| text.to_string())
+        })
+    }
+
+    /// A string that `parse` turns into a value; its complaint becomes an error at the
+    /// value, with what was found.
+    fn parsed_string<T>(
+        &mut self,
+        path: &str,
+        value: &Value<'_>,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let text = self.string(path, value, expected)?;
-        match check(text) {
-            Ok(()) => Some(text.to_string()),
+        match parse(text) {
+            Ok(parsed) => Some(parsed),
             Err(message) => {
                 self.error(
                     value.span(),
@@ -420,20 +434,7 @@ impl Lowerer<'_> {
             )?;
             return u64::try_from(bytes).ok();
         }
-        let text = self.string(path, value, expected)?;
-        match values::size(text) {
-            Ok(bytes) => Some(bytes),
-            Err(message) => {
-                self.error(
-                    value.span(),
-                    format!(
-                        "`{path}`: {message}; found {}",
-                        super::describe(value.get_ref())
-                    ),
-                );
-                None
-            }
-        }
+        self.parsed_string(path, value, expected, values::size)
     }
 
     /// "Two checks are set" at the second, naming every one with its line.
