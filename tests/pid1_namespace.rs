@@ -59,16 +59,7 @@ fn minder_as_pid_1_reaps_orphans_in_config_mode() {
     let mut minder = Minder::new();
     minder.write("cfg.toml", &sh_service("orphans", ORPHAN_MAKER, ""));
     minder.in_pid_namespace().start_run(&[]);
-    wait_for_orphans_made(&minder);
-    let root = minder.child_pid();
-    let reaped = wait_for(PATIENCE, || orphans_reaped(&minder));
-    assert!(
-        reaped,
-        "orphans left: {:?}, zombies: {:?}\nstderr:\n{}",
-        orphans_under(root),
-        zombies_under(root),
-        minder.stderr_text()
-    );
+    assert_orphans_reaped(&minder);
 }
 
 #[test]
@@ -78,16 +69,7 @@ fn minder_as_pid_1_reaps_orphans_in_container_mode() {
     minder
         .in_pid_namespace()
         .start_container(&["sh", "-c", ORPHAN_MAKER]);
-    wait_for_orphans_made(&minder);
-    let root = minder.child_pid();
-    let reaped = wait_for(PATIENCE, || orphans_reaped(&minder));
-    assert!(
-        reaped,
-        "orphans left: {:?}, zombies: {:?}\nstderr:\n{}",
-        orphans_under(root),
-        zombies_under(root),
-        minder.stderr_text()
-    );
+    assert_orphans_reaped(&minder);
 }
 
 #[test]
@@ -166,4 +148,19 @@ fn minder_as_pid_1_in_container_mode_forwards_sigterm() {
     minder.signal(Signal::SIGTERM);
     assert_eq!(minder.expect_exit(PATIENCE), 7, "{}", minder.stderr_text());
     assert!(minder.path("got").exists());
+}
+
+/// Once the workload has made its orphans, minder (PID 1 of the namespace) reaps them
+/// all: none is left, not even as a zombie.
+fn assert_orphans_reaped(minder: &Minder) {
+    wait_for_orphans_made(minder);
+    let root = minder.child_pid();
+    let reaped = wait_for(PATIENCE, || orphans_reaped(minder));
+    assert!(
+        reaped,
+        "orphans left: {:?}, zombies: {:?}\nstderr:\n{}",
+        orphans_under(root),
+        zombies_under(root),
+        minder.stderr_text()
+    );
 }

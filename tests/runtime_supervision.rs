@@ -178,13 +178,7 @@ fn sigterm_stops_every_group_including_a_grandchild_that_ignores_term() {
         minder.wait_pid("grandchild", None),
         minder.wait_pid("last", None),
     ];
-    minder.signal(Signal::SIGTERM);
-    let code = minder.expect_exit(PATIENCE);
-    assert_eq!(code, 0, "stderr:\n{}", minder.stderr_text());
-    for pid in pids {
-        assert!(!is_alive(pid), "{pid} survived the shutdown");
-    }
-    minder.assert_nothing_left();
+    sigterm_leaves_nothing(&mut minder, &pids);
 }
 
 #[test]
@@ -309,14 +303,8 @@ fn shutdown_timeout_bounds_the_whole_shutdown() {
         minder.wait_pid("slow1", None),
         minder.wait_pid("slow2", None),
     ];
-    minder.signal(Signal::SIGTERM);
     // Well before any stop_timeout runs out: only shutdown_timeout can end this.
-    let code = minder.expect_exit(PATIENCE);
-    assert_eq!(code, 0, "stderr:\n{}", minder.stderr_text());
-    for pid in pids {
-        assert!(!is_alive(pid), "{pid} survived the shutdown");
-    }
-    minder.assert_nothing_left();
+    sigterm_leaves_nothing(&mut minder, &pids);
 }
 
 #[test]
@@ -347,5 +335,17 @@ fn a_second_sigterm_kills_everything_at_once() {
         )
     });
     assert!(!is_alive(pid));
+    minder.assert_nothing_left();
+}
+
+/// SIGTERM to minder: it exits 0, none of `pids` survives, and nothing of the test is
+/// left alive.
+fn sigterm_leaves_nothing(minder: &mut Minder, pids: &[i32]) {
+    minder.signal(Signal::SIGTERM);
+    let code = minder.expect_exit(PATIENCE);
+    assert_eq!(code, 0, "stderr:\n{}", minder.stderr_text());
+    for pid in pids {
+        assert!(!is_alive(*pid), "{pid} survived the shutdown");
+    }
     minder.assert_nothing_left();
 }
