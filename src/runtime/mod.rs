@@ -107,7 +107,8 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
         })
     }));
     let code = outcome.unwrap_or(EXIT_INTERNAL);
-    // A DNS lookup of a probe stuck in the blocking pool must not hold minder's exit.
+    // Nothing of minder's uses the blocking pool (stuck name lookups have threads of
+    // their own, which end with the process); should anything, it must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(500));
     code
 }
