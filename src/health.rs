@@ -2,10 +2,13 @@
 //! its timeout.
 //!
 //! Owns the *running* of network probes (`tcp`, `http`), the memory sampler
-//! (`max_memory`) and the watcher of an s6-style readiness fd. Each runs as a tokio task
-//! on the loop's runtime (the memory scan of /proc on the blocking pool) and reports
-//! through the loop's event channel: `Event::ProbeResult` for a probe the core asked
-//! for with `Effect::Probe`, `Event::Ready` for a readiness fd.
+//! (`max_memory`) and the watcher of an s6-style readiness fd. Network probes and the
+//! fd watcher run as tokio tasks on the loop's runtime; the name lookups of network
+//! probes (`resolve`) and the /proc scans of the memory guard (`memory`) block, so each
+//! runs on threads of its own, apart from one another and from tokio's blocking pool:
+//! a resolver that never answers cannot delay the memory guard. Results go through the
+//! loop's event channel: `Event::ProbeResult` for a probe the core asked for with
+//! `Effect::Probe`, `Event::Ready` for a readiness fd.
 //!
 //! It must not decide anything: thresholds, intervals, start periods and what a failure
 //! leads to live in the core (`supervisor`), which also ignores results for a stale
@@ -15,53 +18,47 @@
 //! outcomes. Nothing here panics on what it reads from the network, /proc or a pipe:
 //! every problem is a `Failed` outcome or a quiet end.
 
+mod memory;
+mod resolve;
+
 use crate::process::SpawnError;
 use crate::spec::Probe;
 use crate::supervisor::{ChildRef, Event, ExitStatus, ProbeKind, ProbeOutcome};
 use http_body_util::Empty;
 use hyper::body::Bytes;
+use memory::MemorySampler;
+use resolve::{Resolution, Resolver};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::AbortHandle;
 
-/// How long one scan of /proc answers memory probes. With 1000 services sampled every
-/// 10 s, probes come in bursts; one scan serves every probe of a burst.
-const MEMORY_SCAN_FRESH: Duration = Duration::from_millis(200);
-
 /// Runs probes and reports their results to the loop. Created once by the loop (after
 /// the runtime exists: its methods spawn tasks) and held by it; cheap to call for
-/// every probe. Dropping it stops nothing: tasks already started finish on their own
-/// (each is bounded by its timeout, or by its pipe's end for a readiness fd).
+/// every probe. Dropping it stops nothing already started: tasks finish on their own
+/// (each is bounded by its timeout, or by its pipe's end for a readiness fd), a lookup
+/// thread when the system resolver gives up, and the memory thread once it has
+/// answered what it was asked.
 pub struct Prober {
     /// The loop's event channel; each task holds a clone until it has reported.
     events: UnboundedSender<Event>,
-    /// The shared /proc scan of memory probes; also held by the scan task in flight.
-    memory: Arc<Mutex<MemoryScans>>,
-}
-
-/// State of the memory sampler: the last scan and the probes waiting for the next.
-#[derive(Default)]
-struct MemoryScans {
-    /// When the last scan finished and what it found: resident bytes per process group.
-    latest: Option<(Instant, Arc<HashMap<i32, u64>>)>,
-    /// Probes asked for while no fresh scan was at hand: (child, process group).
-    waiting: Vec<(ChildRef, i32)>,
-    /// A scan is running on the blocking pool; it will answer `waiting`.
-    scanning: bool,
+    /// The name lookups of network probes, at most one in flight per probe.
+    resolver: Resolver,
+    /// The memory guard's sampling thread.
+    memory: MemorySampler,
 }
 
 impl Prober {
     /// `events` is the sender of the channel the loop `select!`s on.
     pub fn new(events: UnboundedSender<Event>) -> Prober {
         Prober {
+            memory: MemorySampler::new(events.clone()),
+            resolver: Resolver::default(),
             events,
-            memory: Arc::new(Mutex::new(MemoryScans::default())),
         }
     }
 
@@ -69,35 +66,49 @@ impl Prober {
     /// { child, kind, outcome }` within `timeout` (plus scheduling slack): `Passed`, or
     /// `Failed` with the reason. An `exec` probe is not run here (the loop spawns it):
     /// it is answered `Failed` at once, which points at the caller's mistake.
-    pub fn network(&self, child: ChildRef, kind: ProbeKind, probe: &Probe, timeout: Duration) {
-        let check = match probe {
-            Probe::Tcp { address } => NetworkCheck::Tcp(address.clone()),
-            Probe::Http { url } => NetworkCheck::Http(url.clone()),
+    ///
+    /// A host name is looked up anew for each probe, except that a lookup still pending
+    /// from this check's previous probe is waited for rather than repeated (see
+    /// `resolve`); a lookup that does not answer within `timeout` fails the probe with
+    /// "name lookup timed out". The timeout bounds lookup, connection and request
+    /// together. An address literal is not looked up.
+    pub fn network(&mut self, child: ChildRef, kind: ProbeKind, probe: &Probe, timeout: Duration) {
+        let (target, http) = match probe {
+            Probe::Tcp { address } => (address.clone(), None),
+            Probe::Http { url } => match HttpTarget::parse(url) {
+                Ok(parsed) => (parsed.connect_address(), Some((url.clone(), parsed))),
+                Err(reason) => {
+                    self.answer(child, kind, ProbeOutcome::Failed(reason));
+                    return;
+                }
+            },
             Probe::Exec { .. } => {
                 let outcome = ProbeOutcome::Failed(
                     "exec probes are run by the loop, not by the network prober".into(),
                 );
-                let _ = self.events.send(Event::ProbeResult {
-                    child,
-                    kind,
-                    outcome,
-                });
+                self.answer(child, kind, outcome);
                 return;
             }
         };
+        let resolution = self.resolver.resolve((child.id, kind), &target);
         let events = self.events.clone();
         tokio::spawn(async move {
-            let outcome = match tokio::time::timeout(timeout, check.run()).await {
-                Ok(Ok(())) => ProbeOutcome::Passed,
-                Ok(Err(reason)) => ProbeOutcome::Failed(reason),
-                Err(_) => timed_out(timeout),
-            };
+            let outcome = network_check(resolution, &target, http, timeout).await;
             // The loop has gone away only when minder is exiting: nothing to tell.
             let _ = events.send(Event::ProbeResult {
                 child,
                 kind,
                 outcome,
             });
+        });
+    }
+
+    /// Reports `outcome` at once, for a probe that cannot run.
+    fn answer(&self, child: ChildRef, kind: ProbeKind, outcome: ProbeOutcome) {
+        let _ = self.events.send(Event::ProbeResult {
+            child,
+            kind,
+            outcome,
         });
     }
 
@@ -111,46 +122,9 @@ impl Prober {
     /// `ps` and `top`, so a forking server is over-counted; a cgroup would be exact.
     ///
     /// One walk over /proc answers every memory probe asked within
-    /// `MEMORY_SCAN_FRESH` of it; the walk runs on tokio's blocking pool.
-    pub fn memory(&self, child: ChildRef, pgid: i32) {
-        let mut scans = lock(&self.memory);
-        if let Some((at, table)) = &scans.latest
-            && at.elapsed() < MEMORY_SCAN_FRESH
-        {
-            let bytes = table.get(&pgid).copied().unwrap_or(0);
-            let _ = self.events.send(memory_result(child, bytes));
-            return;
-        }
-        scans.waiting.push((child, pgid));
-        if scans.scanning {
-            return;
-        }
-        scans.scanning = true;
-        drop(scans);
-        let memory = Arc::clone(&self.memory);
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            let table = match tokio::task::spawn_blocking(scan_process_groups).await {
-                Ok(table) => table,
-                Err(error) => {
-                    // Only a panic in the scan gets here; answer so the core's schedule
-                    // goes on, and say so.
-                    tracing::warn!("memory scan of /proc failed: {error}");
-                    HashMap::new()
-                }
-            };
-            let table = Arc::new(table);
-            let waiting = {
-                let mut scans = lock(&memory);
-                scans.latest = Some((Instant::now(), Arc::clone(&table)));
-                scans.scanning = false;
-                std::mem::take(&mut scans.waiting)
-            };
-            for (child, pgid) in waiting {
-                let bytes = table.get(&pgid).copied().unwrap_or(0);
-                let _ = events.send(memory_result(child, bytes));
-            }
-        });
+    /// `MEMORY_SCAN_FRESH` of it; the walk runs on the sampler's own thread.
+    pub fn memory(&mut self, child: ChildRef, pgid: i32) {
+        self.memory.sample(child, pgid);
     }
 
     /// Watches the read end of a service's readiness pipe (`ready.fd = N`, from
@@ -339,22 +313,6 @@ fn signal_name(signal: i32) -> String {
         .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
 }
 
-fn memory_result(child: ChildRef, bytes: u64) -> Event {
-    Event::ProbeResult {
-        child,
-        kind: ProbeKind::Memory,
-        outcome: ProbeOutcome::Memory(bytes),
-    }
-}
-
-/// The sampler's state, even if a holder panicked (it is a cache; at worst a scan is
-/// repeated).
-fn lock(memory: &Mutex<MemoryScans>) -> MutexGuard<'_, MemoryScans> {
-    memory
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// True once a newline has been read; false at end of file or on a read error.
 async fn wait_for_newline(receiver: &tokio::net::unix::pipe::Receiver) -> bool {
     let mut buffer = [0u8; 512];
@@ -379,35 +337,68 @@ async fn wait_for_newline(receiver: &tokio::net::unix::pipe::Receiver) -> bool {
     }
 }
 
-/// One network check, owned by its task.
-enum NetworkCheck {
-    /// `host:port` as written in the config.
-    Tcp(String),
-    /// `http://host[:port][/path]` as written in the config.
-    Http(String),
-}
-
-impl NetworkCheck {
-    /// Runs the check without a time bound (the caller adds it). `Err` is the reason of
-    /// the failure, one line naming the operation and the object.
-    async fn run(self) -> Result<(), String> {
-        match self {
-            NetworkCheck::Tcp(address) => connect(&address).await.map(drop),
-            NetworkCheck::Http(url) => http_get(&url).await,
+/// Gets the addresses of `target` (`host:port`), connects to the first that accepts
+/// and, for an http probe, sends the request: all within `timeout`. Each failure is one
+/// line naming the operation and the object.
+async fn network_check(
+    resolution: Resolution,
+    target: &str,
+    http: Option<(String, HttpTarget)>,
+    timeout: Duration,
+) -> ProbeOutcome {
+    let started = Instant::now();
+    let addresses = match resolution {
+        Resolution::Literal(address) => vec![address],
+        Resolution::Refused(reason) => return ProbeOutcome::Failed(reason),
+        Resolution::Pending { lookup, joined } => {
+            let lookup_started = lookup.started();
+            match tokio::time::timeout(timeout, lookup.answer()).await {
+                Ok(Ok(addresses)) => addresses,
+                Ok(Err(reason)) => return ProbeOutcome::Failed(reason),
+                Err(_) => {
+                    let joined_at = joined.then_some(lookup_started);
+                    return ProbeOutcome::Failed(lookup_timed_out(target, timeout, joined_at));
+                }
+            }
         }
+    };
+    let remaining = timeout.saturating_sub(started.elapsed());
+    let exchange = async {
+        let stream = connect(&addresses).await?;
+        match &http {
+            None => Ok(()),
+            Some((url, parsed)) => http_get(stream, url, parsed).await,
+        }
+    };
+    match tokio::time::timeout(remaining, exchange).await {
+        Ok(Ok(())) => ProbeOutcome::Passed,
+        Ok(Err(reason)) => ProbeOutcome::Failed(reason),
+        Err(_) => timed_out(timeout),
     }
 }
 
-/// Resolves `address` (`host:port`) and connects to the first of its addresses that
-/// accepts, as `std::net::TcpStream::connect` does. A name that does not resolve is a
-/// failure like any other.
-async fn connect(address: &str) -> Result<TcpStream, String> {
-    let candidates: Vec<SocketAddr> = tokio::net::lookup_host(address)
-        .await
-        .map_err(|error| format!("resolve {address}: {}", describe(&error)))?
-        .collect();
-    let mut last_error = format!("resolve {address}: no addresses");
-    for candidate in candidates {
+/// The reason of a probe whose name lookup did not answer in time. `joined_at` is when
+/// the lookup started if an earlier probe of the same check started it: the reason
+/// says so, and for how long it has been pending.
+fn lookup_timed_out(target: &str, timeout: Duration, joined_at: Option<Instant>) -> String {
+    let mut reason = format!(
+        "resolve {target}: name lookup timed out after {}",
+        humantime::format_duration(timeout)
+    );
+    if let Some(started) = joined_at {
+        reason.push_str(&format!(
+            " (the lookup an earlier probe started {} ago is still pending)",
+            resolve::describe_age(started)
+        ));
+    }
+    reason
+}
+
+/// Connects to the first of `addresses` that accepts, in order, as
+/// `std::net::TcpStream::connect` does.
+async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, String> {
+    let mut last_error = "no addresses to connect to".to_string();
+    for candidate in addresses {
         match TcpStream::connect(candidate).await {
             Ok(stream) => return Ok(stream),
             Err(error) => last_error = format!("connect {candidate}: {}", describe(&error)),
@@ -416,11 +407,10 @@ async fn connect(address: &str) -> Result<TcpStream, String> {
     Err(last_error)
 }
 
-/// `GET` the URL over HTTP/1.1 (hyper's client connection on our own `TcpStream`):
-/// 2xx and 3xx pass (redirects are not followed), anything else fails with its status.
-async fn http_get(url: &str) -> Result<(), String> {
-    let target = HttpTarget::parse(url)?;
-    let stream = connect(&target.connect_address()).await?;
+/// `GET` the URL over HTTP/1.1 (hyper's client connection on `stream`, connected to
+/// `target`): 2xx and 3xx pass (redirects are not followed), anything else fails with
+/// its status.
+async fn http_get(stream: TcpStream, url: &str, target: &HttpTarget) -> Result<(), String> {
     let io = hyper_util::rt::TokioIo::new(stream);
     let (mut sender, connection) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io)
         .await
@@ -556,56 +546,6 @@ fn describe(error: &io::Error) -> String {
         Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
         None => error.to_string(),
     }
-}
-
-/// Resident bytes per process group, over every process in /proc. Processes that end
-/// during the walk, kernel threads (group 0) and unreadable entries are skipped.
-/// Reads one small file per process (`stat`, whose field 24 is the resident set in
-/// pages: the value `statm` reports as resident), so 1000 services with a few
-/// processes each cost a few thousand reads, a few milliseconds.
-fn scan_process_groups() -> HashMap<i32, u64> {
-    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|size| u64::try_from(size).ok())
-        .unwrap_or(4096);
-    let mut groups: HashMap<i32, u64> = HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return groups;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        if let Some((pgrp, pages)) = parse_stat_pgrp_and_rss(&stat)
-            && pgrp > 0
-        {
-            let bytes = pages.saturating_mul(page_size);
-            let total = groups.entry(pgrp).or_insert(0);
-            *total = total.saturating_add(bytes);
-        }
-    }
-    groups
-}
-
-/// (process group, resident pages) from the text of /proc/PID/stat. The command name
-/// (field 2) is in parentheses and may contain spaces and parentheses itself, so the
-/// fields are counted from the *last* `)`: state is field 3, pgrp field 5, rss field 24.
-fn parse_stat_pgrp_and_rss(stat: &[u8]) -> Option<(i32, u64)> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    // After `)`: field 3 (state) is the first.
-    let pgrp = fields.nth(5 - 3)?.parse::<i32>().ok()?;
-    let rss = fields.nth(24 - 5 - 1)?.parse::<i64>().ok()?;
-    Some((pgrp, u64::try_from(rss).unwrap_or(0)))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod health;
 pub mod logs;
 pub mod notify;
 pub mod process;
+pub mod procfs;
 pub mod runtime;
 pub mod spec;
 pub mod supervisor;

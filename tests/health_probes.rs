@@ -83,16 +83,17 @@ fn an_http_health_check_restarts_the_service_after_exactly_failures_failed_probe
         "[root]\nintensity = 10\n\n{}",
         web_service(
             port,
-            "interval = \"150ms\"\ntimeout = \"1s\"\nfailures = 3\nstart_period = \"1s\""
+            "interval = \"150ms\"\ntimeout = \"1s\"\nfailures = 3\nstart_period = \"3s\""
         )
     );
     let minder = Minder::run(&config);
     let first = minder.wait_pid("web", None);
-    // Health probes run from exec; start_period covers python's start. The flag is
-    // created once a probe past start_period has passed (by the server's own clock),
-    // so every failure from then on counts.
+    // Health probes run from exec; start_period covers python's start, which takes
+    // over a second on a loaded machine. The flag is created once a probe past
+    // start_period has passed (by the server's own clock), so every failure from then
+    // on counts.
     let started = minder.wait_number("web.start");
-    let past_start_period = started + Duration::from_millis(1100).as_nanos();
+    let past_start_period = started + Duration::from_millis(3100).as_nanos();
     let healthy_after_grace = wait_for(PATIENCE, || {
         requests_of(&minder, first)
             .iter()
@@ -139,8 +140,8 @@ fn a_tcp_health_check_restarts_the_service_once_its_listener_is_gone() {
     // The service's shell starts a listener in the background and stays in the
     // foreground itself: killing the listener leaves the service running, only its
     // port closed. The ready check on the same port shows the listener is up. Health
-    // probes run from exec, so start_period covers python's start (which can take
-    // several probe intervals on a loaded machine).
+    // probes run from exec, so start_period covers python's start (which takes over a
+    // second on a loaded machine, for the first incarnation and for the next).
     let port = free_port();
     let config = format!(
         "[root]\nintensity = 10\n\n{}",
@@ -154,7 +155,7 @@ fn a_tcp_health_check_restarts_the_service_once_its_listener_is_gone() {
                 "backoff = {{ initial = \"50ms\" }}\n\
                  ready = {{ tcp = \"127.0.0.1:{port}\", interval = \"50ms\" }}\n\
                  health = {{ tcp = \"127.0.0.1:{port}\", interval = \"100ms\", failures = 2, \
-                 start_period = \"1s\" }}"
+                 start_period = \"3s\" }}"
             )
         ),
     );

@@ -32,7 +32,7 @@ async fn next_event(events: &mut UnboundedReceiver<Event>, within: Duration) -> 
 }
 
 async fn probe_outcome(probe: Probe, timeout: Duration) -> ProbeOutcome {
-    let (prober, mut events) = prober();
+    let (mut prober, mut events) = prober();
     prober.network(CHILD, ProbeKind::Health, &probe, timeout);
     match next_event(&mut events, timeout + Duration::from_secs(5)).await {
         Event::ProbeResult {
@@ -296,25 +296,6 @@ fn http_urls_parse_into_what_the_probe_needs() {
     }
 }
 
-#[test]
-fn stat_parsing_counts_fields_from_the_last_parenthesis() {
-    let fields_after_comm = |pgrp: &str, rss: &str| {
-        let mut fields: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
-        fields[5 - 3] = pgrp.into();
-        fields[24 - 3] = rss.into();
-        fields.join(" ")
-    };
-    let stat = format!("123 (a) b) (c) {}\n", fields_after_comm("4242", "100"));
-    assert_eq!(parse_stat_pgrp_and_rss(stat.as_bytes()), Some((4242, 100)));
-    assert_eq!(parse_stat_pgrp_and_rss(b"garbage"), None);
-    assert_eq!(parse_stat_pgrp_and_rss(b"1 (x) S 0"), None);
-    assert_eq!(parse_stat_pgrp_and_rss(&[0xff, b')', 0xfe]), None);
-    // Our own entry parses, with our process group.
-    let ours = std::fs::read("/proc/self/stat").unwrap_or_default();
-    let pgrp = nix::unistd::getpgrp().as_raw();
-    assert!(matches!(parse_stat_pgrp_and_rss(&ours), Some((g, rss)) if g == pgrp && rss > 0));
-}
-
 fn service(command: &[&str]) -> ServiceSpec {
     ServiceSpec::new(
         "t",
@@ -340,7 +321,11 @@ fn wait_for_exit(pid: i32) -> ExitStatus {
     }
 }
 
-async fn memory_sample(prober: &Prober, events: &mut UnboundedReceiver<Event>, pgid: i32) -> u64 {
+async fn memory_sample(
+    prober: &mut Prober,
+    events: &mut UnboundedReceiver<Event>,
+    pgid: i32,
+) -> u64 {
     prober.memory(CHILD, pgid);
     match next_event(events, Duration::from_secs(5)).await {
         Event::ProbeResult {
@@ -364,7 +349,7 @@ async fn memory_of_a_process_group_counts_its_grandchildren() {
     ]);
     let child = process::spawn(&SpawnRequest::new(&spec, StdioMode::Null, &[]))
         .unwrap_or_else(|error| panic!("{error}"));
-    let (prober, mut events) = prober();
+    let (mut prober, mut events) = prober();
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut bytes = 0;
     while bytes < 50 * MIB {
@@ -374,25 +359,23 @@ async fn memory_of_a_process_group_counts_its_grandchildren() {
             child.pid
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-        bytes = memory_sample(&prober, &mut events, child.pid).await;
+        bytes = memory_sample(&mut prober, &mut events, child.pid).await;
     }
     // Negative control: the shell alone is far below that.
-    let shell_only = std::fs::read(format!("/proc/{}/stat", child.pid))
-        .ok()
-        .and_then(|stat| parse_stat_pgrp_and_rss(&stat))
-        .map_or(0, |(_, pages)| pages * 4096);
+    let shell_only = crate::procfs::stat(child.pid)
+        .map_or(0, |stat| stat.rss_pages * crate::procfs::page_size());
     assert!(shell_only < 10 * MIB, "{shell_only}");
     // Well under the 2 × 50 MiB a double count would give.
     assert!(bytes < 90 * MIB, "{bytes}");
     finish(child.pid);
     // An empty group is 0 (the next scan is after the cache's freshness).
-    tokio::time::sleep(MEMORY_SCAN_FRESH + Duration::from_millis(50)).await;
-    assert_eq!(memory_sample(&prober, &mut events, child.pid).await, 0);
+    tokio::time::sleep(memory::MEMORY_SCAN_FRESH + Duration::from_millis(50)).await;
+    assert_eq!(memory_sample(&mut prober, &mut events, child.pid).await, 0);
 }
 
 #[tokio::test]
 async fn memory_probes_of_a_burst_share_one_scan() {
-    let (prober, mut events) = prober();
+    let (mut prober, mut events) = prober();
     let ours = nix::unistd::getpgrp().as_raw();
     for generation in 0..50 {
         prober.memory(
@@ -414,9 +397,8 @@ async fn memory_probes_of_a_burst_share_one_scan() {
         }
         answered += 1;
     }
-    // One scan started, then answered every waiter; the cache holds its result.
-    let scans = lock(&prober.memory);
-    assert!(scans.latest.is_some() && scans.waiting.is_empty() && !scans.scanning);
+    // The 50 requests were sent within microseconds: one scan answered them all.
+    assert_eq!(prober.memory.scans(), 1);
 }
 
 fn spawn_with_ready_fd(command: &[&str], ready_fd: i32) -> process::SpawnedProcess {

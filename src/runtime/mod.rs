@@ -107,7 +107,8 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
         })
     }));
     let code = outcome.unwrap_or(EXIT_INTERNAL);
-    // A DNS lookup of a probe stuck in the blocking pool must not hold minder's exit.
+    // Nothing of minder's uses the blocking pool (stuck name lookups have threads of
+    // their own, which end with the process); should anything, it must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(500));
     code
 }
@@ -862,20 +863,10 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// Processes whose parent is minder (services and re-parented orphans), from /proc.
 fn descendants() -> Vec<i32> {
     let me = std::process::id() as i32;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| parent_of(*pid) == Some(me))
+    crate::procfs::processes()
+        .filter(|process| process.ppid == me)
+        .map(|process| process.pid)
         .collect()
-}
-
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Whether minder still has any child, reaped or not (waitid with WNOWAIT peeks).
