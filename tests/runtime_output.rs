@@ -1,6 +1,8 @@
 //! Black-box tests of output capture in `minder run`: each line of a service appears on
-//! minder's matching stream with a `NAME | ` prefix, and a blocked sink (a reader that
-//! does not read) slows only the services that write to it, never the supervision loop.
+//! minder's matching stream with a `NAME | ` prefix, a blocked sink (a reader that
+//! does not read) slows only the services that write to it, never the other sink or
+//! the supervision loop, and at exit every line is delivered within shutdown_timeout
+//! or counted and reported as lost.
 
 mod common;
 
