@@ -6,8 +6,9 @@
 //! writing to stdout are held back by their budgets, while their stderr lines, other
 //! services' stderr lines and minder's own log lines go on, and the supervision loop
 //! never waits for either. Lines arrive over an unbounded channel; boundedness comes
-//! from the byte permits each line carries (see `reader.rs`), released as soon as the
-//! line is written.
+//! from the byte permits each line carries (see `reader.rs`), released once the line
+//! is written (in runs of `RELEASE_BYTES`, so a reader waiting on its budget wakes once
+//! per run rather than once per write call).
 //!
 //! Every service line is accounted for in its stream's `LineCounts`: `finished` once
 //! written whole (or refused by the sink, then also `dropped`). A thread writes at most
@@ -114,7 +115,6 @@ pub struct Line {
     pub bytes: Vec<u8>,
     /// Holds the line's bytes against its service's (or minder's own) queue budget
     /// until it is written.
-    #[expect(dead_code, reason = "held only for its drop, which returns the bytes")]
     pub permit: Option<OwnedSemaphorePermit>,
     /// The counts of the service stream it came from; `None` for minder's own lines.
     pub counts: Option<Arc<LineCounts>>,
@@ -149,6 +149,12 @@ pub struct Counters {
 /// enough that a flood costs a few thousand calls per second.
 const CHUNK_BYTES: usize = 4096;
 
+/// Bytes of written lines whose permits are returned together (or sooner, when the
+/// queue empties). A quarter of the default budget: the reader refills while the
+/// writer still has plenty queued, and a sink that gets stuck keeps at most this much
+/// of a budget held by lines already written.
+const RELEASE_BYTES: usize = 16 * 1024;
+
 /// Starts a writer thread for `sink`, named `name`. It ends when every sender (hub,
 /// readers, own-log writers) is dropped and its queue is written.
 pub fn start(
@@ -165,6 +171,8 @@ pub fn start(
         giving_up: false,
         give_up_acks: Vec::new(),
         chunk: Vec::with_capacity(CHUNK_BYTES),
+        written_permits: Vec::new(),
+        written_bytes: 0,
     };
     std::thread::Builder::new()
         .name(name.into())
@@ -192,12 +200,16 @@ struct Writer {
     give_up_acks: Vec<oneshot::Sender<()>>,
     /// The bytes of the current write call.
     chunk: Vec<u8>,
+    /// Permits of lines written since the last release, and their bytes.
+    written_permits: Vec<OwnedSemaphorePermit>,
+    written_bytes: usize,
 }
 
 impl Writer {
     fn run(mut self, receiver: &mpsc::Receiver<Message>) {
         loop {
             if self.queue.is_empty() {
+                self.release_permits();
                 flush_patiently(self.sink.as_mut());
                 self.answer_give_up();
                 match receiver.recv() {
@@ -300,12 +312,22 @@ impl Writer {
             }
             written -= remaining;
             self.offset = 0;
-            if let Some(Item::Line(line)) = self.queue.pop_front()
-                && let Some(counts) = &line.counts
-            {
-                counts.finished.fetch_add(1, Ordering::Relaxed);
+            if let Some(Item::Line(line)) = self.queue.pop_front() {
+                if let Some(counts) = &line.counts {
+                    counts.finished.fetch_add(1, Ordering::Relaxed);
+                }
+                self.written_bytes += line.bytes.len();
+                self.written_permits.extend(line.permit);
+                if self.written_bytes >= RELEASE_BYTES {
+                    self.release_permits();
+                }
             }
         }
+    }
+
+    fn release_permits(&mut self) {
+        self.written_permits.clear();
+        self.written_bytes = 0;
     }
 
     fn refused(&self, line: &Line) {
