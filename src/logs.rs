@@ -3,19 +3,22 @@
 //! in memory for `minderctl logs`.
 //!
 //! `OutputHub` owns this. Reading happens in tokio tasks on the loop's runtime
-//! (`reader.rs`); writing happens on one dedicated thread (`writer.rs`), so a blocked
-//! stdout never blocks supervision. Each service has a byte budget for lines read but
-//! not yet written (64 KiB by default): a service that outruns the sink is slowed by its
-//! own full pipe, and only it. No line is dropped silently: over-long lines are split
-//! into prefixed pieces, a partial last line is written at end of file, bytes that are
-//! not UTF-8 pass through untouched, and lines a failing sink refuses are counted
-//! (`lines_lost`). minder's own log lines can go through the same thread
-//! (`own_log_writer`): they are dropped and counted when its queue is full, so logging
-//! never blocks the loop.
+//! (`reader.rs`); writing happens on one dedicated thread per sink (`writer.rs`), so a
+//! blocked stdout never blocks supervision, nor anything bound for stderr. Each stream
+//! of each service has a byte budget for lines read but not yet written (64 KiB by
+//! default): a service that outruns its sink is slowed by its own full pipe, and only
+//! it. No line is dropped silently: over-long lines are split into prefixed pieces, a
+//! partial last line is written at end of file, bytes that are not UTF-8 pass through
+//! untouched, lines a failing sink refuses are counted (`lines_dropped`), and at exit
+//! `drain` delivers what is left within a deadline or says, per service and stream,
+//! how many lines it had to give up. minder's own log lines go through the stderr
+//! thread (`own_log_writer`): they are dropped and counted when their queue is full,
+//! so logging never blocks the loop.
 //!
-//! Memory: an idle service costs its name, a semaphore, an empty tail and two parked
-//! tasks with their reactor registrations (about 3.5 KiB measured); read buffers exist only while bytes are in flight and the
-//! tail grows only as output arrives (measured in `tests::thousand_idle_services_are_cheap`).
+//! Memory: an idle service costs its name, two budgets, an empty tail and two parked
+//! tasks with their reactor registrations (about 3.5 KiB measured); read buffers exist
+//! only while bytes are in flight and the tail grows only as output arrives (measured
+//! in `tests::thousand_idle_services_are_cheap`).
 //!
 //! This module must not decide anything from what it reads: end of file is not an exit
 //! (grandchildren may hold a pipe open), and it never signals or waits for processes.
@@ -29,29 +32,32 @@ mod writer;
 pub use self::writer::{Sinks, Stream};
 
 use self::reader::{Reader, ServiceOutput};
-use self::writer::{Counters, Message};
+use self::writer::{Counters, Line, Message};
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use tokio::net::unix::pipe;
-use tokio::sync::Semaphore;
-use tokio::task::AbortHandle;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// Sizes of the capture machinery. The defaults are design.md's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutputConfig {
-    /// Per service: bytes of lines read but not yet written. When spent, the service's
-    /// readers stop reading (back-pressure). Raised to fit at least one full line.
+    /// Per service and stream: bytes of lines read but not yet written. When spent,
+    /// that stream's reader stops reading (back-pressure). Raised to fit at least one
+    /// full line.
     pub queue_bytes: usize,
     /// Per service: bytes of the in-memory tail.
     pub tail_bytes: usize,
     /// Longest line written as one; longer ones are split into pieces of this size.
     pub max_line: usize,
-    /// Bytes of minder's own log lines queued for the writer; past it they are dropped
-    /// and counted.
+    /// Bytes of minder's own log lines queued for the stderr thread; past it they are
+    /// dropped and counted.
     pub own_queue_bytes: usize,
 }
 
@@ -66,19 +72,29 @@ impl Default for OutputConfig {
     }
 }
 
+/// After `drain` gives up: how long it lets the readers count what is left in their
+/// pipes and the writers settle their counts. Reading a pipe's leftovers takes
+/// microseconds; a writer stuck in a write never answers, and need not (writer.rs).
+const SETTLE_GRACE: Duration = Duration::from_millis(100);
+
+/// Then how long the stderr thread gets to write the report of what was lost: a few
+/// lines, written at once unless stderr is stuck too.
+const REPORT_GRACE: Duration = Duration::from_millis(250);
+
 /// The capture of all services' output. Created once by the runtime (before or inside
 /// its tokio runtime; `attach` needs the runtime) and held by it for minder's life.
-/// Dropping it drops the hub's channel end; the writer thread ends once every reader
+/// Dropping it drops the hub's channel ends; each writer thread ends once every reader
 /// and `OwnLogWriter` is gone too, after writing what is queued.
 pub struct OutputHub {
-    /// To the writer thread; cloned into every reader task and `OwnLogWriter`.
-    sender: mpsc::Sender<Message>,
+    /// To the writer threads of minder's stdout and stderr (`Stream::index`); cloned
+    /// into every reader task, and the stderr one into every `OwnLogWriter`.
+    writers: [mpsc::Sender<Message>; 2],
     /// Per-service state by full name (`web.0`). Entries are created on first attach
     /// and kept across restarts; `forget` removes one (service removed by a reload).
     services: Mutex<HashMap<String, Arc<ServiceOutput>>>,
     /// Sizes, fixed at creation (`max_line` at least 1).
     config: OutputConfig,
-    /// Shared with the writer thread and `OwnLogWriter`s.
+    /// Shared with the writer threads, the readers and `OwnLogWriter`s.
     counters: Arc<Counters>,
     /// Byte permits for minder's own lines (see `own_log_writer`).
     own_queue: Arc<Semaphore>,
@@ -89,8 +105,8 @@ pub struct OutputHub {
 /// keep its pipes open after it exited, once the runtime has given them time to drain).
 #[derive(Debug)]
 pub struct Attachment {
-    /// Abort handles of the stdout and stderr reader tasks.
-    readers: [AbortHandle; 2],
+    /// The stdout and stderr reader tasks.
+    readers: [JoinHandle<()>; 2],
 }
 
 impl Attachment {
@@ -103,8 +119,26 @@ impl Attachment {
 
     /// Both readers have ended (end of file on both pipes, or detached).
     pub fn is_finished(&self) -> bool {
-        self.readers.iter().all(AbortHandle::is_finished)
+        self.readers.iter().all(JoinHandle::is_finished)
     }
+
+    /// Waits until both readers have ended.
+    async fn finished(&mut self) {
+        for reader in &mut self.readers {
+            // A handle already seen ready must not be polled again.
+            if !reader.is_finished() {
+                let _ = reader.await;
+            }
+        }
+    }
+}
+
+/// What `drain` could not deliver, per service and stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostLines {
+    pub service: String,
+    pub stream: Stream,
+    pub lines: u64,
 }
 
 impl OutputHub {
@@ -113,14 +147,15 @@ impl OutputHub {
         OutputHub::with_sinks(OutputConfig::default(), Sinks::standard())
     }
 
-    /// A hub writing to `sinks` (tests; later, log files). Starts the writer thread.
+    /// A hub writing to `sinks` (tests; later, log files). Starts the writer threads.
     pub fn with_sinks(config: OutputConfig, sinks: Sinks) -> io::Result<OutputHub> {
         let max_line = config.max_line.max(1);
         let config = OutputConfig { max_line, ..config };
         let counters = Arc::new(Counters::default());
-        let sender = writer::start(sinks, Arc::clone(&counters))?;
+        let stdout = writer::start("minder-stdout", sinks.stdout, Arc::clone(&counters))?;
+        let stderr = writer::start("minder-stderr", sinks.stderr, Arc::clone(&counters))?;
         Ok(OutputHub {
-            sender,
+            writers: [stdout, stderr],
             services: Mutex::new(HashMap::new()),
             own_queue: Arc::new(Semaphore::new(
                 config.own_queue_bytes.min(Semaphore::MAX_PERMITS),
@@ -139,15 +174,16 @@ impl OutputHub {
         let stdout = pipe::Receiver::from_owned_fd(stdout)?;
         let stderr = pipe::Receiver::from_owned_fd(stderr)?;
         let service = self.service(name);
-        let spawn = |receiver, stream| {
+        let spawn = |receiver, stream: Stream| {
             let reader = Reader {
                 receiver,
                 stream,
                 service: Arc::clone(&service),
-                sender: self.sender.clone(),
+                sender: self.writers[stream.index()].clone(),
+                counters: Arc::clone(&self.counters),
                 max_line: self.config.max_line,
             };
-            runtime.spawn(reader.pump()).abort_handle()
+            runtime.spawn(reader.pump())
         };
         Ok(Attachment {
             readers: [spawn(stdout, Stream::Stdout), spawn(stderr, Stream::Stderr)],
@@ -169,36 +205,173 @@ impl OutputHub {
     }
 
     /// A `Write` (and `tracing_subscriber` `MakeWriter`) for minder's own log lines:
-    /// each write is queued whole to the writer thread, for minder's stderr, and never
-    /// blocks; when the sink has fallen `own_queue_bytes` behind, writes are dropped and
-    /// counted in `own_lines_dropped`.
+    /// each write is queued whole to the stderr thread and never blocks; when stderr has
+    /// fallen `own_queue_bytes` behind, writes are dropped and counted in
+    /// `own_lines_dropped`. A blocked stdout does not hold them up.
     pub fn own_log_writer(&self) -> OwnLogWriter {
         OwnLogWriter {
-            sender: self.sender.clone(),
+            sender: self.writers[Stream::Stderr.index()].clone(),
             queue: Arc::clone(&self.own_queue),
             queue_bytes: u32::try_from(self.config.own_queue_bytes).unwrap_or(u32::MAX),
             counters: Arc::clone(&self.counters),
         }
     }
 
-    /// Lines the sinks refused (write errors such as a closed stdout).
-    pub fn lines_lost(&self) -> u64 {
-        self.counters.lines_lost.load(Ordering::Relaxed)
+    /// Service lines that did not reach their sink: refused by it (a closed stdout), or
+    /// given up by `drain`. For the metric `minder_log_lines_dropped_total`.
+    pub fn lines_dropped(&self) -> u64 {
+        self.counters.lines_dropped.load(Ordering::Relaxed)
     }
 
-    /// minder's own lines dropped because the sink was too far behind.
+    /// Lines of one service (both streams) that did not reach their sink; `None` for a
+    /// name never attached.
+    pub fn service_lines_dropped(&self, name: &str) -> Option<u64> {
+        let service = self.services().get(name).cloned()?;
+        Some(
+            service
+                .streams
+                .iter()
+                .map(|queue| queue.counts.dropped.load(Ordering::Relaxed))
+                .sum(),
+        )
+    }
+
+    /// minder's own lines dropped because stderr was too far behind (or refused them).
     pub fn own_lines_dropped(&self) -> u64 {
         self.counters.own_lines_dropped.load(Ordering::Relaxed)
     }
 
-    /// Waits until everything queued so far is written, at most `timeout`; true if it
-    /// was. Blocks the calling thread: for the end of minder's shutdown, not the loop.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        let (ack, done) = mpsc::sync_channel(1);
-        if self.sender.send(Message::Flush(ack)).is_err() {
-            return false;
+    /// Waits until everything queued so far on both sinks is written, at most until
+    /// `deadline`; true if it was.
+    pub async fn flush(&self, deadline: Instant) -> bool {
+        let flushed = async {
+            let stdout = self.flush_stream(Stream::Stdout);
+            let stderr = self.flush_stream(Stream::Stderr);
+            stdout.await && stderr.await
+        };
+        tokio::time::timeout_at(deadline, flushed)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Asks one writer for a flush; the returned future answers whether it was done.
+    fn flush_stream(&self, stream: Stream) -> impl Future<Output = bool> + use<> {
+        let (ack, done) = oneshot::channel();
+        let sent = self.writers[stream.index()]
+            .send(Message::Flush(ack))
+            .is_ok();
+        async move { sent && done.await.is_ok() }
+    }
+
+    /// minder's exit: delivers the output still on its way (what the readers will read
+    /// up to end of file on every pipe of `attachments`, and what the writers hold) by
+    /// `deadline`, or until `interrupt` completes (a second shutdown signal). If it has
+    /// to give up, it logs per service and stream how many lines were lost, counts them
+    /// in `lines_dropped`, and returns them; that takes at most `SETTLE_GRACE` and
+    /// `REPORT_GRACE` more.
+    pub async fn drain(
+        self,
+        mut attachments: Vec<Attachment>,
+        deadline: Instant,
+        interrupt: impl Future<Output = ()>,
+    ) -> Vec<LostLines> {
+        let delivered = async {
+            for attachment in &mut attachments {
+                attachment.finished().await;
+            }
+            self.flush(deadline).await
+        };
+        let why = tokio::select! {
+            done = tokio::time::timeout_at(deadline, delivered) => match done {
+                Ok(true) => return Vec::new(),
+                _ => "shutdown_timeout reached",
+            },
+            () = interrupt => "interrupted by a shutdown signal",
+        };
+        self.give_up(attachments, why).await
+    }
+
+    /// The end of `drain` when not everything could be delivered: stop queueing, count
+    /// what is left, report it.
+    async fn give_up(self, mut attachments: Vec<Attachment>, why: &str) -> Vec<LostLines> {
+        let grace = Instant::now() + SETTLE_GRACE;
+        let services: Vec<Arc<ServiceOutput>> = self.services().values().cloned().collect();
+        let dropped_before: Vec<[u64; 2]> = services
+            .iter()
+            .map(|service| {
+                Stream::BOTH.map(|stream| {
+                    let counts = &service.stream(stream).counts;
+                    counts.dropped.load(Ordering::Relaxed)
+                })
+            })
+            .collect();
+        // Closed budgets turn every reader into a counter of what is left in its pipe.
+        for service in &services {
+            for queue in &service.streams {
+                queue.budget.close();
+            }
         }
-        done.recv_timeout(timeout).is_ok()
+        let counted = async {
+            for attachment in &mut attachments {
+                attachment.finished().await;
+            }
+        };
+        let _ = tokio::time::timeout_at(grace, counted).await;
+        for attachment in &attachments {
+            attachment.detach();
+        }
+        // The writers stop taking service lines; once they answer, what they have not
+        // finished is final. One stuck in a write answers never: that write's lines
+        // count as lost (a pipe has taken none of its bytes, see writer.rs).
+        let settled = Stream::BOTH.map(|stream| {
+            let (ack, done) = oneshot::channel();
+            let _ = self.writers[stream.index()].send(Message::GiveUp(ack));
+            done
+        });
+        let _ = tokio::time::timeout_at(grace, async {
+            for done in settled {
+                let _ = done.await;
+            }
+        })
+        .await;
+        let mut lost = Vec::new();
+        for (service, before) in services.iter().zip(dropped_before) {
+            for stream in Stream::BOTH {
+                let counts = &service.stream(stream).counts;
+                let unwritten = counts
+                    .queued
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(counts.finished.load(Ordering::Relaxed));
+                counts.dropped.fetch_add(unwritten, Ordering::Relaxed);
+                self.counters
+                    .lines_dropped
+                    .fetch_add(unwritten, Ordering::Relaxed);
+                let lines = counts.dropped.load(Ordering::Relaxed) - before[stream.index()];
+                if lines > 0 {
+                    lost.push(LostLines {
+                        service: service.name.to_string(),
+                        stream,
+                        lines,
+                    });
+                }
+            }
+        }
+        if !lost.is_empty() {
+            tracing::warn!("gave up delivering the services' last output at exit: {why}");
+        }
+        for entry in &lost {
+            tracing::warn!(
+                service = entry.service,
+                stream = entry.stream.name(),
+                lines = entry.lines,
+                "output lost: {} lines of its {} were not written",
+                entry.lines,
+                entry.stream.name()
+            );
+        }
+        let report = Instant::now() + REPORT_GRACE;
+        let _ = tokio::time::timeout_at(report, self.flush_stream(Stream::Stderr)).await;
+        lost
     }
 
     fn service(&self, name: &str) -> Arc<ServiceOutput> {
@@ -226,12 +399,12 @@ impl OutputHub {
     }
 }
 
-/// minder's own log lines into the writer thread (see `OutputHub::own_log_writer`).
-/// Cheap to clone; each clone holds a channel end, so the writer thread lives as long as
-/// any of them.
+/// minder's own log lines into the stderr thread (see `OutputHub::own_log_writer`).
+/// Cheap to clone; each clone holds a channel end, so the thread lives as long as any
+/// of them.
 #[derive(Clone, Debug)]
 pub struct OwnLogWriter {
-    /// To the writer thread; keeps it alive while this clone lives.
+    /// To the stderr thread; keeps it alive while this clone lives.
     sender: mpsc::Sender<Message>,
     /// The hub's `own_queue`: byte permits shared by every clone, so all of minder's
     /// own lines together are bounded.
@@ -246,17 +419,20 @@ impl io::Write for OwnLogWriter {
     /// Queues `bytes` as written (tracing's formatter writes one whole event per call).
     /// Never blocks and never fails: a full queue or a gone writer counts a drop.
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if bytes.is_empty() {
+            return Ok(0);
+        }
         let wanted = u32::try_from(bytes.len())
             .unwrap_or(u32::MAX)
             .min(self.queue_bytes);
         let queued = match Arc::clone(&self.queue).try_acquire_many_owned(wanted) {
             Ok(permit) => self
                 .sender
-                .send(Message::Line {
-                    stream: Stream::Stderr,
+                .send(Message::Line(Line {
                     bytes: bytes.to_vec(),
                     permit: Some(permit),
-                })
+                    counts: None,
+                }))
                 .is_ok(),
             Err(_) => false,
         };

@@ -1,19 +1,25 @@
 //! Reader tasks: one per captured pipe, turning a service's output into prefixed lines
-//! for the writer thread and the tail.
+//! for the writer thread of its stream and the tail.
 //!
 //! A reader runs as a tokio task on the loop's runtime and never blocks: it reads only
 //! when the pipe is readable, and before queueing a line it acquires that line's bytes
-//! from its service's queue budget (a semaphore of byte permits). When the budget is
-//! spent (the sink is slow or blocked), the reader waits for permits and stops reading,
-//! so that service's pipe fills and the service blocks in `write`: back-pressure on that
-//! service alone. Other services have their own budgets and go on.
+//! from its service stream's queue budget (a semaphore of byte permits). When the budget
+//! is spent (the sink is slow or blocked), the reader waits for permits and stops
+//! reading, so that pipe fills and the service blocks in `write`: back-pressure on that
+//! service and stream alone. Other services, and the same service's other stream, have
+//! their own budgets and go on.
+//!
+//! When minder gives up on output at exit, the hub closes the budgets: a reader then
+//! reads what is left in its pipe at full speed and counts each line as dropped instead
+//! of queueing it, so the hub can say how many lines were lost.
 //!
 //! It must not decide anything about the service's life: end of file only ends the
 //! reader (grandchildren may hold the pipe; exits come from the reaper).
 
 use super::tail::Tail;
-use super::writer::{Message, Stream};
+use super::writer::{Counters, Line, LineCounts, Message, Stream};
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::unix::pipe;
@@ -22,20 +28,32 @@ use tokio::sync::Semaphore;
 /// Read size. The buffer exists only while bytes are in flight (see `pump`).
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Per-service output state, shared by the service's two readers and the hub.
-/// Created by `OutputHub::attach` on a name's first attach and kept across restarts
-/// (the tail of a crashed run is what an operator wants to see); dropped when the hub
-/// forgets the name and the last reader ends.
+/// Per-service output state, shared by the service's two readers, the writer threads
+/// (through `LineCounts`) and the hub. Created by `OutputHub::attach` on a name's first
+/// attach and kept across restarts (the tail of a crashed run is what an operator wants
+/// to see); dropped when the hub forgets the name and the last reader ends.
 #[derive(Debug)]
 pub struct ServiceOutput {
+    /// The service's full name (`web.0`).
+    pub name: Box<str>,
     /// `NAME | `, written before every line.
     pub prefix: Box<[u8]>,
-    /// Byte permits for lines queued but not yet written; `queue_bytes` in total.
-    pub queue: Arc<Semaphore>,
-    /// Size of `queue` in permits, which caps what one line can ask for.
-    pub queue_bytes: u32,
+    /// The queue budget and line counts of its stdout and stderr (`Stream::index`).
+    pub streams: [StreamQueue; 2],
     /// The last lines (without prefix), both streams interleaved in arrival order.
     pub tail: Mutex<Tail>,
+}
+
+/// One stream of one service: its budget of bytes read but not yet written, and the
+/// accounting of its lines.
+#[derive(Debug)]
+pub struct StreamQueue {
+    /// Byte permits for lines queued but not yet written; `queue_bytes` in total.
+    /// Closed when minder gives up on output at exit.
+    pub budget: Arc<Semaphore>,
+    /// Size of `budget` in permits, which caps what one line can ask for.
+    pub queue_bytes: u32,
+    pub counts: Arc<LineCounts>,
 }
 
 impl ServiceOutput {
@@ -43,12 +61,21 @@ impl ServiceOutput {
         let mut prefix = Vec::with_capacity(name.len() + 3);
         prefix.extend_from_slice(name.as_bytes());
         prefix.extend_from_slice(b" | ");
-        ServiceOutput {
-            prefix: prefix.into_boxed_slice(),
-            queue: Arc::new(Semaphore::new(queue_bytes as usize)),
+        let queue = || StreamQueue {
+            budget: Arc::new(Semaphore::new(queue_bytes as usize)),
             queue_bytes,
+            counts: Arc::new(LineCounts::default()),
+        };
+        ServiceOutput {
+            name: name.into(),
+            prefix: prefix.into_boxed_slice(),
+            streams: [queue(), queue()],
             tail: Mutex::new(Tail::new(tail_bytes)),
         }
+    }
+
+    pub fn stream(&self, stream: Stream) -> &StreamQueue {
+        &self.streams[stream.index()]
     }
 
     /// The tail, even if a holder panicked (it holds plain bytes; nothing to repair).
@@ -67,8 +94,10 @@ pub struct Reader {
     pub receiver: pipe::Receiver,
     pub stream: Stream,
     pub service: Arc<ServiceOutput>,
-    /// To the writer thread.
+    /// To the writer thread of `stream`.
     pub sender: mpsc::Sender<Message>,
+    /// The hub's counters (`lines_dropped`).
+    pub counters: Arc<Counters>,
     /// Longest piece written as one line; longer lines are split into pieces of this
     /// size, each prefixed, none lost.
     pub max_line: usize,
@@ -143,25 +172,30 @@ impl Reader {
     /// the tail, hands it to the writer. False if the writer thread is gone.
     async fn emit(&self, line: &[u8]) -> bool {
         let service = &self.service;
-        let mut message = Vec::with_capacity(service.prefix.len() + line.len() + 1);
-        message.extend_from_slice(&service.prefix);
-        message.extend_from_slice(line);
-        message.push(b'\n');
-        let wanted = u32::try_from(message.len())
+        let queue = service.stream(self.stream);
+        let length = service.prefix.len() + line.len() + 1;
+        let wanted = u32::try_from(length)
             .unwrap_or(u32::MAX)
-            .min(service.queue_bytes);
-        // The semaphore is never closed, so this only fails if it were; treat that like
-        // a vanished writer.
-        let Ok(permit) = service.queue.clone().acquire_many_owned(wanted).await else {
-            return false;
+            .min(queue.queue_bytes);
+        let Ok(permit) = queue.budget.clone().acquire_many_owned(wanted).await else {
+            // The budget is closed only when minder gives up on output at exit: the
+            // line is dropped, and counted for the report of what was lost.
+            queue.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.lines_dropped.fetch_add(1, Ordering::Relaxed);
+            return true;
         };
+        let mut bytes = Vec::with_capacity(length);
+        bytes.extend_from_slice(&service.prefix);
+        bytes.extend_from_slice(line);
+        bytes.push(b'\n');
         service.tail().push(line);
+        queue.counts.queued.fetch_add(1, Ordering::Relaxed);
         self.sender
-            .send(Message::Line {
-                stream: self.stream,
-                bytes: message,
+            .send(Message::Line(Line {
+                bytes,
                 permit: Some(permit),
-            })
+                counts: Some(Arc::clone(&queue.counts)),
+            }))
             .is_ok()
     }
 }

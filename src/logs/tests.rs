@@ -11,7 +11,7 @@ use crate::supervisor::ExitStatus;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Condvar;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// A sink that records what is written; it can be held shut (writes block, like a full
 /// stdout pipe) or made to fail (like a closed stdout).
@@ -28,6 +28,9 @@ struct CaptureState {
     /// Count the flood's lines instead of keeping them (it writes hundreds of MB/s).
     discard_flood: bool,
     flood_bytes: usize,
+    /// With `discard_flood`: the start of a line not yet complete (a write may end
+    /// anywhere in a line).
+    partial_line: Vec<u8>,
 }
 
 impl Capture {
@@ -66,8 +69,13 @@ impl Write for Capture {
             return Err(io::Error::from_raw_os_error(libc::EPIPE));
         }
         if state.discard_flood {
-            for line in buf.split_inclusive(|&b| b == b'\n') {
-                if line.starts_with(b"flood | ") {
+            let mut pending = std::mem::take(&mut state.partial_line);
+            pending.extend_from_slice(buf);
+            let mut lines = pending.split_inclusive(|&b| b == b'\n').peekable();
+            while let Some(line) = lines.next() {
+                if lines.peek().is_none() && !line.ends_with(b"\n") {
+                    state.partial_line = line.to_vec();
+                } else if line.starts_with(b"flood | ") {
                     state.flood_bytes += line.len();
                 } else {
                     state.bytes.extend_from_slice(line);
@@ -189,6 +197,7 @@ fn a_100_kib_line_is_split_into_prefixed_pieces_and_nothing_is_lost() {
             "head -c 102400 /dev/zero | tr '\\0' 'a'; echo; echo after",
         );
         wait_until("readers to end", || attachment.is_finished()).await;
+        assert!(hub.flush(Instant::now() + Duration::from_secs(10)).await);
     });
     let text = out.text();
     let lines: Vec<&str> = text.lines().collect();
@@ -405,7 +414,7 @@ fn own_log_lines_never_block_and_drops_are_counted() {
     let dropped = hub.own_lines_dropped();
     assert!((743..=744).contains(&dropped), "dropped {dropped}");
     err.open();
-    assert!(hub.flush(Duration::from_secs(10)));
+    assert!(runtime().block_on(hub.flush(Instant::now() + Duration::from_secs(10))));
     assert_eq!(err.bytes().len() as u64, (1000 - dropped) * 1024);
     assert!(out.bytes().is_empty());
 }
@@ -419,8 +428,9 @@ fn lines_a_failing_sink_refuses_are_counted() {
         let hub = hub_with(&out, &err);
         let (_, attachment) = start(&hub, "svc", "echo 1; echo 2; echo 3");
         wait_until("readers to end", || attachment.is_finished()).await;
-        assert!(hub.flush(Duration::from_secs(10)));
-        assert_eq!(hub.lines_lost(), 3);
+        assert!(hub.flush(Instant::now() + Duration::from_secs(10)).await);
+        assert_eq!(hub.lines_dropped(), 3);
+        assert_eq!(hub.service_lines_dropped("svc"), Some(3));
     });
 }
 
@@ -437,4 +447,39 @@ fn attach_without_a_runtime_or_with_a_non_pipe_is_an_error() {
         assert!(hub.attach("svc", OwnedFd::from(file), read3).is_err());
     });
     drop(write);
+}
+
+/// At exit with a sink that takes nothing, `drain` gives up at its deadline and
+/// accounts for every line: those queued for the writer and those still in the pipe
+/// (read and counted once it gives up), per service and stream; the other stream,
+/// whose sink works, delivers all of its lines.
+#[test]
+fn drain_gives_up_at_its_deadline_and_counts_every_line_it_could_not_write() {
+    let out = Capture::shut();
+    let err = Capture::default();
+    let lost = runtime().block_on(async {
+        let hub = hub_with(&out, &err);
+        // 12 000 lines: more than the budget holds, so some are still in the pipe at
+        // the deadline, yet few enough for the budget and the pipe together, so the
+        // service can end.
+        let (pid, attachment) = start(&hub, "svc", "seq 1 12000; seq 1 500 >&2");
+        assert_eq!(
+            wait_exit(pid, &mut HashMap::new()).await,
+            ExitStatus::Exited(0)
+        );
+        wait_until("stderr's lines", || err.text().lines().count() == 500).await;
+        let deadline = Instant::now() + Duration::from_millis(300);
+        hub.drain(vec![attachment], deadline, std::future::pending())
+            .await
+    });
+    assert!(out.bytes().is_empty());
+    assert_eq!(
+        lost,
+        vec![LostLines {
+            service: "svc".into(),
+            stream: Stream::Stdout,
+            lines: 12_000,
+        }],
+        "{lost:?}"
+    );
 }

@@ -53,10 +53,6 @@ const EXIT_INTERNAL: i32 = crate::exit::INTERNAL;
 /// periodic wake-up.
 const REAP_SWEEP: Duration = Duration::from_secs(60);
 
-/// How long minder waits at exit for the last output of its services to be read and
-/// written.
-const OUTPUT_DRAIN_BOUND: Duration = Duration::from_secs(2);
-
 /// How long the final cleanup waits for killed processes to be reaped before exiting.
 const FINAL_REAP_BOUND: Duration = Duration::from_secs(5);
 
@@ -207,6 +203,11 @@ struct Loop {
     /// Per service, the reader tasks of its incarnations' pipes still being read;
     /// pruned at each spawn of that service, awaited at exit so no last line is lost.
     attachments: HashMap<ServiceId, Vec<Attachment>>,
+    /// `daemon.shutdown_timeout`: also bounds the delivery of the last output at exit.
+    shutdown_timeout: Duration,
+    /// When the core first reported the tree shutting down; the output still on its
+    /// way at exit gets what is left of `shutdown_timeout` from then.
+    shutdown_started: Option<Instant>,
     mode: RunMode,
     /// Events produced while performing effects, handled before the next wait.
     pending: VecDeque<Event>,
@@ -267,6 +268,8 @@ impl Loop {
             origin: Instant::now(),
             children: HashMap::new(),
             attachments: HashMap::new(),
+            shutdown_timeout: spec.daemon.shutdown_timeout,
+            shutdown_started: None,
             outputs,
             mode,
             pending: VecDeque::new(),
@@ -364,7 +367,7 @@ impl Loop {
         self.final_cleanup().await;
         // Logged before the drain, whose flush then writes it out too.
         tracing::info!(code, "minder exiting");
-        self.drain_output().await;
+        self.drain_output(&mut signals).await;
         code
     }
 
@@ -496,7 +499,12 @@ impl Loop {
                 }
                 Effect::Probe { child, pid, kind } => self.probe(child, pid, kind),
                 Effect::Exit { code } => self.exit_code = Some(code),
-                Effect::Report(report) => self.log(report),
+                Effect::Report(report) => {
+                    if matches!(report, Report::ShuttingDown { .. }) {
+                        self.shutdown_started.get_or_insert_with(Instant::now);
+                    }
+                    self.log(report)
+                }
             }
         }
     }
@@ -742,27 +750,44 @@ impl Loop {
         }
     }
 
-    /// Let the readers reach end of file on every pipe (everything that held one is
-    /// dead by now), then let the writer write it all: a service's last lines must not
-    /// be lost because minder exits. Bounded, so a blocked stdout or a pipe kept open by
-    /// something minder could not kill cannot keep minder from exiting.
-    async fn drain_output(&mut self) {
-        let deadline = Instant::now() + OUTPUT_DRAIN_BOUND;
-        while self
+    /// Deliver the services' last output: the readers read every pipe to its end
+    /// (everything that held one is dead by now) and the writers write it all, so no
+    /// line is lost because minder exits. Bounded by what is left of
+    /// `shutdown_timeout` since the shutdown began (all of it if none was reported),
+    /// so minder's whole exit stays within the bound its docs tell users to set below
+    /// the container runtime's grace period; a TERM/INT/QUIT arriving meanwhile cuts it
+    /// short. If
+    /// it must give up (a stdout nobody reads, a pipe held by something minder could
+    /// not kill), the hub logs and counts how many lines of which service were lost.
+    async fn drain_output(&mut self, signals: &mut Signals) {
+        let Some(outputs) = self.outputs.take() else {
+            return;
+        };
+        let attachments = self
             .attachments
-            .values()
-            .flatten()
-            .any(|a| !a.is_finished())
-            && Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        for attachment in self.attachments.drain().flat_map(|(_, readers)| readers) {
-            attachment.detach();
-        }
-        if let Some(outputs) = self.outputs.take() {
-            outputs.flush(OUTPUT_DRAIN_BOUND);
-        }
+            .drain()
+            .flat_map(|(_, readers)| readers)
+            .collect();
+        let started = self.shutdown_started.unwrap_or_else(Instant::now);
+        // Durations are capped at 10 years, so this cannot overflow; if it did, a
+        // deadline that far is no deadline.
+        let deadline = started
+            .checked_add(self.shutdown_timeout)
+            .unwrap_or(started + Duration::from_secs(365 * 24 * 3600));
+        let interrupt = async {
+            tokio::select! {
+                _ = signals.terminate.recv() => {}
+                _ = signals.interrupt.recv() => {}
+                _ = signals.quit.recv() => {}
+            }
+        };
+        outputs
+            .drain(
+                attachments,
+                tokio::time::Instant::from_std(deadline),
+                interrupt,
+            )
+            .await;
     }
 
     /// Kill and reap everything left (services, their groups, orphans) before exiting.
