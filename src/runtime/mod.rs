@@ -11,9 +11,12 @@
 //! Because spawning and reaping both happen on this one thread, a pid is registered in
 //! `Loop::children` before the `reap()` that could return it: no exit is ever missed or
 //! misattributed. Besides those wake-ups there is a 60 s reaper sweep and, only under
-//! systemd's `WatchdogSec=`, a watchdog ping; the loop never polls.
+//! systemd's `WatchdogSec=`, a watchdog ping (plus, while a message to systemd waits for
+//! room in its queue, a retry); the loop never polls. Messages to systemd go through
+//! `systemd`, whose sends never block.
 
 mod container;
+mod systemd;
 
 use crate::health::{ExecProbes, Prober};
 use crate::logs::{Attachment, OutputHub, OwnLogWriter};
@@ -29,6 +32,7 @@ use crate::supervisor::{
 use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+use systemd::SystemdNotifier;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -189,6 +193,8 @@ enum Wake {
     ProbeTimeout,
     /// Time to tell systemd the loop is alive (`WatchdogSec=`).
     SystemdWatchdog,
+    /// Time to send systemd an undelivered state message again.
+    SystemdRetry,
 }
 
 /// The runtime's state. Created by `run` inside the tokio runtime and dropped when the
@@ -227,7 +233,10 @@ struct Loop {
     /// Per service, the task waiting for the current incarnation's ready-fd newline;
     /// aborted when that incarnation ends.
     ready_fd_watches: HashMap<ServiceId, AbortHandle>,
-    /// Whether systemd (`NOTIFY_SOCKET`, if any) has been told `READY=1`.
+    /// minder's own service manager (`NOTIFY_SOCKET`), if it has one: created at
+    /// start, told READY=1/STOPPING=1 and pinged by this loop, never blocking it.
+    systemd: Option<SystemdNotifier>,
+    /// Whether systemd has been told `READY=1` (queued for it, at least).
     announced_ready: bool,
 }
 
@@ -261,6 +270,7 @@ impl Loop {
             exec_probes: ExecProbes::new(),
             notify,
             ready_fd_watches: HashMap::new(),
+            systemd: SystemdNotifier::from_env(),
             announced_ready: false,
             supervisor: Supervisor::new(spec, seed),
             origin: Instant::now(),
@@ -298,11 +308,19 @@ impl Loop {
         self.settle();
         let mut sweep =
             tokio::time::interval_at(tokio::time::Instant::now() + REAP_SWEEP, REAP_SWEEP);
-        // Under systemd's WatchdogSec=, ping at half the interval from this loop itself,
-        // so a wedged loop gets minder killed and restarted. No ping otherwise.
-        let mut systemd_watchdog = sd_notify::watchdog_enabled()
-            .filter(|timeout| !timeout.is_zero())
-            .map(|timeout| tokio::time::interval(timeout / 2));
+        // Under systemd's WatchdogSec=, ping at half the interval (with a floor, see
+        // systemd.rs) from this loop itself, so a wedged loop gets minder killed and
+        // restarted. No ping otherwise. After a long turn, pings resume at the interval
+        // rather than catching up in a burst.
+        let mut systemd_watchdog = self
+            .systemd
+            .as_ref()
+            .and_then(SystemdNotifier::watchdog_interval)
+            .map(|period| {
+                let mut interval = tokio::time::interval(period);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                interval
+            });
         self.tell_systemd();
         while self.exit_code.is_none() {
             let deadline = self
@@ -315,6 +333,11 @@ impl Loop {
             let probe_timeout = self
                 .exec_probes
                 .next_deadline()
+                .map(tokio::time::Instant::from_std);
+            let systemd_retry = self
+                .systemd
+                .as_ref()
+                .and_then(SystemdNotifier::retry_at)
                 .map(tokio::time::Instant::from_std);
             let wake = tokio::select! {
                 _ = signals.child.recv() => Wake::ChildExited,
@@ -330,6 +353,7 @@ impl Loop {
                 _ = sleep_until(probe_timeout) => Wake::ProbeTimeout,
                 Some(event) = self.events.recv() => Wake::Event(event),
                 _ = tick(systemd_watchdog.as_mut()) => Wake::SystemdWatchdog,
+                _ = sleep_until(systemd_retry) => Wake::SystemdRetry,
                 _ = sweep.tick() => Wake::Sweep,
             };
             match wake {
@@ -347,8 +371,12 @@ impl Loop {
                     }
                 }
                 Wake::SystemdWatchdog => {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    if let Some(systemd) = &mut self.systemd {
+                        systemd.ping_watchdog();
+                    }
                 }
+                // `tell_systemd` below retries.
+                Wake::SystemdRetry => {}
                 Wake::ProbeTimeout => {
                     // Its result (a failure) comes when the killed group is reaped.
                     for pid in self.exec_probes.expire(Instant::now()) {
@@ -361,25 +389,46 @@ impl Loop {
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
         self.final_cleanup().await;
+        self.last_word_to_systemd();
         // Logged before the drain, whose flush then writes it out too.
         tracing::info!(code, "minder exiting");
         self.drain_output().await;
         code
     }
 
-    /// `READY=1` once the initial tree is up and ready (a no-op without
+    /// Called after every turn: `READY=1` once the initial tree is up and ready, and
+    /// another try at a state message systemd's queue refused (a no-op without
     /// `NOTIFY_SOCKET`). Later readiness changes are not announced: for systemd, minder
     /// is ready once it has brought its tree up.
     fn tell_systemd(&mut self) {
+        let Some(systemd) = &mut self.systemd else {
+            return;
+        };
         if !self.announced_ready && self.supervisor.tree_ready() {
             self.announced_ready = true;
-            let status = format!("{} services up", self.children.len());
-            if let Err(error) = sd_notify::notify(&[
-                sd_notify::NotifyState::Ready,
-                sd_notify::NotifyState::Status(&status),
-            ]) {
-                tracing::warn!("notify systemd: {error}");
-            }
+            systemd.ready(&format!("{} services up", self.children.len()));
+        } else {
+            systemd.retry();
+        }
+    }
+
+    /// At exit: one last (non-blocking) try at an undelivered `STOPPING=1`, and the
+    /// count of refused messages if there were any.
+    fn last_word_to_systemd(&mut self) {
+        let Some(systemd) = &mut self.systemd else {
+            return;
+        };
+        systemd.retry();
+        let counters = systemd.counters();
+        if counters.queue_full + counters.failed > 0 {
+            tracing::warn!(
+                sent = counters.sent,
+                queue_full = counters.queue_full,
+                failed = counters.failed,
+                pings_dropped = counters.pings_dropped,
+                undelivered_state = systemd.has_pending_state(),
+                "the service manager's notify socket refused messages"
+            );
         }
     }
 
@@ -495,7 +544,14 @@ impl Loop {
                 }
                 Effect::Probe { child, pid, kind } => self.probe(child, pid, kind),
                 Effect::Exit { code } => self.exit_code = Some(code),
-                Effect::Report(report) => self.log(report),
+                Effect::Report(report) => {
+                    if let (Report::ShuttingDown { .. }, Some(systemd)) =
+                        (&report, &mut self.systemd)
+                    {
+                        systemd.stopping();
+                    }
+                    self.log(report)
+                }
             }
         }
     }
@@ -712,10 +768,7 @@ impl Loop {
                     "stopping the service for a failure"
                 );
             }
-            Report::ShuttingDown { cause } => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-                self.log_shutdown(cause);
-            }
+            Report::ShuttingDown { cause } => self.log_shutdown(cause),
         }
     }
 
