@@ -457,23 +457,51 @@ impl Loop {
                 tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");
             }
             (RunMode::Config, libc::SIGUSR2) => {
-                tracing::info!("state of the tree:\n{}", self.supervisor.describe());
+                tracing::info!("state of the tree:\n{}", self.describe_tree());
             }
             (RunMode::Config, _) => {}
         }
     }
 
+    /// The core's description of the tree (SIGUSR2), with each service whose main
+    /// process is stopped (SIGSTOP, SIGTSTP, a debugger) marked: the core cannot know
+    /// it, and such a service looks running while it does nothing at all. Only the
+    /// main process is checked, from /proc, at the time of the dump.
+    fn describe_tree(&self) -> String {
+        let mut stopped: Vec<(i32, &str, &str)> = self
+            .children
+            .iter()
+            .filter_map(|(pid, child)| {
+                let how = match process::process_state(*pid)? {
+                    'T' => "process stopped by a signal: it runs again only on SIGCONT",
+                    't' => "process stopped by a tracer",
+                    _ => return None,
+                };
+                Some((*pid, self.name(*child), how))
+            })
+            .collect();
+        stopped.sort_unstable();
+        mark_stopped(&self.supervisor.describe(), &stopped)
+    }
+
     /// Container mode: pass the signal on to the service's process group; after
-    /// TERM/INT/QUIT, kill it if it is still there after its stop_timeout.
+    /// TERM/INT/QUIT, kill it if it is still there after its stop_timeout. Those three
+    /// end the command, so like a stop signal in run mode they are followed by
+    /// SIGCONT: a command stopped by SIGSTOP (or a Ctrl-Z minder did not see) then
+    /// handles them at once instead of waiting for the kill.
     fn forward(&mut self, number: i32) {
+        let ends = matches!(number, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT);
         for pid in self.children.keys() {
-            if let Err(errno) = process::signal_group(*pid, number) {
+            let sent = if ends {
+                process::stop_group(*pid, number)
+            } else {
+                process::signal_group(*pid, number)
+            };
+            if let Err(errno) = sent {
                 tracing::debug!(pid, %errno, "forward {}", signal_name(number));
             }
         }
-        if matches!(number, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
-            && self.container_kill_at.is_none()
-        {
+        if ends && self.container_kill_at.is_none() {
             let timeout = self
                 .supervisor
                 .service_spec(crate::supervisor::ServiceId(0))
@@ -531,9 +559,24 @@ impl Loop {
             match effect {
                 Effect::Spawn { child } => self.spawn(child),
                 Effect::Signal { child, pid, signal } => {
-                    if self.children.get(&pid) == Some(&child)
-                        && let Err(errno) = process::signal_group(pid, signal)
-                    {
+                    if self.children.get(&pid) != Some(&child) {
+                        continue;
+                    }
+                    // The core signals a service only to stop it, with its stop_signal.
+                    // A stop signal is followed by SIGCONT, as systemd does: a service
+                    // stopped with SIGSTOP would otherwise never run its handler and
+                    // only go at stop_timeout. Should the core ever pass on another
+                    // signal, it goes alone.
+                    let is_stop = self
+                        .supervisor
+                        .service_spec(child.id)
+                        .is_some_and(|spec| spec.stop_signal == signal);
+                    let sent = if is_stop {
+                        process::stop_group(pid, signal)
+                    } else {
+                        process::signal_group(pid, signal)
+                    };
+                    if let Err(errno) = sent {
                         tracing::debug!(pid, %errno, "signal {}", signal_name(signal));
                     }
                 }
@@ -843,6 +886,39 @@ impl Loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// `description` (one line per node) with ` [how]` appended to the line of each
+/// `(pid, name, how)` in `stopped`: the line that shows `pid <pid>`. A process whose
+/// line cannot be found gets a line of its own at the end, so the mark is never lost.
+fn mark_stopped(description: &str, stopped: &[(i32, &str, &str)]) -> String {
+    let mut unmatched: Vec<&(i32, &str, &str)> = stopped.iter().collect();
+    let mut text = String::with_capacity(description.len());
+    for line in description.lines() {
+        text.push_str(line);
+        if let Some(index) = unmatched
+            .iter()
+            .position(|(pid, _, _)| shows_pid(line, *pid))
+        {
+            let (_, _, how) = unmatched.remove(index);
+            text.push_str(&format!(" [{how}]"));
+        }
+        text.push('\n');
+    }
+    for (pid, name, how) in unmatched {
+        text.push_str(&format!("{name} pid {pid} [{how}]\n"));
+    }
+    text
+}
+
+/// Whether `line` holds `pid <pid>` as whole words.
+fn shows_pid(line: &str, pid: i32) -> bool {
+    let needle = format!("pid {pid}");
+    line.match_indices(&needle).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + needle.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
 }
 
 /// The notify socket and watchdog variables for a service with `ready.notify`; empty
