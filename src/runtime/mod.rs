@@ -252,6 +252,8 @@ impl Loop {
                 Some(ReadyCheck::Notify)
             )
         });
+        // Before creating our own: a minder killed by SIGKILL could not remove its.
+        notify::remove_stale_dirs();
         let notify = if needs_notify {
             match NotifyServer::new(sender.clone()) {
                 Ok(server) => Some(server),
