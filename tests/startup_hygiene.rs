@@ -1,13 +1,15 @@
-//! What minder tidies when it starts: notify directories left behind by a minder
-//! killed with SIGKILL are removed (only those: a live minder's stays, and so does
-//! anything not clearly minder's).
+//! What minder checks and tidies when it starts: notify directories left behind by a
+//! minder killed with SIGKILL are removed (only those: a live minder's stays, and so
+//! does anything not clearly minder's), and a file-descriptor limit too small for the
+//! tree, which minder cannot raise, is reported.
 
 // The test waits for its own short-lived child (`true`), never for minder's.
 #![allow(clippy::disallowed_methods)]
 
 mod common;
 
-use common::{Minder, PATIENCE, sh_service, wait_for};
+use common::{MINDER, Minder, PATIENCE, Signal, sh_service, wait_for};
+use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -139,4 +141,50 @@ fn notify_dirs_of_sigkilled_minders_are_removed_at_start_and_only_those() {
         "the foreign directory changed hands"
     );
     drop(lock);
+}
+
+#[test]
+fn minder_warns_when_the_fd_limit_is_too_small_and_cannot_be_raised() {
+    // `ulimit -n 64` and no CAP_SYS_RESOURCE (a container without it, as root): minder
+    // cannot raise the hard limit. Before the fix it said nothing, and services failed
+    // later with EMFILE, far from the cause.
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &sh_service("a", "echo $$ > a.pid; exec sleep 1000", ""),
+    );
+    let args: Vec<OsString> = [
+        "--nofile=64:64",
+        "setpriv",
+        "--inh-caps=-sys_resource",
+        "--bounding-set=-sys_resource",
+        "--",
+        MINDER,
+        "run",
+    ]
+    .iter()
+    .map(OsString::from)
+    .chain([minder.path("cfg.toml").into_os_string()])
+    .collect();
+    minder.start_program("prlimit", args);
+    minder.wait_pid("a", None);
+    let warned = minder.wait_log(
+        &["WARN", "could not raise RLIMIT_NOFILE above 64"],
+        1,
+        PATIENCE,
+    );
+    assert!(warned[0].contains("CAP_SYS_RESOURCE"), "{warned:?}");
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+
+    // The same tree with the limit it was given here says nothing.
+    let mut plain = Minder::run(&sh_service("a", "echo $$ > a.pid; exec sleep 1000", ""));
+    plain.wait_pid("a", None);
+    plain.signal(Signal::SIGTERM);
+    assert_eq!(plain.expect_exit(PATIENCE), 0);
+    assert!(
+        plain.log_lines(&["RLIMIT_NOFILE"]).is_empty(),
+        "{}",
+        plain.stderr_text()
+    );
 }

@@ -27,7 +27,7 @@ mod spawn;
 mod tests;
 
 pub use self::env::parse_env_file;
-pub use self::setup::{SupervisorSetup, original_nofile, prepare_supervisor};
+pub use self::setup::{SupervisorSetup, nofile_warning, original_nofile, prepare_supervisor};
 pub use self::spawn::{
     CODE_NOT_EXECUTABLE, CODE_NOT_FOUND, CODE_OTHER, SpawnError, SpawnRequest, SpawnedProcess,
     StdioMode, resolve_program, spawn,

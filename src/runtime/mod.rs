@@ -87,6 +87,9 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     for problem in &setup.warnings {
         tracing::warn!("{problem}");
     }
+    if let Some(problem) = process::nofile_warning(&setup, descriptors_needed(&spec, mode)) {
+        tracing::warn!("{problem}");
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -942,6 +945,33 @@ fn notify_environment(
         .socket_for(id, &spec.name, owner)
         .map_err(|error| format!("create the notify socket: {error}"))?;
     Ok(notify::environment(&path, spec.watchdog))
+}
+
+/// What minder holds for itself whatever the tree: standard streams, the event loop's
+/// epoll and wake-up descriptors, signal pipes, the log writer, a spawn's transient
+/// pipes, plus room for a few connections (a DNS lookup, a control client). About 20
+/// are open in an idle minder; the rest is headroom.
+const OWN_DESCRIPTORS: u64 = 64;
+
+/// About how many file descriptors minder holds at once for `spec` (see the file
+/// descriptor notes in minder(8)): its own, plus per service its two output pipes
+/// (run mode), its notify socket, its ready-fd pipe, and a socket per tcp or http
+/// check that may run at the same time.
+fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
+    let per_service = |service: &ServiceSpec| -> u64 {
+        let pipes = if mode == RunMode::Config { 2 } else { 0 };
+        let ready = match service.ready.as_ref().map(|ready| &ready.check) {
+            Some(ReadyCheck::Notify | ReadyCheck::Fd(_)) => 1,
+            Some(ReadyCheck::Probe(Probe::Tcp { .. } | Probe::Http { .. })) => 1,
+            _ => 0,
+        };
+        let health = match service.health.as_ref().and_then(|h| h.probe.as_ref()) {
+            Some(Probe::Tcp { .. } | Probe::Http { .. }) => 1,
+            _ => 0,
+        };
+        pipes + ready + health
+    };
+    OWN_DESCRIPTORS + services(&spec.root).map(per_service).sum::<u64>()
 }
 
 /// Every service of a tree, depth first.
