@@ -2,8 +2,8 @@
 //! read by a task on the loop's runtime, turning `READY=1`, `WATCHDOG=1`,
 //! `WATCHDOG_USEC=` and `STATUS=` into events for the core (design.md §4).
 //!
-//! Owns a private directory (`$RUNTIME_DIR/minder-<pid>/`, mode 0711, removed on drop)
-//! and in it one socket per service, `notify-<name>.sock`, owned by the service's uid
+//! Owns a private directory (`$RUNTIME_DIR/minder-<pid>/`, mode 0711, removed on drop,
+//! and held with an exclusive `flock` for minder's life) and in it one socket per service, `notify-<name>.sock`, owned by the service's uid
 //! and gid with mode 0600, so only that user (and root) can reach it: the socket says
 //! which service a message is for. Which *process* of the service sent it is checked
 //! too: the kernel attaches the sender's pid (SCM_CREDENTIALS, enabled by
@@ -19,6 +19,15 @@
 //! It must not decide anything (the core judges readiness and the watchdog) and must not
 //! block the loop: sockets are non-blocking and read only when readable. Nothing a
 //! client sends can make it panic.
+//!
+//! A minder killed by SIGKILL leaves its directory behind. `remove_stale_dirs`, run at
+//! every start, removes such leftovers, and only those: a directory named exactly
+//! `minder-<pid>`, owned by minder's user, whose pid is not alive, whose lock nobody
+//! holds and none of whose sockets is still bound: a minder in another pid namespace
+//! sharing the same `/run` has a pid that means nothing here, and is recognised by its
+//! lock (or, for a minder from before the lock, by its live sockets). Only its sockets
+//! are removed, then the directory if that left it empty: anything else in it is left
+//! alone.
 //!
 //! A client must still be alive when its message is read, unless it is the main
 //! process (whose pid minder knows): a process that has exited cannot be placed in the
@@ -57,6 +66,10 @@ pub struct NotifyServer {
     events: UnboundedSender<Event>,
     /// The private directory holding the sockets; created by `new`, removed on drop.
     dir: PathBuf,
+    /// `dir` itself, open and locked with `flock(LOCK_EX)` until minder exits (or dies:
+    /// the kernel releases the lock then), so that no other minder takes the directory
+    /// for a stale one.
+    _lock: std::fs::File,
     /// One socket per service, created on first use and kept across restarts.
     services: HashMap<ServiceId, ServiceSocket>,
 }
@@ -107,9 +120,26 @@ impl NotifyServer {
             ));
         }
         create_private_dir(&dir)?;
+        let lock = match lock_dir(&dir) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} was taken by another minder", dir.display()),
+                ));
+            }
+            Err(error) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(io::Error::new(
+                    error.kind(),
+                    format!("lock {}: {error}", dir.display()),
+                ));
+            }
+        };
         Ok(NotifyServer {
             events,
             dir,
+            _lock: lock,
             services: HashMap::new(),
         })
     }
@@ -260,6 +290,133 @@ pub fn environment(socket: &Path, watchdog: Option<Duration>) -> Vec<(String, St
     variables
 }
 
+/// Removes the notify directories that minders killed without a chance to clean up left
+/// in the directory minder uses (see the module doc for what counts as stale). Logs
+/// each removal; returns how many were removed.
+pub fn remove_stale_dirs() -> usize {
+    let base = runtime_dir();
+    let removed = remove_stale_dirs_in(&base);
+    for dir in &removed {
+        tracing::info!("removed {}, left by a minder that is gone", dir.display());
+    }
+    removed.len()
+}
+
+/// `remove_stale_dirs` in `base`; returns the directories removed.
+fn remove_stale_dirs_in(base: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let own_pid = std::process::id();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("minder-"))
+            .and_then(|digits| {
+                let pid = digits.parse::<u32>().ok()?;
+                // Exactly minder's spelling: no sign, no leading zero.
+                (pid.to_string() == digits).then_some(pid)
+            })
+        else {
+            continue;
+        };
+        // Our own pid's leftover (PID 1 in a restarted container) is create_private_dir's.
+        if pid == own_pid || pid_alive(pid) {
+            continue;
+        }
+        let dir = entry.path();
+        match remove_if_stale(&dir) {
+            Ok(true) => removed.push(dir),
+            Ok(false) => {}
+            Err(error) => tracing::debug!("leave {}: {error}", dir.display()),
+        }
+    }
+    removed
+}
+
+/// Whether `pid` names a process in minder's pid namespace. EPERM means it exists
+/// (someone else's); only ESRCH means there is none.
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks for existence; it has no memory effects.
+    unsafe { libc::kill(pid, 0) == 0 || nix::errno::Errno::last() != nix::errno::Errno::ESRCH }
+}
+
+/// Removes `dir` if it is a real directory owned by minder's user, nobody holds its
+/// lock and none of its sockets is bound: its `notify-*.sock` sockets first, then the
+/// directory, which stays (with whatever else it holds) unless that emptied it.
+/// Whether it was removed.
+fn remove_if_stale(dir: &Path) -> io::Result<bool> {
+    let Some(lock) = lock_dir(dir)? else {
+        return Ok(false);
+    };
+    let metadata = lock.metadata()?;
+    if metadata.uid() != nix::unistd::geteuid().as_raw() {
+        return Ok(false);
+    }
+    let sockets: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let is_notify_name = name
+                .to_str()
+                .is_some_and(|name| name.starts_with("notify-") && name.ends_with(".sock"));
+            is_notify_name
+                && std::fs::symlink_metadata(entry.path())
+                    .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        })
+        .map(|entry| entry.path())
+        .collect();
+    if sockets.iter().any(|socket| !socket_is_dead(socket)) {
+        return Ok(false);
+    }
+    for socket in &sockets {
+        std::fs::remove_file(socket)?;
+    }
+    std::fs::remove_dir(dir)?;
+    drop(lock);
+    Ok(true)
+}
+
+/// Whether nobody is bound to the datagram socket at `path` any more: connecting to
+/// it is refused. Any other outcome (it connects, or the check itself fails) counts as
+/// alive, so a doubtful directory is kept.
+fn socket_is_dead(path: &Path) -> bool {
+    let Ok(probe) = std::os::unix::net::UnixDatagram::unbound() else {
+        return false;
+    };
+    matches!(
+        probe.connect(path),
+        Err(error) if error.kind() == io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// Opens `dir` (a real directory, not a symlink to one) and takes its exclusive lock
+/// without waiting: `None` when another open of it (a live minder) holds the lock.
+fn lock_dir(dir: &Path) -> io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)?;
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(file));
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(None),
+            _ => return Err(error),
+        }
+    }
+}
+
 /// `/run` when minder can create entries there, else `$XDG_RUNTIME_DIR`, else the
 /// temporary directory.
 fn runtime_dir() -> PathBuf {
@@ -286,8 +443,9 @@ fn runtime_dir() -> PathBuf {
 /// Creates `dir` with mode 0711: others may reach a socket whose name they know (and
 /// whose own mode lets them) but not list the directory. A leftover of an earlier
 /// minder with the same pid (PID 1 in a restarted container) is removed first, but
-/// only if it is a real directory owned by us: in a shared temporary directory,
-/// someone else's entry is an error, never followed.
+/// only if it is a real directory owned by us that no live minder holds locked (PID 1
+/// of another container sharing this `/run` has the same pid): in a shared temporary
+/// directory, someone else's entry is an error, never followed.
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     let context = |error: io::Error, what: &str| {
         io::Error::new(error.kind(), format!("{what} {}: {error}", dir.display()))
@@ -300,6 +458,19 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
                     io::ErrorKind::AlreadyExists,
                     format!(
                         "{} exists and is not a directory of minder's user",
+                        dir.display()
+                    ),
+                ));
+            }
+            if lock_dir(dir)
+                .map_err(|e| context(e, "lock the leftover"))?
+                .is_none()
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} is in use by another minder with the same pid (another pid \
+                         namespace sharing this directory)",
                         dir.display()
                     ),
                 ));

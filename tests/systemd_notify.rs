@@ -1,14 +1,20 @@
 //! minder as a systemd `Type=notify` service: it tells the service manager `READY=1`
 //! once its tree is up and ready, `STOPPING=1` when it shuts down, and pings
-//! `WATCHDOG=1` from its loop when `WATCHDOG_USEC` asks for it. The service manager is
-//! played by the test: a datagram socket passed as `NOTIFY_SOCKET`.
+//! `WATCHDOG=1` from its loop when `WATCHDOG_USEC` asks for it, never more often than
+//! every 100 ms. The service manager is played by the test: a datagram socket passed as
+//! `NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace). A manager that does
+//! not read its socket must not stall minder: sends never block.
 
 mod common;
 
-use common::{Minder, wait_for};
+use common::{Minder, PATIENCE, sh_service, wait_for};
 use nix::sys::signal::Signal;
-use std::os::unix::net::UnixDatagram;
-use std::time::Duration;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::time::{Duration, Instant};
+
+/// minder's floor on the watchdog ping interval (src/runtime/systemd.rs).
+const PING_FLOOR: Duration = Duration::from_millis(100);
 
 /// Everything minder has sent so far, one datagram per entry.
 fn received(socket: &UnixDatagram) -> Vec<String> {
@@ -115,4 +121,199 @@ fn the_loop_pings_the_systemd_watchdog_only_when_asked() {
         !messages.iter().any(|m| m.contains("WATCHDOG")),
         "{messages:?}"
     );
+}
+
+/// Fills `socket`'s receive queue from a sender of the test's own until the kernel
+/// refuses one more datagram: from then on, any sender that waits for room waits
+/// forever (nobody reads). Returns how many datagrams went in.
+fn fill_queue(socket: &std::path::Path) -> usize {
+    let filler = UnixDatagram::unbound().expect("socket");
+    filler.set_nonblocking(true).expect("non-blocking");
+    let mut queued = 0;
+    loop {
+        match filler.send_to(b"FILLER=1\n", socket) {
+            Ok(_) => queued += 1,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return queued,
+            Err(error) => panic!("fill the manager's queue: {error}"),
+        }
+        assert!(queued < 100_000, "the queue never filled");
+    }
+}
+
+#[test]
+fn an_undrained_notify_socket_does_not_block_restarts_or_shutdown() {
+    // Before the fix, minder's send of READY=1 (and of every watchdog ping) waited for
+    // room in this queue: restarts stopped and SIGTERM did nothing.
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &format!(
+            "[root]\nintensity = 100000\nperiod = \"1s\"\n\n{}{}",
+            sh_service("steady", "exec sleep 1000", ""),
+            sh_service(
+                "crash",
+                "echo x >> starts; exit 3",
+                "backoff = { initial = \"10ms\", max = \"10ms\", jitter = 0.0 }"
+            ),
+        ),
+    );
+    let path = minder.path("manager.sock");
+    let manager = UnixDatagram::bind(&path).expect("bind the manager's socket");
+    let filled = fill_queue(&path);
+    minder.env("NOTIFY_SOCKET", &path).env("WATCHDOG_USEC", "1");
+    minder.start_run(&[]);
+
+    // The crash loop goes on while every message to the manager is refused.
+    let first = Instant::now();
+    let restarting = wait_for(Duration::from_secs(10), || {
+        minder.lines("starts").len() >= 50
+    });
+    let elapsed = first.elapsed();
+    assert!(
+        restarting,
+        "the crash loop stalled at {} starts with the manager's queue full ({filled} \
+         datagrams)\n{}",
+        minder.lines("starts").len(),
+        minder.stderr_text()
+    );
+    eprintln!(
+        "{} starts in {elapsed:?} with the manager's queue full",
+        minder.lines("starts").len()
+    );
+    // Refusals are logged once, not once per message.
+    let full = minder.wait_log(&["notify socket", "is full"], 1, PATIENCE);
+    assert_eq!(full.len(), 1, "{}", minder.stderr_text());
+
+    // Once the manager reads again, the READY=1 it missed arrives (retried, not lost).
+    manager.set_nonblocking(true).expect("non-blocking");
+    let mut messages = Vec::new();
+    assert!(
+        wait_for(PATIENCE, || {
+            messages.extend(received(&manager));
+            messages.iter().any(|m| m.contains("READY=1"))
+        }),
+        "READY=1 never came once the queue was drained: {messages:?}\n{}",
+        minder.stderr_text()
+    );
+    assert_eq!(
+        minder.log_lines(&["notify socket", "is full"]).len(),
+        1,
+        "{}",
+        minder.stderr_text()
+    );
+
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+    minder.assert_nothing_left();
+}
+
+#[test]
+fn shutdown_is_prompt_while_the_manager_never_reads() {
+    // The same stuck manager, from start to exit: SIGTERM must still end minder.
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &sh_service("a", "echo $$ > a.pid; exec sleep 1000", ""),
+    );
+    let path = minder.path("manager.sock");
+    let _manager = UnixDatagram::bind(&path).expect("bind the manager's socket");
+    fill_queue(&path);
+    minder.env("NOTIFY_SOCKET", &path).env("WATCHDOG_USEC", "1");
+    minder.start_run(&[]);
+    minder.wait_pid("a", None);
+    // Let minder meet the full queue first (READY=1 follows the start of `a`). Before
+    // the fix no such line ever came and minder sat in its send: the wait runs out and
+    // SIGTERM finds it stuck.
+    wait_for(PATIENCE, || {
+        !minder.log_lines(&["notify socket", "is full"]).is_empty()
+    });
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+    minder.wait_log(&["notify socket", "is full"], 1, PATIENCE);
+    minder.wait_log(&["refused messages"], 1, PATIENCE);
+    minder.assert_nothing_left();
+}
+
+#[test]
+fn watchdog_usec_of_one_microsecond_does_not_flood_the_manager() {
+    // Before the fix, WATCHDOG_USEC=1 made minder ping every half microsecond: hundreds
+    // of thousands of datagrams a second for a manager that reads them.
+    let mut minder = Minder::new();
+    minder.write("cfg.toml", "[service.a]\ncommand = [\"sleep\", \"1000\"]\n");
+    let (socket, path) = manager(&minder);
+    minder.env("NOTIFY_SOCKET", path).env("WATCHDOG_USEC", "1");
+    minder.start_run(&[]);
+    let mut messages = Vec::new();
+    assert!(
+        wait_for(PATIENCE, || {
+            messages.extend(received(&socket));
+            messages.iter().any(|m| m.contains("WATCHDOG=1"))
+        }),
+        "no WATCHDOG=1 at all: {messages:?}\n{}",
+        minder.stderr_text()
+    );
+    // Count the pings that arrive over one second (read as they come, so the queue
+    // never fills): at one per 100 ms, about 10.
+    let window = Duration::from_secs(1);
+    let start = Instant::now();
+    let mut pings = 0usize;
+    while start.elapsed() < window {
+        pings += received(&socket)
+            .iter()
+            .filter(|m| m.contains("WATCHDOG=1"))
+            .count();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = start.elapsed();
+    pings += received(&socket)
+        .iter()
+        .filter(|m| m.contains("WATCHDOG=1"))
+        .count();
+    let bound = (elapsed.as_millis() / PING_FLOOR.as_millis()) as usize + 2;
+    eprintln!("{pings} pings in {elapsed:?} with WATCHDOG_USEC=1");
+    assert!(
+        pings <= bound,
+        "{pings} pings in {elapsed:?}: more than one per {PING_FLOOR:?}"
+    );
+    assert!(pings >= 1, "the watchdog stopped pinging");
+    minder.wait_log(&["WATCHDOG_USEC=1", "pinging every 100ms"], 1, PATIENCE);
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+}
+
+#[test]
+fn notify_socket_in_the_abstract_namespace_receives_ready() {
+    // sd_notify(3): `@name` is `name` in the abstract namespace. Before the fix minder
+    // took it for a relative file name, and READY=1 went nowhere.
+    let name = format!("minder-test-{}-{}", std::process::id(), unique_suffix());
+    let address = SocketAddr::from_abstract_name(name.as_bytes()).expect("abstract address");
+    let socket = UnixDatagram::bind_addr(&address).expect("bind the abstract socket");
+    socket.set_nonblocking(true).expect("non-blocking");
+    let mut minder = Minder::new();
+    minder.write("cfg.toml", "[service.a]\ncommand = [\"sleep\", \"1000\"]\n");
+    minder.env("NOTIFY_SOCKET", format!("@{name}"));
+    minder.start_run(&[]);
+    let mut messages = Vec::new();
+    assert!(
+        wait_for(PATIENCE, || {
+            messages.extend(received(&socket));
+            messages.iter().any(|m| m.contains("READY=1"))
+        }),
+        "no READY=1 on @{name}: {messages:?}\n{}",
+        minder.stderr_text()
+    );
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+    messages.extend(received(&socket));
+    assert!(
+        messages.iter().any(|m| m.contains("STOPPING=1")),
+        "{messages:?}"
+    );
+}
+
+/// A suffix that keeps two runs of the same test process apart.
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }

@@ -27,7 +27,7 @@ mod spawn;
 mod tests;
 
 pub use self::env::parse_env_file;
-pub use self::setup::{SupervisorSetup, original_nofile, prepare_supervisor};
+pub use self::setup::{SupervisorSetup, nofile_warning, original_nofile, prepare_supervisor};
 pub use self::spawn::{
     CODE_NOT_EXECUTABLE, CODE_NOT_FOUND, CODE_OTHER, SpawnError, SpawnRequest, SpawnedProcess,
     StdioMode, resolve_program, spawn,
@@ -105,6 +105,43 @@ pub fn signal_group(pgid: i32, signal: i32) -> Result<(), Errno> {
         return Err(Errno::last());
     }
     Ok(())
+}
+
+/// Sends a stop signal to the process group `pgid`, then SIGCONT, as systemd and s6 do:
+/// a process stopped by SIGSTOP or SIGTSTP keeps a caught signal pending and would run
+/// its handler only when continued, so without SIGCONT a stopped service would go only
+/// at its stop_timeout, killed. The stop signal goes first, so it is already pending
+/// when the process resumes. No SIGCONT follows SIGKILL (it needs none), SIGCONT
+/// itself, or a signal that stops (it would be undone). Errors are those of the stop
+/// signal; SIGCONT can only fail the same way a moment later (the group has just
+/// emptied), which changes nothing.
+pub fn stop_group(pgid: i32, signal: i32) -> Result<(), Errno> {
+    signal_group(pgid, signal)?;
+    let needs_no_continue = matches!(
+        signal,
+        libc::SIGKILL
+            | libc::SIGCONT
+            | libc::SIGSTOP
+            | libc::SIGTSTP
+            | libc::SIGTTIN
+            | libc::SIGTTOU
+    );
+    if !needs_no_continue {
+        let _ = signal_group(pgid, libc::SIGCONT);
+    }
+    Ok(())
+}
+
+/// The state letter of `/proc/PID/stat` (`R`, `S`, `D`, `T` stopped by a signal, `t`
+/// stopped by a tracer, `Z`, ...), `None` when there is no such process.
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let end_of_name = stat.iter().rposition(|byte| *byte == b')')?;
+    stat[end_of_name + 1..]
+        .iter()
+        .find(|byte| !byte.is_ascii_whitespace())
+        .map(|byte| char::from(*byte))
 }
 
 /// SIGKILLs the process group `pgid`. An empty group (ESRCH) is success; any other

@@ -33,6 +33,9 @@ pub struct SupervisorSetup {
     pub original_nofile: (u64, u64),
     /// RLIMIT_NOFILE (soft, hard) of minder after the raise.
     pub nofile: (u64, u64),
+    /// Why raising the hard RLIMIT_NOFILE failed, when minder (as root) tried: EPERM
+    /// without CAP_SYS_RESOURCE. Not a warning by itself; `nofile_warning` decides.
+    pub nofile_raise_refused: Option<nix::errno::Errno>,
     /// Inherited descriptors (≥ 3) that were not close-on-exec and now are.
     pub inherited_fds_marked: Vec<i32>,
     /// Steps that failed; minder carries on without them.
@@ -59,10 +62,12 @@ pub fn prepare_supervisor() -> SupervisorSetup {
         }
     }
 
+    let mut nofile_raise_refused = None;
     let (original_nofile, nofile) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(original) => {
             let _ = ORIGINAL_NOFILE.set(original);
-            (original, raise_nofile(original, &mut warnings))
+            let raised = raise_nofile(original, &mut warnings, &mut nofile_raise_refused);
+            (original, raised)
         }
         Err(errno) => {
             warnings.push(format!("read RLIMIT_NOFILE: {errno}"));
@@ -92,6 +97,7 @@ pub fn prepare_supervisor() -> SupervisorSetup {
         subreaper,
         original_nofile,
         nofile,
+        nofile_raise_refused,
         inherited_fds_marked,
         warnings,
     }
@@ -101,9 +107,15 @@ pub fn prepare_supervisor() -> SupervisorSetup {
 /// hard limit is lower. Returns the limit in force afterwards.
 ///
 /// Root without CAP_SYS_RESOURCE (Docker's default capability set lacks it) cannot
-/// raise the hard limit: that attempt fails quietly and the soft limit still goes up to
-/// the existing hard limit.
-fn raise_nofile(original: (u64, u64), warnings: &mut Vec<String>) -> (u64, u64) {
+/// raise the hard limit: that attempt fails, its errno goes to `refused`, and the soft
+/// limit still goes up to the existing hard limit. Whether that is worth a warning
+/// depends on what the tree needs (`nofile_warning`): a hard limit of 524288 is plenty,
+/// one of 64 is not.
+fn raise_nofile(
+    original: (u64, u64),
+    warnings: &mut Vec<String>,
+    refused: &mut Option<nix::errno::Errno>,
+) -> (u64, u64) {
     let (_, hard) = original;
     if nix::unistd::geteuid().is_root() {
         let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
@@ -111,8 +123,11 @@ fn raise_nofile(original: (u64, u64), warnings: &mut Vec<String>) -> (u64, u64) 
             .and_then(|text| text.trim().parse::<u64>().ok())
             .unwrap_or(NOFILE_CEILING);
         let wanted = nr_open.min(NOFILE_CEILING);
-        if wanted > hard && setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_ok() {
-            return (wanted, wanted);
+        if wanted > hard {
+            match setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted) {
+                Ok(()) => return (wanted, wanted),
+                Err(errno) => *refused = Some(errno),
+            }
         }
     }
     match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
@@ -122,6 +137,29 @@ fn raise_nofile(original: (u64, u64), warnings: &mut Vec<String>) -> (u64, u64) 
             original
         }
     }
+}
+
+/// A warning when minder's RLIMIT_NOFILE, as `prepare_supervisor` left it, is below
+/// `needed`, the descriptors the tree will hold at once (the runtime's estimate):
+/// output pipes, notify sockets and probe connections would then fail with EMFILE,
+/// one by one and far from the cause. Says why the limit could not be raised.
+pub fn nofile_warning(setup: &SupervisorSetup, needed: u64) -> Option<String> {
+    let (soft, hard) = setup.nofile;
+    if soft >= needed || setup.original_nofile == (0, 0) {
+        return None;
+    }
+    let why = match setup.nofile_raise_refused {
+        Some(errno) => {
+            format!("raising the hard limit {hard} failed ({errno}; it needs CAP_SYS_RESOURCE)")
+        }
+        None if hard > soft => format!("raising it to the hard limit {hard} failed"),
+        None => "it is the hard limit, which only root with CAP_SYS_RESOURCE may raise".to_string(),
+    };
+    Some(format!(
+        "could not raise RLIMIT_NOFILE above {soft}: {why}; the tree needs about {needed} \
+         file descriptors, so capturing output, notify sockets or probes may fail with \
+         \"Too many open files\""
+    ))
 }
 
 /// Marks every open fd ≥ 3 close-on-exec, so nothing minder inherited (a socket its

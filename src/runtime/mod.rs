@@ -11,9 +11,12 @@
 //! Because spawning and reaping both happen on this one thread, a pid is registered in
 //! `Loop::children` before the `reap()` that could return it: no exit is ever missed or
 //! misattributed. Besides those wake-ups there is a 60 s reaper sweep and, only under
-//! systemd's `WatchdogSec=`, a watchdog ping; the loop never polls.
+//! systemd's `WatchdogSec=`, a watchdog ping (plus, while a message to systemd waits for
+//! room in its queue, a retry); the loop never polls. Messages to systemd go through
+//! `systemd`, whose sends never block.
 
 mod container;
+mod systemd;
 
 use crate::health::{ExecProbes, Prober};
 use crate::logs::{Attachment, OutputHub, OwnLogWriter};
@@ -29,6 +32,7 @@ use crate::supervisor::{
 use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+use systemd::SystemdNotifier;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -77,6 +81,9 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     );
     let setup = process::prepare_supervisor();
     for problem in &setup.warnings {
+        tracing::warn!("{problem}");
+    }
+    if let Some(problem) = process::nofile_warning(&setup, descriptors_needed(&spec, mode)) {
         tracing::warn!("{problem}");
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -186,6 +193,8 @@ enum Wake {
     ProbeTimeout,
     /// Time to tell systemd the loop is alive (`WatchdogSec=`).
     SystemdWatchdog,
+    /// Time to send systemd an undelivered state message again.
+    SystemdRetry,
 }
 
 /// The runtime's state. Created by `run` inside the tokio runtime and dropped when the
@@ -229,7 +238,10 @@ struct Loop {
     /// Per service, the task waiting for the current incarnation's ready-fd newline;
     /// aborted when that incarnation ends.
     ready_fd_watches: HashMap<ServiceId, AbortHandle>,
-    /// Whether systemd (`NOTIFY_SOCKET`, if any) has been told `READY=1`.
+    /// minder's own service manager (`NOTIFY_SOCKET`), if it has one: created at
+    /// start, told READY=1/STOPPING=1 and pinged by this loop, never blocking it.
+    systemd: Option<SystemdNotifier>,
+    /// Whether systemd has been told `READY=1` (queued for it, at least).
     announced_ready: bool,
 }
 
@@ -245,6 +257,8 @@ impl Loop {
                 Some(ReadyCheck::Notify)
             )
         });
+        // Before creating our own: a minder killed by SIGKILL could not remove its.
+        notify::remove_stale_dirs();
         let notify = if needs_notify {
             match NotifyServer::new(sender.clone()) {
                 Ok(server) => Some(server),
@@ -263,6 +277,7 @@ impl Loop {
             exec_probes: ExecProbes::new(),
             notify,
             ready_fd_watches: HashMap::new(),
+            systemd: SystemdNotifier::from_env(),
             announced_ready: false,
             supervisor: Supervisor::new(spec, seed),
             origin: Instant::now(),
@@ -302,11 +317,19 @@ impl Loop {
         self.settle();
         let mut sweep =
             tokio::time::interval_at(tokio::time::Instant::now() + REAP_SWEEP, REAP_SWEEP);
-        // Under systemd's WatchdogSec=, ping at half the interval from this loop itself,
-        // so a wedged loop gets minder killed and restarted. No ping otherwise.
-        let mut systemd_watchdog = sd_notify::watchdog_enabled()
-            .filter(|timeout| !timeout.is_zero())
-            .map(|timeout| tokio::time::interval(timeout / 2));
+        // Under systemd's WatchdogSec=, ping at half the interval (with a floor, see
+        // systemd.rs) from this loop itself, so a wedged loop gets minder killed and
+        // restarted. No ping otherwise. After a long turn, pings resume at the interval
+        // rather than catching up in a burst.
+        let mut systemd_watchdog = self
+            .systemd
+            .as_ref()
+            .and_then(SystemdNotifier::watchdog_interval)
+            .map(|period| {
+                let mut interval = tokio::time::interval(period);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                interval
+            });
         self.tell_systemd();
         while self.exit_code.is_none() {
             let deadline = self
@@ -319,6 +342,11 @@ impl Loop {
             let probe_timeout = self
                 .exec_probes
                 .next_deadline()
+                .map(tokio::time::Instant::from_std);
+            let systemd_retry = self
+                .systemd
+                .as_ref()
+                .and_then(SystemdNotifier::retry_at)
                 .map(tokio::time::Instant::from_std);
             let wake = tokio::select! {
                 _ = signals.child.recv() => Wake::ChildExited,
@@ -334,6 +362,7 @@ impl Loop {
                 _ = sleep_until(probe_timeout) => Wake::ProbeTimeout,
                 Some(event) = self.events.recv() => Wake::Event(event),
                 _ = tick(systemd_watchdog.as_mut()) => Wake::SystemdWatchdog,
+                _ = sleep_until(systemd_retry) => Wake::SystemdRetry,
                 _ = sweep.tick() => Wake::Sweep,
             };
             match wake {
@@ -351,8 +380,12 @@ impl Loop {
                     }
                 }
                 Wake::SystemdWatchdog => {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    if let Some(systemd) = &mut self.systemd {
+                        systemd.ping_watchdog();
+                    }
                 }
+                // `tell_systemd` below retries.
+                Wake::SystemdRetry => {}
                 Wake::ProbeTimeout => {
                     // Its result (a failure) comes when the killed group is reaped.
                     for pid in self.exec_probes.expire(Instant::now()) {
@@ -365,25 +398,46 @@ impl Loop {
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
         self.final_cleanup().await;
+        self.last_word_to_systemd();
         // Logged before the drain, whose flush then writes it out too.
         tracing::info!(code, "minder exiting");
         self.drain_output(&mut signals).await;
         code
     }
 
-    /// `READY=1` once the initial tree is up and ready (a no-op without
+    /// Called after every turn: `READY=1` once the initial tree is up and ready, and
+    /// another try at a state message systemd's queue refused (a no-op without
     /// `NOTIFY_SOCKET`). Later readiness changes are not announced: for systemd, minder
     /// is ready once it has brought its tree up.
     fn tell_systemd(&mut self) {
+        let Some(systemd) = &mut self.systemd else {
+            return;
+        };
         if !self.announced_ready && self.supervisor.tree_ready() {
             self.announced_ready = true;
-            let status = format!("{} services up", self.children.len());
-            if let Err(error) = sd_notify::notify(&[
-                sd_notify::NotifyState::Ready,
-                sd_notify::NotifyState::Status(&status),
-            ]) {
-                tracing::warn!("notify systemd: {error}");
-            }
+            systemd.ready(&format!("{} services up", self.children.len()));
+        } else {
+            systemd.retry();
+        }
+    }
+
+    /// At exit: one last (non-blocking) try at an undelivered `STOPPING=1`, and the
+    /// count of refused messages if there were any.
+    fn last_word_to_systemd(&mut self) {
+        let Some(systemd) = &mut self.systemd else {
+            return;
+        };
+        systemd.retry();
+        let counters = systemd.counters();
+        if counters.queue_full + counters.failed > 0 {
+            tracing::warn!(
+                sent = counters.sent,
+                queue_full = counters.queue_full,
+                failed = counters.failed,
+                pings_dropped = counters.pings_dropped,
+                undelivered_state = systemd.has_pending_state(),
+                "the service manager's notify socket refused messages"
+            );
         }
     }
 
@@ -412,23 +466,51 @@ impl Loop {
                 tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");
             }
             (RunMode::Config, libc::SIGUSR2) => {
-                tracing::info!("state of the tree:\n{}", self.supervisor.describe());
+                tracing::info!("state of the tree:\n{}", self.describe_tree());
             }
             (RunMode::Config, _) => {}
         }
     }
 
+    /// The core's description of the tree (SIGUSR2), with each service whose main
+    /// process is stopped (SIGSTOP, SIGTSTP, a debugger) marked: the core cannot know
+    /// it, and such a service looks running while it does nothing at all. Only the
+    /// main process is checked, from /proc, at the time of the dump.
+    fn describe_tree(&self) -> String {
+        let mut stopped: Vec<(i32, &str, &str)> = self
+            .children
+            .iter()
+            .filter_map(|(pid, child)| {
+                let how = match process::process_state(*pid)? {
+                    'T' => "process stopped by a signal: it runs again only on SIGCONT",
+                    't' => "process stopped by a tracer",
+                    _ => return None,
+                };
+                Some((*pid, self.name(*child), how))
+            })
+            .collect();
+        stopped.sort_unstable();
+        mark_stopped(&self.supervisor.describe(), &stopped)
+    }
+
     /// Container mode: pass the signal on to the service's process group; after
-    /// TERM/INT/QUIT, kill it if it is still there after its stop_timeout.
+    /// TERM/INT/QUIT, kill it if it is still there after its stop_timeout. Those three
+    /// end the command, so like a stop signal in run mode they are followed by
+    /// SIGCONT: a command stopped by SIGSTOP (or a Ctrl-Z minder did not see) then
+    /// handles them at once instead of waiting for the kill.
     fn forward(&mut self, number: i32) {
+        let ends = matches!(number, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT);
         for pid in self.children.keys() {
-            if let Err(errno) = process::signal_group(*pid, number) {
+            let sent = if ends {
+                process::stop_group(*pid, number)
+            } else {
+                process::signal_group(*pid, number)
+            };
+            if let Err(errno) = sent {
                 tracing::debug!(pid, %errno, "forward {}", signal_name(number));
             }
         }
-        if matches!(number, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
-            && self.container_kill_at.is_none()
-        {
+        if ends && self.container_kill_at.is_none() {
             let timeout = self
                 .supervisor
                 .service_spec(crate::supervisor::ServiceId(0))
@@ -486,9 +568,24 @@ impl Loop {
             match effect {
                 Effect::Spawn { child } => self.spawn(child),
                 Effect::Signal { child, pid, signal } => {
-                    if self.children.get(&pid) == Some(&child)
-                        && let Err(errno) = process::signal_group(pid, signal)
-                    {
+                    if self.children.get(&pid) != Some(&child) {
+                        continue;
+                    }
+                    // The core signals a service only to stop it, with its stop_signal.
+                    // A stop signal is followed by SIGCONT, as systemd does: a service
+                    // stopped with SIGSTOP would otherwise never run its handler and
+                    // only go at stop_timeout. Should the core ever pass on another
+                    // signal, it goes alone.
+                    let is_stop = self
+                        .supervisor
+                        .service_spec(child.id)
+                        .is_some_and(|spec| spec.stop_signal == signal);
+                    let sent = if is_stop {
+                        process::stop_group(pid, signal)
+                    } else {
+                        process::signal_group(pid, signal)
+                    };
+                    if let Err(errno) = sent {
                         tracing::debug!(pid, %errno, "signal {}", signal_name(signal));
                     }
                 }
@@ -502,6 +599,9 @@ impl Loop {
                 Effect::Report(report) => {
                     if matches!(report, Report::ShuttingDown { .. }) {
                         self.shutdown_started.get_or_insert_with(Instant::now);
+                        if let Some(systemd) = &mut self.systemd {
+                            systemd.stopping();
+                        }
                     }
                     self.log(report)
                 }
@@ -721,10 +821,7 @@ impl Loop {
                     "stopping the service for a failure"
                 );
             }
-            Report::ShuttingDown { cause } => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-                self.log_shutdown(cause);
-            }
+            Report::ShuttingDown { cause } => self.log_shutdown(cause),
         }
     }
 
@@ -818,6 +915,39 @@ impl Loop {
     }
 }
 
+/// `description` (one line per node) with ` [how]` appended to the line of each
+/// `(pid, name, how)` in `stopped`: the line that shows `pid <pid>`. A process whose
+/// line cannot be found gets a line of its own at the end, so the mark is never lost.
+fn mark_stopped(description: &str, stopped: &[(i32, &str, &str)]) -> String {
+    let mut unmatched: Vec<&(i32, &str, &str)> = stopped.iter().collect();
+    let mut text = String::with_capacity(description.len());
+    for line in description.lines() {
+        text.push_str(line);
+        if let Some(index) = unmatched
+            .iter()
+            .position(|(pid, _, _)| shows_pid(line, *pid))
+        {
+            let (_, _, how) = unmatched.remove(index);
+            text.push_str(&format!(" [{how}]"));
+        }
+        text.push('\n');
+    }
+    for (pid, name, how) in unmatched {
+        text.push_str(&format!("{name} pid {pid} [{how}]\n"));
+    }
+    text
+}
+
+/// Whether `line` holds `pid <pid>` as whole words.
+fn shows_pid(line: &str, pid: i32) -> bool {
+    let needle = format!("pid {pid}");
+    line.match_indices(&needle).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + needle.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
 /// The notify socket and watchdog variables for a service with `ready.notify`; empty
 /// for any other service.
 fn notify_environment(
@@ -837,6 +967,33 @@ fn notify_environment(
         .socket_for(id, &spec.name, owner)
         .map_err(|error| format!("create the notify socket: {error}"))?;
     Ok(notify::environment(&path, spec.watchdog))
+}
+
+/// What minder holds for itself whatever the tree: standard streams, the event loop's
+/// epoll and wake-up descriptors, signal pipes, the log writer, a spawn's transient
+/// pipes, plus room for a few connections (a DNS lookup, a control client). About 20
+/// are open in an idle minder; the rest is headroom.
+const OWN_DESCRIPTORS: u64 = 64;
+
+/// About how many file descriptors minder holds at once for `spec` (see the file
+/// descriptor notes in minder(8)): its own, plus per service its two output pipes
+/// (run mode), its notify socket, its ready-fd pipe, and a socket per tcp or http
+/// check that may run at the same time.
+fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
+    let per_service = |service: &ServiceSpec| -> u64 {
+        let pipes = if mode == RunMode::Config { 2 } else { 0 };
+        let ready = match service.ready.as_ref().map(|ready| &ready.check) {
+            Some(ReadyCheck::Notify | ReadyCheck::Fd(_)) => 1,
+            Some(ReadyCheck::Probe(Probe::Tcp { .. } | Probe::Http { .. })) => 1,
+            _ => 0,
+        };
+        let health = match service.health.as_ref().and_then(|h| h.probe.as_ref()) {
+            Some(Probe::Tcp { .. } | Probe::Http { .. }) => 1,
+            _ => 0,
+        };
+        pipes + ready + health
+    };
+    OWN_DESCRIPTORS + services(&spec.root).map(per_service).sum::<u64>()
 }
 
 /// Every service of a tree, depth first.
