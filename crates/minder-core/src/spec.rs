@@ -8,6 +8,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// SIGTERM's number on Linux, the default stop signal (the core has no libc to ask).
+pub const SIGTERM: i32 = 15;
+
 /// A whole validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
@@ -119,7 +122,7 @@ pub struct ServiceSpec {
     pub env: Vec<(String, String)>,
     pub umask: Option<u32>,
     pub rlimits: Vec<Rlimit>,
-    /// Signal number (e.g. `libc::SIGTERM`), sent to the whole process group on stop.
+    /// Signal number (e.g. `SIGTERM`), sent to the whole process group on stop.
     pub stop_signal: i32,
     pub stop_timeout: Duration,
     /// Exit codes that count as a normal end.
@@ -291,7 +294,7 @@ impl ServiceSpec {
             env: Vec::new(),
             umask: None,
             rlimits: Vec::new(),
-            stop_signal: libc::SIGTERM,
+            stop_signal: SIGTERM,
             stop_timeout: Duration::from_secs(10),
             success_codes: vec![0],
             significant: false,

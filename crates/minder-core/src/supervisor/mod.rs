@@ -6,20 +6,16 @@
 //! output is the list of `Effect`s that call returns, plus `next_deadline()`, the one
 //! moment at which the caller must come back with `Event::Timer`. It must not read the
 //! clock, perform I/O, spawn, block or await: `now` is always given, randomness comes
-//! from a seed, and every effect is data for the runtime to carry out. A test
-//! (`tests::core_has_no_io`) checks the sources of this module for forbidden calls.
+//! from a seed, and every effect is data for the runtime to carry out. The crate's
+//! manifest enforces it: it depends on no crate that could do otherwise.
 //!
 //! Children are identified across restarts by `ChildRef { id, generation }`: `id` is a
 //! service's fixed slot, `generation` grows on every spawn. An exit or timer meant for
 //! an older generation can therefore never act on a newer process.
 
 mod core;
-#[cfg(test)]
-pub mod sim;
-#[cfg(test)]
-mod tests;
 
-pub use self::core::Supervisor;
+pub use self::core::{ProbeRecord, ServiceView, Supervisor, backoff_delay};
 
 use std::time::Duration;
 

@@ -1572,7 +1572,7 @@ impl Supervisor {
 }
 
 /// `min(max, initial * multiplier^(n-1))`, then ±`jitter` of it, drawn from `rng`.
-pub(crate) fn backoff_delay(spec: &ServiceSpec, n: u32, rng: &mut fastrand::Rng) -> Duration {
+pub fn backoff_delay(spec: &ServiceSpec, n: u32, rng: &mut fastrand::Rng) -> Duration {
     let backoff = &spec.backoff;
     let initial = backoff.initial.as_secs_f64();
     let max = backoff.max.as_secs_f64();
