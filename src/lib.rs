@@ -2,9 +2,10 @@
 //!
 //! The crate is split so that decisions and effects never mix: `config` turns a file
 //! into a `spec::Spec`; `supervisor` is the pure state machine that decides, in its own
-//! crate (`minder-core`, re-exported here with its `spec` and `exit` table); `runtime`
-//! owns the event loop and performs what the supervisor decides through `process`
-//! (spawn, reap, signal) and `logs` (output capture). See ARCHITECTURE.md.
+//! crate (`minder-core`, re-exported here with its `exit` table), working on the
+//! reduced spec `spec::lower` makes; `runtime` owns the event loop and performs what
+//! the supervisor decides through `process` (spawn, reap, signal) and `logs` (output
+//! capture). See ARCHITECTURE.md.
 
 pub mod config;
 pub mod health;
@@ -12,5 +13,6 @@ pub mod logs;
 pub mod notify;
 pub mod process;
 pub mod runtime;
+pub mod spec;
 
-pub use minder_core::{exit, spec, supervisor};
+pub use minder_core::{exit, supervisor};

@@ -68,19 +68,16 @@ impl Sim {
     }
 
     pub fn service_id(&self, name: &str) -> Option<ServiceId> {
-        (0..self.supervisor.service_count())
-            .map(ServiceId)
-            .find(|id| {
-                self.supervisor
-                    .service_spec(*id)
-                    .is_some_and(|s| s.name == name)
-            })
+        self.supervisor
+            .services()
+            .find(|(_, service)| *service == name)
+            .map(|(id, _)| id)
     }
 
     fn name(&self, id: ServiceId) -> String {
         self.supervisor
-            .service_spec(id)
-            .map_or_else(|| format!("#{}", id.0), |s| s.name.clone())
+            .service_name(id)
+            .map_or_else(|| format!("#{}", id.0), str::to_string)
     }
 
     pub fn live_count(&self) -> usize {
@@ -365,7 +362,8 @@ impl Sim {
                         });
                     }
                 }
-                Effect::Probe { child, kind, .. } => {
+                Effect::Probe { child, check, .. } => {
+                    let kind = check.kind();
                     let name = self.name(child.id);
                     let _ = writeln!(
                         self.transcript,

@@ -1,45 +1,28 @@
-//! The typed, validated service tree: what a config file lowers to and what the
-//! supervision core and the runtime consume.
+//! The tree as the core sees it: what supervision needs to decide, and nothing about
+//! how a process is started.
 //!
-//! Owns no behaviour. Nothing here parses, reads files or touches the OS: a `Spec` is
-//! plain data, built by `config::load` (or by hand in tests and in container mode), and
-//! every value in it has already passed validation, so consumers never re-check it.
+//! Owns no behaviour. Names and the tree's shape, strategy
+//! and budget, restart type, success codes, significance, backoff, how to stop a service
+//! and when to check it are here; argv, identity, environment, limits and probe targets
+//! are not. minder's binary crate lowers its full, validated spec into this one
+//! (`minder::spec::lower`) and keeps the rest itself, by `ServiceId` and `ProbeId`.
+//! Every value has already been validated there, so the core never re-checks it.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// SIGTERM's number on Linux, the default stop signal (the core has no libc to ask).
+/// SIGTERM's number on Linux, the usual stop signal (the core has no libc to ask).
 pub const SIGTERM: i32 = 15;
 
-/// A whole validated configuration.
+/// SIGKILL's number on Linux: what `Effect::Kill` sends, and the status it leaves.
+pub const SIGKILL: i32 = 9;
+
+/// A whole tree to supervise.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
-    pub daemon: DaemonSpec,
-    /// The root group. Its `name` is `"root"`.
-    pub root: GroupSpec,
-}
-
-/// `[daemon]`: settings of minder itself.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DaemonSpec {
     /// Bound on the whole orderly shutdown; past it every group left is killed.
     pub shutdown_timeout: Duration,
-    pub log_format: LogFormat,
-}
-
-impl Default for DaemonSpec {
-    fn default() -> Self {
-        DaemonSpec {
-            shutdown_timeout: Duration::from_secs(30),
-            log_format: LogFormat::Text,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
+    /// The root group. Its `name` is `"root"`.
+    pub root: GroupSpec,
 }
 
 /// A group (or the root): an ordered list of children under one strategy and budget.
@@ -63,15 +46,6 @@ pub struct GroupSpec {
 pub enum NodeSpec {
     Service(ServiceSpec),
     Group(GroupSpec),
-}
-
-impl NodeSpec {
-    pub fn name(&self) -> &str {
-        match self {
-            NodeSpec::Service(service) => &service.name,
-            NodeSpec::Group(group) => &group.name,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,145 +73,94 @@ pub enum RestartType {
     Temporary,
 }
 
-/// One service instance. A service with `instances = N` lowers to N of these, named
-/// `NAME.0` .. `NAME.N-1`, each with `instance = Some(i)` and `base_name = NAME`.
+/// What kind of program a service is: one that should keep running, or a task that
+/// runs to completion. A oneshot has no restart type: it is retried after a failure,
+/// never restarted after success, and ready once it has exited with a success code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    Longrun(RestartType),
+    Oneshot,
+}
+
+/// One service instance, as the core supervises it. A service with `instances = N` is
+/// N of these, named `NAME.0` .. `NAME.N-1`, consecutive in their group.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceSpec {
-    /// The instance's full name (`web` or `web.3`).
+    /// The instance's full name (`web` or `web.3`); unique in the tree.
     pub name: String,
     /// The name as written in the file (`web`); equal to `name` without instances.
+    /// Operators address all instances together by it.
     pub base_name: String,
-    /// `Some(i)` when the service has `instances` set; exported as `MINDER_INSTANCE`.
+    /// `Some(i)` for instance `i`: consecutive instances of one service form a batch,
+    /// started and stopped together.
     pub instance: Option<u32>,
-    /// argv; never empty.
-    pub command: Vec<String>,
-    pub restart: RestartType,
-    /// Absolute; defaults to the config file's directory.
-    pub working_dir: PathBuf,
-    pub user: Option<String>,
-    pub group: Option<String>,
-    /// Absolute path of an env file, read when the service is spawned.
-    pub env_file: Option<PathBuf>,
-    /// `env` in file order; applied after `env_file`.
-    pub env: Vec<(String, String)>,
-    pub umask: Option<u32>,
-    pub rlimits: Vec<Rlimit>,
-    /// Signal number (e.g. `SIGTERM`), sent to the whole process group on stop.
-    pub stop_signal: i32,
-    pub stop_timeout: Duration,
+    pub kind: ServiceKind,
     /// Exit codes that count as a normal end.
     pub success_codes: Vec<i32>,
+    /// Its end can shut the tree down (the root's `auto_shutdown`).
     pub significant: bool,
-    pub oneshot: bool,
     pub backoff: BackoffSpec,
-    /// `[service.X.ready]`: without it the service is ready once exec'd (a oneshot once
-    /// it has exited with a success code).
+    /// Signal number sent to the whole process group on stop.
+    pub stop_signal: i32,
+    /// After the stop signal, how long before SIGKILL.
+    pub stop_timeout: Duration,
+    /// Without it, a long-running service is ready once exec'd.
     pub ready: Option<ReadySpec>,
-    /// `[service.X.health]`: liveness checks and the memory guard.
+    /// Liveness checks and the memory guard.
     pub health: Option<HealthSpec>,
-    /// `watchdog`: with `ready.notify`, `WATCHDOG=1` must arrive at least this often
-    /// once the service is ready, or it is restarted with reason `watchdog`.
+    /// With a reported readiness, `WATCHDOG=1` must arrive at least this often once
+    /// the service is ready, or it is restarted with reason `watchdog`.
     pub watchdog: Option<Duration>,
 }
 
-/// A check minder runs itself, for readiness or liveness.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Probe {
-    /// Connecting to `host:port` succeeds. `address` is kept as written
-    /// (`127.0.0.1:5432`, `localhost:80`, `[::1]:80`) and resolved at probe time.
-    Tcp { address: String },
-    /// `GET url` answers 2xx or 3xx. Only `http://` URLs.
-    Http { url: String },
-    /// The command exits 0. Runs with the service's user, group, environment and
-    /// working directory, in its own process group, killed at the timeout.
-    Exec { command: Vec<String> },
+/// Which probe the runtime is to run: an index into the runtime's own table of probe
+/// targets (tcp address, http url, exec command). The core never looks inside; it
+/// hands the id back in `Effect::Probe`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProbeId(pub usize);
+
+/// A probe the core schedules: which one, and the bound on one run of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeSpec {
+    pub id: ProbeId,
+    pub timeout: Duration,
 }
 
-/// How a service tells that it is ready.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How the core learns that a service is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadyCheck {
-    Probe(Probe),
-    /// `notify = true`: `READY=1` on the service's notify socket (sd_notify).
-    Notify,
-    /// `fd = N`: the service writes a newline to its file descriptor N (s6 style).
-    Fd(i32),
+    /// The core asks for this probe every `interval` until it passes once.
+    Probe {
+        probe: ProbeSpec,
+        interval: Duration,
+    },
+    /// The service says so itself (sd_notify `READY=1`, or a newline on its ready fd):
+    /// the runtime sends `Event::Ready`.
+    Reported,
 }
 
 /// `[service.X.ready]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadySpec {
     pub check: ReadyCheck,
-    /// Between two probes (probe checks only). Default 1 s.
-    pub interval: Duration,
-    /// Bound on one probe. Default 1 s.
-    pub timeout: Duration,
     /// Not ready this long after exec: a failed start (reason `ready_deadline`).
-    /// Default 60 s.
     pub deadline: Duration,
 }
 
 /// `[service.X.health]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthSpec {
     /// `None` when only `max_memory` is set.
-    pub probe: Option<Probe>,
-    /// Between two checks (probe and memory). Default 10 s.
+    pub probe: Option<ProbeSpec>,
+    /// Between two checks (probe and memory).
     pub interval: Duration,
-    /// Bound on one probe. Default 3 s.
-    pub timeout: Duration,
-    /// Failures within this time after exec do not count. Default 0 s.
+    /// Failures within this time after exec do not count.
     pub start_period: Duration,
-    /// Consecutive failures that restart the service. Default 3.
+    /// Consecutive failures that restart the service.
     pub failures: u32,
     /// Resident memory of the service's whole process group above which it is
     /// restarted (reason `memory`).
     pub max_memory: Option<u64>,
-}
-
-impl ReadySpec {
-    pub fn new(check: ReadyCheck) -> Self {
-        ReadySpec {
-            check,
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            deadline: Duration::from_secs(60),
-        }
-    }
-}
-
-impl HealthSpec {
-    pub fn new(probe: Option<Probe>) -> Self {
-        HealthSpec {
-            probe,
-            interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(3),
-            start_period: Duration::ZERO,
-            failures: 3,
-            max_memory: None,
-        }
-    }
-}
-
-/// One resource limit, `soft == hard` unless the file gave both.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rlimit {
-    pub resource: RlimitResource,
-    pub soft: u64,
-    pub hard: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RlimitResource {
-    Nofile,
-    Nproc,
-    Core,
-    Memlock,
-    Stack,
-    As,
-    Fsize,
-    Cpu,
-    Data,
-    Rss,
 }
 
 /// Restart delay: `min(max, initial * multiplier^(n-1))`, then ±`jitter` fraction.
@@ -260,49 +183,6 @@ impl Default for BackoffSpec {
             multiplier: 2.0,
             jitter: 0.1,
             reset_after: Duration::from_secs(30),
-        }
-    }
-}
-
-impl GroupSpec {
-    /// A group with the documented defaults and no children.
-    pub fn new(name: &str) -> Self {
-        GroupSpec {
-            name: name.to_string(),
-            strategy: Strategy::OneForOne,
-            intensity: 5,
-            period: Duration::from_secs(30),
-            auto_shutdown: AutoShutdown::Never,
-            children: Vec::new(),
-        }
-    }
-}
-
-impl ServiceSpec {
-    /// A service with the documented defaults, run from `working_dir`.
-    pub fn new(name: &str, command: Vec<String>, working_dir: PathBuf) -> Self {
-        ServiceSpec {
-            name: name.to_string(),
-            base_name: name.to_string(),
-            instance: None,
-            command,
-            restart: RestartType::Permanent,
-            working_dir,
-            user: None,
-            group: None,
-            env_file: None,
-            env: Vec::new(),
-            umask: None,
-            rlimits: Vec::new(),
-            stop_signal: SIGTERM,
-            stop_timeout: Duration::from_secs(10),
-            success_codes: vec![0],
-            significant: false,
-            oneshot: false,
-            backoff: BackoffSpec::default(),
-            ready: None,
-            health: None,
-            watchdog: None,
         }
     }
 }

@@ -1,20 +1,30 @@
 //! The core's test matrix, run on the simulator's virtual clock: every case is a config,
 //! a script of events and the expected transcript of effects. Trees are written in
-//! TOML and loaded by minder's own config loader (a dev-dependency of this crate).
+//! TOML, loaded by minder's own config loader and lowered to the core's spec
+//! (`minder::spec::lower`; minder is a dev-dependency of this crate).
 
 use expect_test::{Expect, expect};
 use minder::config;
 use minder_core::sim::Sim;
-use minder_core::supervisor::{ChildRef, Effect, Event, ExitStatus, ServiceId, Supervisor, Time};
+use minder_core::spec::BackoffSpec;
+use minder_core::supervisor::{
+    ChildRef, Effect, Event, ExitStatus, ServiceId, Supervisor, Time, backoff_delay,
+};
 use proptest::prelude::*;
 use std::path::Path;
 use std::time::Duration;
 
-fn spec(toml: &str) -> minder_core::spec::Spec {
+/// The full spec of a test config, as the config loader makes it.
+fn full_spec(toml: &str) -> minder::spec::Spec {
     match config::load_str(toml, "test.toml", Path::new("/")) {
         Ok(spec) => spec,
         Err(errors) => panic!("test config is invalid: {errors:?}"),
     }
+}
+
+/// The core's spec of a test config.
+fn spec(toml: &str) -> minder_core::spec::Spec {
+    minder::spec::lower(&full_spec(toml)).0
 }
 
 /// The one helper of the matrix: run `script` against `toml`, compare the transcript.
@@ -488,22 +498,22 @@ fn backoff_grows_caps_and_resets_after_a_stable_run() {
 
 #[test]
 fn backoff_jitter_stays_within_bounds_and_is_seeded() {
-    let mut service = minder_core::spec::ServiceSpec::new("a", vec!["x".into()], "/".into());
-    service.backoff.initial = Duration::from_secs(1);
-    service.backoff.jitter = 0.25;
+    let backoff = BackoffSpec {
+        initial: Duration::from_secs(1),
+        jitter: 0.25,
+        ..BackoffSpec::default()
+    };
     let mut rng = fastrand::Rng::with_seed(1);
     let mut seen_low = false;
     let mut seen_high = false;
     for _ in 0..1000 {
-        let delay = minder_core::supervisor::backoff_delay(&service, 1, &mut rng).as_secs_f64();
+        let delay = backoff_delay(&backoff, 1, &mut rng).as_secs_f64();
         assert!((0.75..=1.25).contains(&delay), "{delay}");
         seen_low |= delay < 0.9;
         seen_high |= delay > 1.1;
     }
     assert!(seen_low && seen_high, "jitter does not spread");
-    let first = |seed| {
-        minder_core::supervisor::backoff_delay(&service, 1, &mut fastrand::Rng::with_seed(seed))
-    };
+    let first = |seed| backoff_delay(&backoff, 1, &mut fastrand::Rng::with_seed(seed));
     assert_eq!(first(5), first(5));
 }
 
@@ -511,24 +521,22 @@ fn backoff_jitter_stays_within_bounds_and_is_seeded() {
 fn regression_zero_initial_backoff_stays_zero_after_1024_restarts() {
     // multiplier^(n-1) overflows to infinity past n = 1024 and 0 * inf is NaN, which
     // used to turn into a full `max` delay: a zero-backoff service stalled for 30 s.
-    let mut service = minder_core::spec::ServiceSpec::new("a", vec!["x".into()], "/".into());
-    service.backoff.initial = Duration::ZERO;
-    service.backoff.jitter = 0.0;
+    let mut backoff = BackoffSpec {
+        initial: Duration::ZERO,
+        jitter: 0.0,
+        ..BackoffSpec::default()
+    };
     let mut rng = fastrand::Rng::with_seed(1);
     for n in [1, 1024, 1025, 5000, u32::MAX] {
         assert_eq!(
-            minder_core::supervisor::backoff_delay(&service, n, &mut rng),
+            backoff_delay(&backoff, n, &mut rng),
             Duration::ZERO,
             "n = {n}"
         );
     }
-    service.backoff.initial = Duration::from_millis(100);
+    backoff.initial = Duration::from_millis(100);
     for n in [1025, 5000, u32::MAX] {
-        assert_eq!(
-            minder_core::supervisor::backoff_delay(&service, n, &mut rng),
-            service.backoff.max,
-            "n = {n}"
-        );
+        assert_eq!(backoff_delay(&backoff, n, &mut rng), backoff.max, "n = {n}");
     }
 }
 
@@ -1084,28 +1092,26 @@ proptest! {
 
 // ----- readiness, liveness, watchdog, memory ------------------------------------------
 
-use minder_core::spec::{HealthSpec, Probe, ReadyCheck, ReadySpec};
+use minder::spec::{HealthSpec, Probe, ReadyCheck, ReadySpec};
 
 /// A spec from `toml` with checks set on named services (the keys are validated by the
-/// config's own tests; here only the core's judgement is under test).
+/// config's own tests; here only the core's judgement is under test), lowered to the
+/// core's spec.
 fn with_checks(
     toml: &str,
-    set: impl Fn(&mut minder_core::spec::ServiceSpec),
+    set: impl Fn(&mut minder::spec::ServiceSpec),
 ) -> minder_core::spec::Spec {
-    fn visit(
-        group: &mut minder_core::spec::GroupSpec,
-        set: &dyn Fn(&mut minder_core::spec::ServiceSpec),
-    ) {
+    fn visit(group: &mut minder::spec::GroupSpec, set: &dyn Fn(&mut minder::spec::ServiceSpec)) {
         for child in &mut group.children {
             match child {
-                minder_core::spec::NodeSpec::Service(service) => set(service),
-                minder_core::spec::NodeSpec::Group(inner) => visit(inner, set),
+                minder::spec::NodeSpec::Service(service) => set(service),
+                minder::spec::NodeSpec::Group(inner) => visit(inner, set),
             }
         }
     }
-    let mut spec = spec(toml);
+    let mut spec = full_spec(toml);
     visit(&mut spec.root, &set);
-    spec
+    minder::spec::lower(&spec).0
 }
 
 fn tcp() -> Probe {

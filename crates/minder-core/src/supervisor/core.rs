@@ -11,11 +11,12 @@
 //! deadline), so a timer can never outlive the state it was meant for.
 
 use super::{
-    ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, FailureReason, NodeId,
+    Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, FailureReason, NodeId,
     ProbeKind, ProbeOutcome, Report, ServiceId, ShutdownCause, Time,
 };
 use crate::spec::{
-    AutoShutdown, GroupSpec, NodeSpec, ReadyCheck, RestartType, ServiceSpec, Spec, Strategy,
+    AutoShutdown, BackoffSpec, GroupSpec, NodeSpec, ReadyCheck, RestartType, ServiceKind,
+    ServiceSpec, Spec, Strategy,
 };
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
@@ -242,7 +243,7 @@ impl Supervisor {
             nodes: Vec::new(),
             services: Vec::new(),
             auto_shutdown: spec.root.auto_shutdown,
-            shutdown_timeout: spec.daemon.shutdown_timeout,
+            shutdown_timeout: spec.shutdown_timeout,
             phase: Phase::Running,
             rng: fastrand::Rng::with_seed(seed),
             now: Time::ZERO,
@@ -448,8 +449,19 @@ impl Supervisor {
         found
     }
 
-    pub fn service_spec(&self, id: ServiceId) -> Option<&ServiceSpec> {
-        self.services.get(id.0).map(|service| &service.spec)
+    /// Every service with its name, in start order (depth first). Ids are handed out
+    /// in this order, starting at 0.
+    pub fn services(&self) -> impl Iterator<Item = (ServiceId, &str)> {
+        self.services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| (ServiceId(index), service.spec.name.as_str()))
+    }
+
+    pub fn service_name(&self, id: ServiceId) -> Option<&str> {
+        self.services
+            .get(id.0)
+            .map(|service| service.spec.name.as_str())
     }
 
     pub fn service_count(&self) -> usize {
@@ -616,7 +628,8 @@ impl Supervisor {
         };
         // A oneshot is ready when it has finished, not when it has started; a service
         // with a ready check when the check passes.
-        let ready = !service.spec.oneshot && service.spec.ready.is_none();
+        let oneshot = service.spec.kind == ServiceKind::Oneshot;
+        let ready = !oneshot && service.spec.ready.is_none();
         service.checks = Checks::default();
         service.healthy_since = ready.then_some(now);
         if stop_requested {
@@ -638,9 +651,9 @@ impl Supervisor {
             ready,
         };
         let checks = &mut service.checks;
-        if let (Some(spec), false) = (&service.spec.ready, service.spec.oneshot) {
+        if let (Some(spec), false) = (&service.spec.ready, oneshot) {
             checks.ready_deadline = Some(now + spec.deadline);
-            if matches!(spec.check, ReadyCheck::Probe(_)) {
+            if matches!(spec.check, ReadyCheck::Probe { .. }) {
                 checks.ready_probe_at = Some(now);
             }
         }
@@ -761,10 +774,11 @@ impl Supervisor {
         };
         match kind {
             ProbeKind::Ready => {
-                let Some(spec) = &service.spec.ready else {
+                let Some(ReadyCheck::Probe { interval, .. }) =
+                    service.spec.ready.as_ref().map(|ready| ready.check)
+                else {
                     return;
                 };
-                let interval = spec.interval;
                 service.last_ready_probe = Some(record(&outcome));
                 if ready {
                     return;
@@ -977,9 +991,12 @@ impl Supervisor {
                 ProbeKind::Memory,
             ),
         ] {
+            let Some(check) = check_of(&service.spec, kind) else {
+                continue;
+            };
             if let Some(at) = slot.take_if(|at| *at <= now) {
                 *due = at;
-                self.out.push(Effect::Probe { child, pid, kind });
+                self.out.push(Effect::Probe { child, pid, check });
             }
         }
     }
@@ -1111,14 +1128,11 @@ impl Supervisor {
             return;
         }
         let service = &mut self.services[sid.0];
-        let restart = if service.spec.oneshot {
-            end != EndKind::Normal
-        } else {
-            match service.spec.restart {
-                RestartType::Permanent => true,
-                RestartType::Transient => end != EndKind::Normal,
-                RestartType::Temporary => false,
-            }
+        let restart = match service.spec.kind {
+            ServiceKind::Oneshot => end != EndKind::Normal,
+            ServiceKind::Longrun(RestartType::Permanent) => true,
+            ServiceKind::Longrun(RestartType::Transient) => end != EndKind::Normal,
+            ServiceKind::Longrun(RestartType::Temporary) => false,
         };
         if !restart {
             service.run = Run::Done { code };
@@ -1138,7 +1152,7 @@ impl Supervisor {
         }
         service.failures = service.failures.saturating_add(1);
         service.last_restart_reason = Some(end);
-        let delay = backoff_delay(&service.spec, service.failures, &mut self.rng);
+        let delay = backoff_delay(&service.spec.backoff, service.failures, &mut self.rng);
         self.child_failed(node_id, delay);
     }
 
@@ -1206,8 +1220,7 @@ impl Supervisor {
             let active = self.active(member);
             if let NodeKind::Service(sid) = self.nodes[member.0].kind {
                 let service = &mut self.services[sid.0];
-                let temporary =
-                    !service.spec.oneshot && service.spec.restart == RestartType::Temporary;
+                let temporary = service.spec.kind == ServiceKind::Longrun(RestartType::Temporary);
                 match service.run {
                     // A finished oneshot runs again in its place; a transient service
                     // that ended normally comes back with its set. A temporary one
@@ -1571,9 +1584,20 @@ impl Supervisor {
     }
 }
 
+/// The probe to run for a check of `kind`, if the service has such a check.
+fn check_of(spec: &ServiceSpec, kind: ProbeKind) -> Option<Check> {
+    match kind {
+        ProbeKind::Ready => match spec.ready?.check {
+            ReadyCheck::Probe { probe, .. } => Some(Check::Ready(probe)),
+            ReadyCheck::Reported => None,
+        },
+        ProbeKind::Health => Some(Check::Health(spec.health?.probe?)),
+        ProbeKind::Memory => spec.health?.max_memory.map(|_| Check::Memory),
+    }
+}
+
 /// `min(max, initial * multiplier^(n-1))`, then ±`jitter` of it, drawn from `rng`.
-pub fn backoff_delay(spec: &ServiceSpec, n: u32, rng: &mut fastrand::Rng) -> Duration {
-    let backoff = &spec.backoff;
+pub fn backoff_delay(backoff: &BackoffSpec, n: u32, rng: &mut fastrand::Rng) -> Duration {
     let initial = backoff.initial.as_secs_f64();
     let max = backoff.max.as_secs_f64();
     // Past about a thousand doublings `multiplier^(n-1)` is infinite, and a zero

@@ -17,6 +17,7 @@ mod core;
 
 pub use self::core::{ProbeRecord, ServiceView, Supervisor, backoff_delay};
 
+use crate::spec::ProbeSpec;
 use std::time::Duration;
 
 /// A point on the supervisor's monotonic clock, measured from an arbitrary origin the
@@ -166,17 +167,39 @@ pub enum Effect {
     },
     /// SIGKILL the child's process group.
     Kill { child: ChildRef, pid: i32 },
-    /// Run one check of this kind for the child (process group `pid`) and answer with
-    /// `ProbeResult`, within the check's timeout.
+    /// Run one check for the child (process group `pid`) and answer with one
+    /// `ProbeResult` of `check.kind()`, within the check's timeout.
     Probe {
         child: ChildRef,
         pid: i32,
-        kind: ProbeKind,
+        check: Check,
     },
     /// Everything is down: exit minder with this code.
     Exit { code: i32 },
     /// Something worth a log line (and, later, an event on the control socket).
     Report(Report),
+}
+
+/// One check to run, with everything the runtime needs to run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The `ready` probe: run probe `id` of the runtime's table, bounded by `timeout`.
+    Ready(ProbeSpec),
+    /// The `health` probe, likewise.
+    Health(ProbeSpec),
+    /// A sample of the resident memory of the child's process group (`max_memory`).
+    Memory,
+}
+
+impl Check {
+    /// The kind its `ProbeResult` must carry.
+    pub fn kind(self) -> ProbeKind {
+        match self {
+            Check::Ready(_) => ProbeKind::Ready,
+            Check::Health(_) => ProbeKind::Health,
+            Check::Memory => ProbeKind::Memory,
+        }
+    }
 }
 
 /// Which check a probe is.
