@@ -718,6 +718,11 @@ impl Loop {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 self.log_shutdown(cause);
             }
+            Report::Unsettled { passes } => {
+                tracing::error!(
+                    "internal error: the supervisor did not settle in {passes} passes; it goes on at once"
+                );
+            }
         }
     }
 

@@ -463,6 +463,12 @@ impl Sim {
                 child.generation,
                 reason
             ),
+            // Only a bug in the core leaves a reconciliation unsettled.
+            Report::Unsettled { passes } => {
+                self.violations
+                    .push(format!("reconciliation unsettled after {passes} passes"));
+                format!("unsettled after {passes} passes")
+            }
         };
         let _ = writeln!(self.transcript, "{now} {line}");
     }

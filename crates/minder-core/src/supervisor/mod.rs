@@ -12,10 +12,26 @@
 //! Children are identified across restarts by `ChildRef { id, generation }`: `id` is a
 //! service's fixed slot, `generation` grows on every spawn. An exit or timer meant for
 //! an older generation can therefore never act on a newer process.
+//!
+//! This file holds the interface (events, effects, ids, reports). The state machine is
+//! split along its seams: `tree` (the data and its states), `machine` (driving it, and
+//! each event's effect on a service's life cycle and on shutdown), `checks` (probes,
+//! ready deadline, watchdog, memory), `restarts` (ends, backoff, budgets, restart
+//! sets, `auto_shutdown`), `reconcile` (the fixpoint walk that starts and stops), and
+//! `view` (read-only queries and the tree as text).
 
-mod core;
+mod checks;
+mod machine;
+mod reconcile;
+mod restarts;
+mod tree;
+mod view;
 
-pub use self::core::{ProbeRecord, ServiceView, Supervisor, backoff_delay};
+pub use self::machine::Supervisor;
+pub use self::restarts::backoff_delay;
+pub use self::view::{ProbeRecord, ServiceView};
+
+use self::machine::Phase;
 
 use crate::spec::ProbeSpec;
 use std::time::Duration;
@@ -270,9 +286,15 @@ pub enum Report {
         child: ChildRef,
         reason: FailureReason,
     },
+    /// Reconciliation took `passes` passes without settling, which only a bug in the
+    /// core can cause. The work is not dropped: `next_deadline` is now, and the next
+    /// `Event::Timer` goes on with it.
+    Unsettled {
+        passes: usize,
+    },
 }
 
-/// The classified end of a service (design.md §1, "who ended it").
+/// The classified end of a service: who ended it decides (see the module `restarts`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndKind {
     /// minder stopped it (operator, shutdown, strategy): never a failure.
