@@ -163,7 +163,8 @@ pub struct HealthSpec {
     pub max_memory: Option<u64>,
 }
 
-/// Restart delay: `min(max, initial * multiplier^(n-1))`, then ±`jitter` fraction.
+/// Restart delay: `min(max, initial * multiplier^(n-1))`, then ±`jitter` fraction, and
+/// never more than `max`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BackoffSpec {
     pub initial: Duration,

@@ -540,6 +540,51 @@ fn regression_zero_initial_backoff_stays_zero_after_1024_restarts() {
     }
 }
 
+#[test]
+fn regression_jitter_pushed_a_backoff_past_max() {
+    // Issue 7: at the cap, +jitter made the delay up to (1 + jitter) * max.
+    let backoff = BackoffSpec {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(1),
+        jitter: 0.5,
+        ..BackoffSpec::default()
+    };
+    let mut rng = fastrand::Rng::with_seed(3);
+    let mut below = false;
+    for n in [1, 2, 10, 1000] {
+        for _ in 0..200 {
+            let delay = backoff_delay(&backoff, n, &mut rng);
+            assert!(delay <= backoff.max, "n = {n}: {delay:?}");
+            below |= delay < Duration::from_millis(900);
+        }
+    }
+    // Jitter still spreads the delays below the cap.
+    assert!(below, "jitter no longer spreads restarts");
+}
+
+proptest! {
+    /// Whatever the parameters and the draw, a delay never exceeds `max`.
+    #[test]
+    fn backoff_delay_stays_within_zero_and_max(
+        initial_ms in 0u64..20_000,
+        max_ms in 0u64..20_000,
+        multiplier in 1.0f64..10.0,
+        jitter in 0.0f64..=1.0,
+        n in 1u32..3_000,
+        seed in any::<u64>(),
+    ) {
+        let backoff = BackoffSpec {
+            initial: Duration::from_millis(initial_ms),
+            max: Duration::from_millis(max_ms),
+            multiplier,
+            jitter,
+            reset_after: Duration::from_secs(30),
+        };
+        let delay = backoff_delay(&backoff, n, &mut fastrand::Rng::with_seed(seed));
+        prop_assert!(delay <= backoff.max, "{delay:?} > {:?}", backoff.max);
+    }
+}
+
 // ----- order ----------------------------------------------------------------------------
 
 #[test]

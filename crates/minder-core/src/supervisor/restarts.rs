@@ -186,7 +186,8 @@ impl Supervisor {
     }
 }
 
-/// `min(max, initial * multiplier^(n-1))`, then ±`jitter` of it, drawn from `rng`.
+/// `min(max, initial * multiplier^(n-1))`, then ±`jitter` of it, drawn from `rng`, and
+/// never more than `max`.
 pub fn backoff_delay(backoff: &BackoffSpec, n: u32, rng: &mut fastrand::Rng) -> Duration {
     let initial = backoff.initial.as_secs_f64();
     let max = backoff.max.as_secs_f64();
@@ -201,6 +202,7 @@ pub fn backoff_delay(backoff: &BackoffSpec, n: u32, rng: &mut fastrand::Rng) -> 
     };
     let capped = if base.is_finite() { base.min(max) } else { max };
     let factor = 1.0 + backoff.jitter * (rng.f64() * 2.0 - 1.0);
-    let seconds = (capped * factor).max(0.0);
+    // Jitter spreads restarts apart; it must not push one past `max`.
+    let seconds = (capped * factor).clamp(0.0, max);
     Duration::try_from_secs_f64(seconds).unwrap_or(backoff.max)
 }
