@@ -950,6 +950,95 @@ fn a_significant_transient_that_fails_is_restarted_not_shut_down() {
     assert_eq!(sim.exit_code, Some(0));
 }
 
+/// A sidecar and a significant `main`, as `minder run CONFIG -- cmd` builds them.
+fn sidecar_and_main() -> String {
+    format!(
+        "[root]\nauto_shutdown = \"any_significant\"\n[service.side]\ncommand = \"x\"\n{FAST}\n\
+         [service.main]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n"
+    )
+}
+
+#[test]
+fn regression_a_requested_shutdown_exited_0_although_the_significant_main_exited_7() {
+    // Issue 7: container mode returns the main process's code after SIGTERM; `run
+    // CONFIG -- cmd` returned 0. The main service answers its stop signal with 7.
+    check(
+        &sidecar_and_main(),
+        "stubborn main\nshutdown\nexit main 7",
+        expect![[r#"
+            [     0ms] spawn side#1 pid 100
+            [     0ms] spawn main#1 pid 101
+            [     0ms] > shutdown
+            [     0ms] shutting down: Requested
+            [     0ms] signal main#1 pid 101 sig 15
+            [     0ms] main#1 ended: exit 7, stopped
+            [     0ms] signal side#1 pid 100 sig 15
+            [     0ms] side#1 ended: signal 15, stopped
+            [     0ms] exit 7
+        "#]],
+    );
+}
+
+#[test]
+fn a_requested_shutdown_exits_128_plus_the_signal_that_ended_the_significant_main() {
+    let mut sim = Sim::new(&spec(&sidecar_and_main()));
+    sim.run_script("shutdown").unwrap();
+    assert_eq!(sim.exit_code, Some(128 + 15), "{}", sim.transcript);
+    // Killed after its stop_timeout: 128 + SIGKILL.
+    let mut sim = Sim::new(&spec(&sidecar_and_main()));
+    sim.run_script("stubborn main\nshutdown\nadvance 11s")
+        .unwrap();
+    assert_eq!(sim.exit_code, Some(128 + 9), "{}", sim.transcript);
+    // Killed at once by a second request: the same.
+    let mut sim = Sim::new(&spec(&sidecar_and_main()));
+    sim.run_script("stubborn main\nshutdown\nshutdown").unwrap();
+    assert_eq!(sim.exit_code, Some(128 + 9), "{}", sim.transcript);
+}
+
+#[test]
+fn a_requested_shutdown_takes_the_code_of_the_significant_end_auto_shutdown_would_take() {
+    // a and b are both significant; the shutdown stops b first (reverse order), then a.
+    // Under any_significant the first end decides, under all_significant the last.
+    let mut table = String::new();
+    for policy in ["any_significant", "all_significant"] {
+        let toml = format!(
+            "[root]\nauto_shutdown = \"{policy}\"\n\
+             [service.a]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n\
+             [service.b]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n"
+        );
+        let mut sim = Sim::new(&spec(&toml));
+        sim.run_script("stubborn a\nstubborn b\nshutdown\nexit b 5\nexit a 6")
+            .unwrap();
+        assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+        table.push_str(&format!("{policy}: exit {:?}\n", sim.exit_code));
+    }
+    expect![[r#"
+        any_significant: exit Some(5)
+        all_significant: exit Some(6)
+    "#]]
+    .assert_eq(&table);
+}
+
+#[test]
+fn a_shutdown_auto_shutdown_started_keeps_the_triggering_code() {
+    // b's end triggers the shutdown with 3; a, also significant, then dies of its stop
+    // signal, which changes nothing. A spent root budget keeps 3 the same way.
+    let toml = "[root]\nauto_shutdown = \"any_significant\"\n\
+                [service.a]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n\
+                [service.b]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n";
+    let mut sim = Sim::new(&spec(toml));
+    sim.run_script("exit b 3").unwrap();
+    assert_eq!(sim.exit_code, Some(3), "{}", sim.transcript);
+    assert!(sim.transcript.contains("a#1 ended: signal 15, stopped"));
+}
+
+#[test]
+fn a_requested_shutdown_of_a_tree_without_significant_services_exits_0() {
+    let mut sim = Sim::new(&spec(&format!("[service.a]\ncommand = \"x\"\n{FAST}\n")));
+    sim.run_script("stubborn a\nshutdown\nexit a 7").unwrap();
+    assert_eq!(sim.exit_code, Some(0), "{}", sim.transcript);
+}
+
 #[test]
 fn a_temporary_significant_service_that_cannot_start_exits_127() {
     let toml = "[root]\nauto_shutdown = \"any_significant\"\n[service.main]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n";

@@ -48,8 +48,29 @@ pub struct Supervisor {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Phase {
     Running,
-    ShuttingDown { deadline: Time, code: i32 },
+    ShuttingDown { deadline: Time, exit: ShutdownExit },
     Exited,
+}
+
+/// The code minder exits with once a shutdown completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ShutdownExit {
+    /// Decided by what began the shutdown: 3 for a spent root budget, the triggering
+    /// service's code under `auto_shutdown`.
+    Fixed(i32),
+    /// Asked for (a signal, an operator): 0, unless a significant service ends during
+    /// the shutdown; then its code, as its shell would report it (see
+    /// `note_significant_end`).
+    Requested(Option<i32>),
+}
+
+impl ShutdownExit {
+    pub(super) fn code(self) -> i32 {
+        match self {
+            ShutdownExit::Fixed(code) | ShutdownExit::Requested(Some(code)) => code,
+            ShutdownExit::Requested(None) => crate::exit::SUCCESS,
+        }
+    }
 }
 
 impl Supervisor {
@@ -280,13 +301,13 @@ impl Supervisor {
                 self.out.push(Effect::Kill { child, pid });
             }
         }
-        if let Phase::ShuttingDown { deadline, code } = self.phase
+        if let Phase::ShuttingDown { deadline, .. } = self.phase
             && deadline <= now
         {
             self.out.push(Effect::Report(Report::ShuttingDown {
                 cause: ShutdownCause::TimedOut,
             }));
-            self.kill_everything_and_exit(code);
+            self.kill_everything_and_exit();
         }
     }
 
@@ -354,13 +375,13 @@ impl Supervisor {
                 self.out.push(Effect::Report(Report::ShuttingDown {
                     cause: ShutdownCause::Requested,
                 }));
-                self.begin_shutdown(0);
+                self.begin_shutdown(ShutdownExit::Requested(None));
             }
-            Phase::ShuttingDown { code, .. } => {
+            Phase::ShuttingDown { .. } => {
                 self.out.push(Effect::Report(Report::ShuttingDown {
                     cause: ShutdownCause::Forced,
                 }));
-                self.kill_everything_and_exit(code);
+                self.kill_everything_and_exit();
             }
             Phase::Exited => {}
         }
@@ -370,28 +391,35 @@ impl Supervisor {
         self.phase != Phase::Running
     }
 
-    pub(super) fn begin_shutdown(&mut self, code: i32) {
+    pub(super) fn begin_shutdown(&mut self, exit: ShutdownExit) {
         self.phase = Phase::ShuttingDown {
             deadline: self.now + self.shutdown_timeout,
-            code,
+            exit,
         };
         self.set_group_down(ROOT);
     }
 
     /// The second request or the end of `shutdown_timeout`: no more waiting. The
-    /// runtime kills and reaps whatever is left (orphans included) before exiting.
-    fn kill_everything_and_exit(&mut self, code: i32) {
+    /// runtime kills and reaps whatever is left (orphans included) before exiting. A
+    /// significant service killed here ends as SIGKILL leaves it.
+    fn kill_everything_and_exit(&mut self) {
         for id in self.services.ids() {
             let service = &mut self.services[id];
             let child = service.child(id);
             match service.run {
                 Run::Running { pid, .. } | Run::Stopping { pid, .. } => {
                     self.out.push(Effect::Kill { child, pid });
+                    let killed = ExitStatus::Signaled(crate::spec::SIGKILL);
+                    self.note_significant_end(id, killed.shell_code());
                 }
                 Run::Starting { .. } | Run::Idle | Run::Done { .. } => {}
             }
-            service.run = Run::Idle;
+            self.services[id].run = Run::Idle;
         }
+        let code = match self.phase {
+            Phase::ShuttingDown { exit, .. } => exit.code(),
+            Phase::Running | Phase::Exited => crate::exit::SUCCESS,
+        };
         self.phase = Phase::Exited;
         self.out.push(Effect::Exit { code });
     }

@@ -31,7 +31,7 @@ pub use self::machine::Supervisor;
 pub use self::restarts::backoff_delay;
 pub use self::view::{ProbeRecord, ServiceView};
 
-use self::machine::Phase;
+use self::machine::{Phase, ShutdownExit};
 
 use crate::spec::ProbeSpec;
 use std::time::Duration;

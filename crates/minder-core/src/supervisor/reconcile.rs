@@ -39,9 +39,9 @@ impl Supervisor {
             self.dirty = false;
             self.reconcile_node(ROOT);
             if self.phase != Phase::Running && !self.active(ROOT) {
-                if let Phase::ShuttingDown { code, .. } = self.phase {
+                if let Phase::ShuttingDown { exit, .. } = self.phase {
                     self.phase = Phase::Exited;
-                    self.out.push(Effect::Exit { code });
+                    self.out.push(Effect::Exit { code: exit.code() });
                 }
                 self.settled = Settled::Yes;
                 return;

@@ -9,7 +9,8 @@
 
 use super::tree::{Intent, NodeKind, ROOT, Readiness, Run, StartGate};
 use super::{
-    EXIT_ROOT_FAILED, Effect, EndKind, NodeId, Report, ServiceId, ShutdownCause, Supervisor, Time,
+    EXIT_ROOT_FAILED, Effect, EndKind, NodeId, Phase, Report, ServiceId, ShutdownCause,
+    ShutdownExit, Supervisor, Time,
 };
 use crate::spec::{AutoShutdown, BackoffSpec, RestartType, ServiceKind, Strategy};
 use std::time::Duration;
@@ -25,6 +26,7 @@ impl Supervisor {
         readiness: Readiness,
     ) {
         let now = self.now;
+        self.note_significant_end(id, code);
         let node_id = self.services[id].node;
         let service = &mut self.services[id];
         service.run = Run::Idle;
@@ -83,7 +85,7 @@ impl Supervisor {
             self.out.push(Effect::Report(Report::ShuttingDown {
                 cause: ShutdownCause::RootFailed,
             }));
-            self.begin_shutdown(EXIT_ROOT_FAILED);
+            self.begin_shutdown(ShutdownExit::Fixed(EXIT_ROOT_FAILED));
             return;
         };
         let NodeKind::Group(group) = &mut self.nodes[parent].kind else {
@@ -108,7 +110,7 @@ impl Supervisor {
                 self.out.push(Effect::Report(Report::ShuttingDown {
                     cause: ShutdownCause::RootFailed,
                 }));
-                self.begin_shutdown(EXIT_ROOT_FAILED);
+                self.begin_shutdown(ShutdownExit::Fixed(EXIT_ROOT_FAILED));
             } else {
                 group.mode = super::tree::GroupMode::Failing;
                 self.dirty = true;
@@ -181,7 +183,35 @@ impl Supervisor {
             self.out.push(Effect::Report(Report::ShuttingDown {
                 cause: ShutdownCause::Significant { id, code },
             }));
-            self.begin_shutdown(code);
+            self.begin_shutdown(ShutdownExit::Fixed(code));
+        }
+    }
+}
+
+impl Supervisor {
+    /// A significant service ended (or was killed) during a requested shutdown: under
+    /// `auto_shutdown` its code becomes minder's, as a container runtime reports the
+    /// main process's code as the container's. With several, the one whose end would
+    /// have triggered the shutdown decides: the first to end under `any_significant`,
+    /// the last under `all_significant`. A shutdown that something else began (a
+    /// spent root budget, a significant end) keeps its code.
+    pub(super) fn note_significant_end(&mut self, id: ServiceId, code: i32) {
+        if !self.services[id].spec.significant {
+            return;
+        }
+        let Phase::ShuttingDown {
+            exit: ShutdownExit::Requested(recorded),
+            ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        match self.auto_shutdown {
+            AutoShutdown::Never => {}
+            AutoShutdown::AnySignificant => {
+                recorded.get_or_insert(code);
+            }
+            AutoShutdown::AllSignificant => *recorded = Some(code),
         }
     }
 }
