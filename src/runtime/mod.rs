@@ -509,6 +509,14 @@ impl Loop {
 
     fn spawn(&mut self, child: ChildRef) {
         let Some(spec) = self.processes.service(child.id) else {
+            // Only a bug gets here (the table holds every service the core has); the
+            // core still gets its answer rather than waiting for a spawn forever.
+            tracing::error!("internal error: no process spec for service {:?}", child.id);
+            self.pending.push_back(Event::SpawnFailed {
+                child,
+                code: process::CODE_OTHER,
+                reason: "internal error: no process spec".into(),
+            });
             return;
         };
         let stdio = match self.mode {
