@@ -17,9 +17,10 @@ use crate::supervisor::{
     ChildRef, Effect, EndKind, Event, ExitStatus, FailureReason, ProbeKind, ProbeOutcome, Report,
     ServiceId, Supervisor, Time,
 };
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt::Write;
-use std::time::Duration;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::{format, string::String, string::ToString, vec::Vec};
+use core::fmt::Write;
+use core::time::Duration;
 
 pub struct Sim {
     pub supervisor: Supervisor,

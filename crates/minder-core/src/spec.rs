@@ -8,7 +8,8 @@
 //! (`minder::spec::lower`) and keeps the rest itself, by `ServiceId` and `ProbeId`.
 //! Every value has already been validated there, so the core never re-checks it.
 
-use std::time::Duration;
+use alloc::{string::String, vec::Vec};
+use core::time::Duration;
 
 /// SIGTERM's number on Linux, the usual stop signal (the core has no libc to ask).
 pub const SIGTERM: i32 = 15;

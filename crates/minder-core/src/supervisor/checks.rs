@@ -13,7 +13,8 @@ use super::{
     Time,
 };
 use crate::spec::{ReadyCheck, ServiceKind, ServiceSpec};
-use std::time::Duration;
+use alloc::{format, string::String, vec::Vec};
+use core::time::Duration;
 
 /// When a periodic check next runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,7 +17,8 @@ use super::{
     ChildRef, Effect, EndKind, Event, ExitStatus, NodeId, Report, ServiceId, ShutdownCause, Time,
 };
 use crate::spec::{AutoShutdown, ServiceKind, Spec};
-use std::time::Duration;
+use alloc::{string::String, vec::Vec};
+use core::time::Duration;
 
 /// The decision-making half of minder. Created from a `Spec` by the runtime (or a
 /// test's simulator), which owns it for minder's whole life and is its only caller.
@@ -100,7 +101,7 @@ impl Supervisor {
             self.start_group_fresh(ROOT);
             self.reconcile();
         }
-        std::mem::take(&mut self.out)
+        core::mem::take(&mut self.out)
     }
 
     /// Feed one event at time `now` (never earlier than the previous call's).
@@ -149,7 +150,7 @@ impl Supervisor {
         {
             self.reconcile();
         }
-        std::mem::take(&mut self.out)
+        core::mem::take(&mut self.out)
     }
 
     /// The earliest moment at which `handle(Event::Timer, ..)` has work to do, if any.

@@ -32,9 +32,10 @@ pub use self::restarts::backoff_delay;
 pub use self::view::{ProbeRecord, ServiceView};
 
 use self::machine::{Phase, ShutdownExit};
+use alloc::string::String;
 
 use crate::spec::ProbeSpec;
-use std::time::Duration;
+use core::time::Duration;
 
 /// A point on the supervisor's monotonic clock, measured from an arbitrary origin the
 /// caller picks (the runtime uses its start; tests use zero).
@@ -53,7 +54,7 @@ impl Time {
     }
 }
 
-impl std::ops::Add<Duration> for Time {
+impl core::ops::Add<Duration> for Time {
     type Output = Time;
     fn add(self, rhs: Duration) -> Time {
         Time(self.0.saturating_add(rhs))
@@ -104,8 +105,8 @@ pub enum FailureReason {
 
 /// The names the logs, docs and (later) metrics use: `health`, `watchdog`, `memory`,
 /// `ready_deadline`.
-impl std::fmt::Display for FailureReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             FailureReason::Health => "health",
             FailureReason::Watchdog => "watchdog",

@@ -18,8 +18,9 @@ use super::tree::{
     StopCause, Wave,
 };
 use super::{Effect, NodeId, Phase, Report, ServiceId, Supervisor};
-use std::collections::BTreeSet;
-use std::time::Duration;
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+use core::time::Duration;
 
 /// Passes one call of `reconcile` may take (see the module's doc).
 pub(super) const MAX_PASSES: usize = 1000;
@@ -371,7 +372,7 @@ mod tests {
         AutoShutdown, BackoffSpec, GroupSpec, NodeSpec, RestartType, SIGTERM, ServiceKind,
         ServiceSpec, Spec, Strategy,
     };
-    use std::time::Duration;
+    use core::time::Duration;
 
     fn group(name: &str, children: Vec<NodeSpec>) -> GroupSpec {
         GroupSpec {

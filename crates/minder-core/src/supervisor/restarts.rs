@@ -13,7 +13,8 @@ use super::{
     ShutdownExit, Supervisor, Time,
 };
 use crate::spec::{AutoShutdown, BackoffSpec, RestartType, ServiceKind, Strategy};
-use std::time::Duration;
+use alloc::{vec, vec::Vec};
+use core::time::Duration;
 
 impl Supervisor {
     /// A service's process is gone (or never started). Decide what follows.
@@ -31,7 +32,7 @@ impl Supervisor {
         let service = &mut self.services[id];
         service.run = Run::Idle;
         if end == EndKind::Stopped {
-            if std::mem::take(&mut service.retire_after_stop) {
+            if core::mem::take(&mut service.retire_after_stop) {
                 service.run = Run::Done { code };
             }
             return;
@@ -43,7 +44,7 @@ impl Supervisor {
             || !self.parent_up(node_id)
         {
             let service = &mut self.services[id];
-            if std::mem::take(&mut service.retire_after_stop) {
+            if core::mem::take(&mut service.retire_after_stop) {
                 service.run = Run::Done { code };
             }
             return;
@@ -224,15 +225,50 @@ pub fn backoff_delay(backoff: &BackoffSpec, n: u32, rng: &mut fastrand::Rng) -> 
     // Past about a thousand doublings `multiplier^(n-1)` is infinite, and a zero
     // `initial` times infinity is NaN: a zero initial delay stays zero, and anything
     // that stops being finite is at the cap.
-    let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
     let base = if initial == 0.0 {
         0.0
     } else {
-        initial * backoff.multiplier.powi(exponent)
+        initial * powi(backoff.multiplier, n.saturating_sub(1))
     };
     let capped = if base.is_finite() { base.min(max) } else { max };
     let factor = 1.0 + backoff.jitter * (rng.f64() * 2.0 - 1.0);
     // Jitter spreads restarts apart; it must not push one past `max`.
     let seconds = (capped * factor).clamp(0.0, max);
     Duration::try_from_secs_f64(seconds).unwrap_or(backoff.max)
+}
+
+/// `base^exponent` by repeated squaring, the way compiler-rt's `__powidf2` (what
+/// `f64::powi` compiles to) computes it, so delays are the same to the bit; `core`,
+/// unlike `std`, has no `powi`.
+fn powi(mut base: f64, mut exponent: u32) -> f64 {
+    let mut result = 1.0;
+    loop {
+        if exponent & 1 == 1 {
+            result *= base;
+        }
+        exponent /= 2;
+        if exponent == 0 {
+            return result;
+        }
+        base *= base;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The core's `powi` gives exactly what `std`'s does, so no backoff delay changed
+    /// when the core became `no_std`.
+    #[test]
+    fn powi_matches_std_to_the_bit() {
+        for base in [1.0, 1.0001, 1.5, 2.0, 2.5, 3.0, 7.25, 10.0] {
+            for exponent in (0..2_000).chain([i32::MAX as u32 - 1, i32::MAX as u32]) {
+                let expected = f64::powi(base, exponent as i32);
+                assert_eq!(
+                    super::powi(base, exponent).to_bits(),
+                    expected.to_bits(),
+                    "{base}^{exponent}"
+                );
+            }
+        }
+    }
 }

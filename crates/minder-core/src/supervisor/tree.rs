@@ -11,9 +11,10 @@ use super::checks::Checks;
 use super::view::ProbeRecord;
 use super::{ChildRef, EndKind, ExitStatus, FailureReason, NodeId, ServiceId, Time};
 use crate::spec::{GroupSpec, NodeSpec, ServiceSpec, Strategy};
-use std::collections::VecDeque;
-use std::marker::PhantomData;
-use std::time::Duration;
+use alloc::collections::VecDeque;
+use alloc::{string::String, string::ToString, vec::Vec};
+use core::marker::PhantomData;
+use core::time::Duration;
 
 /// The root group is always node 0.
 pub(super) const ROOT: NodeId = NodeId(0);
@@ -87,14 +88,14 @@ impl<I: ArenaId, T> Arena<I, T> {
     }
 }
 
-impl<I: ArenaId, T> std::ops::Index<I> for Arena<I, T> {
+impl<I: ArenaId, T> core::ops::Index<I> for Arena<I, T> {
     type Output = T;
     fn index(&self, id: I) -> &T {
         &self.entries[id.index()]
     }
 }
 
-impl<I: ArenaId, T> std::ops::IndexMut<I> for Arena<I, T> {
+impl<I: ArenaId, T> core::ops::IndexMut<I> for Arena<I, T> {
     fn index_mut(&mut self, id: I) -> &mut T {
         &mut self.entries[id.index()]
     }

@@ -4,6 +4,7 @@
 
 use super::tree::{GroupMode, Intent, Node, NodeKind, ROOT, Readiness, Run};
 use super::{ChildRef, EndKind, ExitStatus, NodeId, Phase, ServiceId, Supervisor, Time};
+use alloc::{format, string::String, string::ToString, vec::Vec};
 
 /// The last result of one kind of probe, for status output.
 #[derive(Clone, Debug, PartialEq, Eq)]
