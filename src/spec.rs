@@ -1,9 +1,18 @@
-//! The typed, validated service tree: what a config file lowers to and what the
-//! supervision core and the runtime consume.
+//! The typed, validated service tree: what a config file lowers to, and what the
+//! runtime starts processes from.
 //!
 //! Owns no behaviour. Nothing here parses, reads files or touches the OS: a `Spec` is
 //! plain data, built by `config::load` (or by hand in tests and in container mode), and
 //! every value in it has already passed validation, so consumers never re-check it.
+//! The core supervises a reduced copy (`minder_core::spec`), made by `lower`; the value
+//! types both share (strategy, restart type, backoff...) are the core's own.
+
+mod lower;
+#[cfg(test)]
+mod tests;
+
+pub use self::lower::{ProcessTable, lower};
+pub use minder_core::spec::{AutoShutdown, BackoffSpec, RestartType, Strategy};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,31 +78,6 @@ impl NodeSpec {
             NodeSpec::Group(group) => &group.name,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strategy {
-    OneForOne,
-    OneForAll,
-    RestForOne,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AutoShutdown {
-    Never,
-    AnySignificant,
-    AllSignificant,
-}
-
-/// When a service that ended on its own is started again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RestartType {
-    /// Always (alias `always`).
-    Permanent,
-    /// Only after an abnormal end (alias `on-failure`).
-    Transient,
-    /// Never (alias `never`).
-    Temporary,
 }
 
 /// One service instance. A service with `instances = N` lowers to N of these, named
@@ -235,30 +219,6 @@ pub enum RlimitResource {
     Cpu,
     Data,
     Rss,
-}
-
-/// Restart delay: `min(max, initial * multiplier^(n-1))`, then ±`jitter` fraction.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BackoffSpec {
-    pub initial: Duration,
-    pub max: Duration,
-    pub multiplier: f64,
-    /// In [0, 1].
-    pub jitter: f64,
-    /// A run at least this long resets the consecutive-failure count.
-    pub reset_after: Duration,
-}
-
-impl Default for BackoffSpec {
-    fn default() -> Self {
-        BackoffSpec {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(30),
-            multiplier: 2.0,
-            jitter: 0.1,
-            reset_after: Duration::from_secs(30),
-        }
-    }
 }
 
 impl GroupSpec {

@@ -121,3 +121,47 @@ fn a_main_process_runs_after_its_sidecars_and_its_code_becomes_minders() {
     assert!(!is_alive(sidecar), "the sidecar outlived minder");
     minder.assert_nothing_left();
 }
+
+/// Issue 7 item 9: `minder run CONFIG -- cmd` exited 0 after SIGTERM although the main
+/// process then exited 7, while container mode returned 7. A requested shutdown of a
+/// tree with a significant main process now exits with that process's code.
+#[test]
+fn regression_sigterm_to_run_with_main_exited_0_instead_of_the_main_code() {
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &sh_service("sidecar", &pid_then_sleep("sidecar"), ""),
+    );
+    // The main process answers the stop signal by exiting 7 (the trap runs once the
+    // short foreground sleep ends).
+    let main = "trap 'exit 7' TERM; echo $$ > main.pid; while :; do sleep 0.05; done";
+    minder.start_run(&["sh", "-c", main]);
+    minder.wait_pid("sidecar", None);
+    let main = minder.wait_pid("main", None);
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 7, "{}", minder.stderr_text());
+    assert!(!is_alive(main));
+    minder.assert_nothing_left();
+}
+
+/// The same shutdown when the main process dies of the SIGTERM minder sends it: 143,
+/// as container mode (and a shell) reports a death by signal 15.
+#[test]
+fn regression_sigterm_to_run_with_main_killed_by_term_exits_143() {
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &sh_service("sidecar", &pid_then_sleep("sidecar"), ""),
+    );
+    minder.start_run(&["sh", "-c", &pid_then_sleep("main")]);
+    minder.wait_pid("sidecar", None);
+    minder.wait_pid("main", None);
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(
+        minder.expect_exit(PATIENCE),
+        128 + 15,
+        "{}",
+        minder.stderr_text()
+    );
+    minder.assert_nothing_left();
+}

@@ -9,7 +9,7 @@
 //! `auto_shutdown`): that is `tree`'s job. It never stops at the first error, and it
 //! keeps file order by sorting entries on their spans (the `toml` map sorts by key).
 
-use super::Report;
+use super::Diagnostics;
 use super::values::{self, short, suggest};
 use crate::spec::{
     AutoShutdown, BackoffSpec, DaemonSpec, GroupSpec, LogFormat, RestartType, Rlimit,
@@ -48,12 +48,12 @@ pub(crate) struct RawGroup {
     pub name_span: Range<usize>,
     pub spec: GroupSpec,
     /// `None` when the key is absent (allowed for the root only).
-    pub children: Option<Vec<ChildRef>>,
+    pub children: Option<Vec<ChildName>>,
 }
 
 /// One entry of a `children` array.
 #[derive(Clone)]
-pub(crate) struct ChildRef {
+pub(crate) struct ChildName {
     pub name: String,
     pub span: Range<usize>,
 }
@@ -150,7 +150,11 @@ pub(crate) const UNLIMITED: u64 = u64::MAX;
 /// Lowers a whole parsed document. Never fails: problems go to `report`, and a
 /// placeholder keeps each named node so one bad table does not cause follow-on
 /// "missing child" errors elsewhere.
-pub(crate) fn lower_document(document: &DeTable<'_>, base_dir: &Path, report: &mut Report) -> File {
+pub(crate) fn lower_document(
+    document: &DeTable<'_>,
+    base_dir: &Path,
+    report: &mut Diagnostics,
+) -> File {
     let mut lowerer = Lowerer { report, base_dir };
     let mut file = File {
         daemon: DaemonSpec::default(),
@@ -235,7 +239,7 @@ pub(crate) fn describe(value: &DeValue<'_>) -> String {
 }
 
 struct Lowerer<'r> {
-    report: &'r mut Report,
+    report: &'r mut Diagnostics,
     base_dir: &'r Path,
 }
 
@@ -545,7 +549,7 @@ impl Lowerer<'_> {
         group
     }
 
-    fn children(&mut self, path: &str, value: &Value<'_>) -> Vec<ChildRef> {
+    fn children(&mut self, path: &str, value: &Value<'_>) -> Vec<ChildName> {
         let expected = "an array of service and group names";
         let DeValue::Array(items) = value.get_ref() else {
             self.wrong(path, value, expected);
@@ -554,7 +558,7 @@ impl Lowerer<'_> {
         let mut children = Vec::new();
         for item in items.iter() {
             if let Some(name) = self.string(path, item, "a service or group name") {
-                children.push(ChildRef {
+                children.push(ChildName {
                     name: name.to_string(),
                     span: item.span(),
                 });

@@ -93,7 +93,7 @@ pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
             // Point at the first bad byte: everything before it is valid UTF-8.
             let valid = bytes.get(..error.valid_up_to()).unwrap_or_default();
             let prefix = String::from_utf8_lossy(valid);
-            let mut report = Report::new(&file_name, &prefix);
+            let mut report = Diagnostics::new(&file_name, &prefix);
             report.error(
                 &(prefix.len()..prefix.len()),
                 "the file is not valid UTF-8".to_string(),
@@ -119,7 +119,7 @@ fn config_dir(path: &Path) -> PathBuf {
 /// Parse and validate config `text` as if read from `file_name` in `base_dir` (which
 /// relative paths in the text are joined to; pass an absolute one). No file is read.
 pub fn load_str(text: &str, file_name: &str, base_dir: &Path) -> Result<Spec, ConfigErrors> {
-    let mut report = Report::new(file_name, text);
+    let mut report = Diagnostics::new(file_name, text);
     let (document, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
         // Only syntax errors: what the recovering parser made of a broken file would
@@ -146,7 +146,7 @@ pub fn load_str(text: &str, file_name: &str, base_dir: &Path) -> Result<Spec, Co
 }
 
 /// Collects errors, turning byte spans into 1-based line and column.
-pub(crate) struct Report {
+pub(crate) struct Diagnostics {
     file: String,
     /// Byte offset of the start of each line.
     line_starts: Vec<usize>,
@@ -154,11 +154,11 @@ pub(crate) struct Report {
     errors: Vec<ConfigError>,
 }
 
-impl Report {
+impl Diagnostics {
     fn new(file: &str, text: &str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(index, _)| index + 1));
-        Report {
+        Diagnostics {
             file: file.to_string(),
             line_starts,
             text: text.to_string(),

@@ -8,8 +8,8 @@
 //! graph a file can describe: every lookup by a user-given name is checked, and tree
 //! building is bounded by a visited set and a nesting limit.
 
-use super::Report;
-use super::lower::{ChildRef, File, RawGroup, RawService};
+use super::Diagnostics;
+use super::lower::{ChildName, File, RawGroup, RawService};
 use super::values::suggest;
 use crate::spec::{AutoShutdown, GroupSpec, NodeSpec, RestartType, Spec};
 use std::collections::{HashMap, HashSet};
@@ -33,7 +33,7 @@ struct Listing {
 
 /// Runs the cross-table checks and builds the tree. Returns `None` only when the tree
 /// cannot be built at all; callers must still treat any error in `report` as failure.
-pub(crate) fn assemble(file: File, report: &mut Report) -> Option<Spec> {
+pub(crate) fn assemble(file: File, report: &mut Diagnostics) -> Option<Spec> {
     let File {
         daemon,
         root,
@@ -67,7 +67,7 @@ pub(crate) fn assemble(file: File, report: &mut Report) -> Option<Spec> {
 fn index_names(
     groups: &[RawGroup],
     services: &[RawService],
-    report: &mut Report,
+    report: &mut Diagnostics,
 ) -> HashMap<String, NodeRef> {
     let mut all: Vec<(&str, Range<usize>, NodeRef)> = Vec::new();
     all.extend(groups.iter().enumerate().map(|(index, group)| {
@@ -110,7 +110,7 @@ fn index_children(
     root: &RawGroup,
     groups: &[RawGroup],
     nodes: &HashMap<String, NodeRef>,
-    report: &mut Report,
+    report: &mut Diagnostics,
 ) -> HashMap<String, Listing> {
     let mut parents: Vec<&RawGroup> = groups.iter().chain(std::iter::once(root)).collect();
     parents.sort_by_key(|group| group.name_span.start);
@@ -181,7 +181,11 @@ fn children_key(group: &RawGroup) -> String {
 /// Every node has at most one listing, so following parents from a group either ends
 /// at the root (or an unlisted group) or comes back: that loop is a cycle. Each cycle
 /// is reported once, at the listing of its first member in file order.
-fn check_cycles(groups: &[RawGroup], listings: &HashMap<String, Listing>, report: &mut Report) {
+fn check_cycles(
+    groups: &[RawGroup],
+    listings: &HashMap<String, Listing>,
+    report: &mut Diagnostics,
+) {
     let mut reported: HashSet<String> = HashSet::new();
     for group in groups {
         if reported.contains(&group.name) {
@@ -231,9 +235,9 @@ fn root_children(
     services: &[RawService],
     nodes: &HashMap<String, NodeRef>,
     listings: &HashMap<String, Listing>,
-    report: &mut Report,
-) -> Vec<ChildRef> {
-    let mut unlisted: Vec<ChildRef> = groups
+    report: &mut Diagnostics,
+) -> Vec<ChildName> {
+    let mut unlisted: Vec<ChildName> = groups
         .iter()
         .map(|group| (&group.name, &group.name_span))
         .chain(
@@ -242,7 +246,7 @@ fn root_children(
                 .map(|service| (&service.name, &service.name_span)),
         )
         .filter(|(name, _)| nodes.contains_key(*name) && !listings.contains_key(*name))
-        .map(|(name, span)| ChildRef {
+        .map(|(name, span)| ChildName {
             name: name.clone(),
             span: span.clone(),
         })
@@ -265,7 +269,7 @@ fn root_children(
     }
 }
 
-fn check_significant(root: &RawGroup, services: &[RawService], report: &mut Report) {
+fn check_significant(root: &RawGroup, services: &[RawService], report: &mut Diagnostics) {
     for service in services {
         let Some(span) = &service.significant_key else {
             continue;
@@ -297,11 +301,11 @@ struct Builder<'a, 'r> {
     /// Names already placed in the tree: a second placement (only possible in a file
     /// that already has a reported error) is skipped rather than recursed into.
     built: HashSet<String>,
-    report: &'r mut Report,
+    report: &'r mut Diagnostics,
 }
 
 impl Builder<'_, '_> {
-    fn children(&mut self, children: &[ChildRef], depth: usize) -> Vec<crate::spec::NodeSpec> {
+    fn children(&mut self, children: &[ChildName], depth: usize) -> Vec<crate::spec::NodeSpec> {
         let mut built = Vec::new();
         for child in children {
             let Some(node) = self.nodes.get(&child.name).copied() else {

@@ -23,10 +23,10 @@ use crate::logs::{Attachment, OutputHub, OwnLogWriter};
 use crate::notify::{self, NotifyServer};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::spec::{LogFormat, Spec};
-use crate::spec::{Probe, ReadyCheck, ServiceSpec};
+use crate::spec::{Probe, ProcessTable, ReadyCheck, ServiceSpec};
 use crate::supervisor::ServiceId;
 use crate::supervisor::{
-    ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeKind, Report,
+    Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeOutcome, Report,
     ShutdownCause, Supervisor, Time,
 };
 use std::collections::{HashMap, VecDeque};
@@ -202,6 +202,9 @@ enum Wake {
 struct Loop {
     /// The decision maker; only this loop calls it.
     supervisor: Supervisor,
+    /// What the core does not keep: each service's process spec by its id, and the
+    /// probe targets the core's `Check`s refer to. Built with `supervisor`, read-only.
+    processes: ProcessTable,
     /// `Time::ZERO` of the core: the moment the loop was created.
     origin: Instant,
     /// Live main processes by pid (= their process group), registered right after
@@ -271,6 +274,9 @@ impl Loop {
         } else {
             None
         };
+        let (core_spec, probes) = crate::spec::lower(spec);
+        let supervisor = Supervisor::new(&core_spec, seed);
+        let processes = ProcessTable::new(spec, probes, &supervisor);
         Ok(Loop {
             events,
             prober: Prober::new(sender),
@@ -279,7 +285,8 @@ impl Loop {
             ready_fd_watches: HashMap::new(),
             systemd: SystemdNotifier::from_env(),
             announced_ready: false,
-            supervisor: Supervisor::new(spec, seed),
+            supervisor,
+            processes,
             origin: Instant::now(),
             children: HashMap::new(),
             attachments: HashMap::new(),
@@ -512,8 +519,8 @@ impl Loop {
         }
         if ends && self.container_kill_at.is_none() {
             let timeout = self
-                .supervisor
-                .service_spec(crate::supervisor::ServiceId(0))
+                .processes
+                .service(crate::supervisor::ServiceId(0))
                 .map_or(container::STOP_TIMEOUT, |spec| spec.stop_timeout);
             self.container_kill_at = Instant::now().checked_add(timeout);
         }
@@ -577,8 +584,8 @@ impl Loop {
                     // only go at stop_timeout. Should the core ever pass on another
                     // signal, it goes alone.
                     let is_stop = self
-                        .supervisor
-                        .service_spec(child.id)
+                        .processes
+                        .service(child.id)
                         .is_some_and(|spec| spec.stop_signal == signal);
                     let sent = if is_stop {
                         process::stop_group(pid, signal)
@@ -594,7 +601,7 @@ impl Loop {
                         process::kill_group(pid);
                     }
                 }
-                Effect::Probe { child, pid, kind } => self.probe(child, pid, kind),
+                Effect::Probe { child, pid, check } => self.probe(child, pid, check),
                 Effect::Exit { code } => self.exit_code = Some(code),
                 Effect::Report(report) => {
                     if matches!(report, Report::ShuttingDown { .. }) {
@@ -610,7 +617,15 @@ impl Loop {
     }
 
     fn spawn(&mut self, child: ChildRef) {
-        let Some(spec) = self.supervisor.service_spec(child.id) else {
+        let Some(spec) = self.processes.service(child.id) else {
+            // Only a bug gets here (the table holds every service the core has); the
+            // core still gets its answer rather than waiting for a spawn forever.
+            tracing::error!("internal error: no process spec for service {:?}", child.id);
+            self.pending.push_back(Event::SpawnFailed {
+                child,
+                code: process::CODE_OTHER,
+                reason: "internal error: no process spec".into(),
+            });
             return;
         };
         let stdio = match self.mode {
@@ -682,33 +697,33 @@ impl Loop {
     /// exec probes are spawned here, on the loop's thread, like every process, and
     /// answered when reaped or killed at their timeout. Every path answers with one
     /// `ProbeResult`, so the core never waits forever.
-    fn probe(&mut self, child: ChildRef, pid: i32, kind: ProbeKind) {
+    fn probe(&mut self, child: ChildRef, pid: i32, check: Check) {
         // The incarnation may have ended in this same turn; its result would be stale.
         if self.children.get(&pid) != Some(&child) {
             return;
         }
-        let Some(spec) = self.supervisor.service_spec(child.id) else {
+        let kind = check.kind();
+        let (Check::Ready(probe) | Check::Health(probe)) = check else {
+            self.prober.memory(child, pid);
             return;
         };
-        let (probe, timeout) = match kind {
-            ProbeKind::Memory => {
-                self.prober.memory(child, pid);
-                return;
-            }
-            ProbeKind::Ready => match &spec.ready {
-                Some(ready) => match &ready.check {
-                    ReadyCheck::Probe(probe) => (probe, ready.timeout),
-                    ReadyCheck::Notify | ReadyCheck::Fd(_) => return,
-                },
-                None => return,
-            },
-            ProbeKind::Health => match &spec.health {
-                Some(health) => match &health.probe {
-                    Some(probe) => (probe, health.timeout),
-                    None => return,
-                },
-                None => return,
-            },
+        let timeout = probe.timeout;
+        let (Some(spec), Some(probe)) = (
+            self.processes.service(child.id),
+            self.processes.probe(probe.id),
+        ) else {
+            // Only a bug gets here (the table holds every id the core can name); the
+            // core still gets its one answer rather than waiting forever.
+            tracing::error!(
+                service = self.processes.name(child.id),
+                "no such probe: {probe:?}"
+            );
+            self.pending.push_back(Event::ProbeResult {
+                child,
+                kind,
+                outcome: ProbeOutcome::Failed("internal error: unknown probe".into()),
+            });
+            return;
         };
         match probe {
             Probe::Tcp { .. } | Probe::Http { .. } => {
@@ -737,9 +752,7 @@ impl Loop {
     }
 
     fn name(&self, child: ChildRef) -> &str {
-        self.supervisor
-            .service_spec(child.id)
-            .map_or("?", |spec| spec.name.as_str())
+        self.processes.name(child.id)
     }
 
     fn log(&self, report: Report) {
@@ -753,8 +766,8 @@ impl Loop {
             Report::Ready { child } => {
                 // Worth a line only when a check decided it; otherwise it is the start.
                 let checked = self
-                    .supervisor
-                    .service_spec(child.id)
+                    .processes
+                    .service(child.id)
                     .is_some_and(|spec| spec.ready.is_some());
                 if checked {
                     tracing::info!(service = self.name(child), "ready");
@@ -778,10 +791,7 @@ impl Loop {
                 }
             }
             Report::RestartScheduled { id, delay } => {
-                let service = self
-                    .supervisor
-                    .service_spec(id)
-                    .map_or("?", |spec| spec.name.as_str());
+                let service = self.processes.name(id);
                 tracing::info!(
                     service,
                     "restart in {}",
@@ -822,6 +832,11 @@ impl Loop {
                 );
             }
             Report::ShuttingDown { cause } => self.log_shutdown(cause),
+            Report::Unsettled { passes } => {
+                tracing::error!(
+                    "internal error: the supervisor did not settle in {passes} passes; it goes on at once"
+                );
+            }
         }
     }
 
@@ -835,10 +850,7 @@ impl Loop {
                 "the root's restart budget is exhausted: stopping everything, exit {EXIT_ROOT_FAILED}"
             ),
             ShutdownCause::Significant { id, code } => {
-                let service = self
-                    .supervisor
-                    .service_spec(id)
-                    .map_or("?", |spec| spec.name.as_str());
+                let service = self.processes.name(id);
                 tracing::info!(service, code, "significant service ended: shutting down");
             }
             ShutdownCause::TimedOut => {

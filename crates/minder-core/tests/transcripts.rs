@@ -1,19 +1,30 @@
 //! The core's test matrix, run on the simulator's virtual clock: every case is a config,
-//! a script of events and the expected transcript of effects.
+//! a script of events and the expected transcript of effects. Trees are written in
+//! TOML, loaded by minder's own config loader and lowered to the core's spec
+//! (`minder::spec::lower`; minder is a dev-dependency of this crate).
 
-use super::sim::Sim;
-use super::{ChildRef, Effect, Event, ExitStatus, ServiceId, Supervisor, Time};
-use crate::config;
 use expect_test::{Expect, expect};
+use minder::config;
+use minder_core::sim::Sim;
+use minder_core::spec::BackoffSpec;
+use minder_core::supervisor::{
+    ChildRef, Effect, Event, ExitStatus, ServiceId, Supervisor, Time, backoff_delay,
+};
 use proptest::prelude::*;
 use std::path::Path;
 use std::time::Duration;
 
-fn spec(toml: &str) -> crate::spec::Spec {
+/// The full spec of a test config, as the config loader makes it.
+fn full_spec(toml: &str) -> minder::spec::Spec {
     match config::load_str(toml, "test.toml", Path::new("/")) {
         Ok(spec) => spec,
         Err(errors) => panic!("test config is invalid: {errors:?}"),
     }
+}
+
+/// The core's spec of a test config.
+fn spec(toml: &str) -> minder_core::spec::Spec {
+    minder::spec::lower(&full_spec(toml)).0
 }
 
 /// The one helper of the matrix: run `script` against `toml`, compare the transcript.
@@ -487,20 +498,22 @@ fn backoff_grows_caps_and_resets_after_a_stable_run() {
 
 #[test]
 fn backoff_jitter_stays_within_bounds_and_is_seeded() {
-    let mut service = crate::spec::ServiceSpec::new("a", vec!["x".into()], "/".into());
-    service.backoff.initial = Duration::from_secs(1);
-    service.backoff.jitter = 0.25;
+    let backoff = BackoffSpec {
+        initial: Duration::from_secs(1),
+        jitter: 0.25,
+        ..BackoffSpec::default()
+    };
     let mut rng = fastrand::Rng::with_seed(1);
     let mut seen_low = false;
     let mut seen_high = false;
     for _ in 0..1000 {
-        let delay = super::core::backoff_delay(&service, 1, &mut rng).as_secs_f64();
+        let delay = backoff_delay(&backoff, 1, &mut rng).as_secs_f64();
         assert!((0.75..=1.25).contains(&delay), "{delay}");
         seen_low |= delay < 0.9;
         seen_high |= delay > 1.1;
     }
     assert!(seen_low && seen_high, "jitter does not spread");
-    let first = |seed| super::core::backoff_delay(&service, 1, &mut fastrand::Rng::with_seed(seed));
+    let first = |seed| backoff_delay(&backoff, 1, &mut fastrand::Rng::with_seed(seed));
     assert_eq!(first(5), first(5));
 }
 
@@ -508,24 +521,67 @@ fn backoff_jitter_stays_within_bounds_and_is_seeded() {
 fn regression_zero_initial_backoff_stays_zero_after_1024_restarts() {
     // multiplier^(n-1) overflows to infinity past n = 1024 and 0 * inf is NaN, which
     // used to turn into a full `max` delay: a zero-backoff service stalled for 30 s.
-    let mut service = crate::spec::ServiceSpec::new("a", vec!["x".into()], "/".into());
-    service.backoff.initial = Duration::ZERO;
-    service.backoff.jitter = 0.0;
+    let mut backoff = BackoffSpec {
+        initial: Duration::ZERO,
+        jitter: 0.0,
+        ..BackoffSpec::default()
+    };
     let mut rng = fastrand::Rng::with_seed(1);
     for n in [1, 1024, 1025, 5000, u32::MAX] {
         assert_eq!(
-            super::core::backoff_delay(&service, n, &mut rng),
+            backoff_delay(&backoff, n, &mut rng),
             Duration::ZERO,
             "n = {n}"
         );
     }
-    service.backoff.initial = Duration::from_millis(100);
+    backoff.initial = Duration::from_millis(100);
     for n in [1025, 5000, u32::MAX] {
-        assert_eq!(
-            super::core::backoff_delay(&service, n, &mut rng),
-            service.backoff.max,
-            "n = {n}"
-        );
+        assert_eq!(backoff_delay(&backoff, n, &mut rng), backoff.max, "n = {n}");
+    }
+}
+
+#[test]
+fn regression_jitter_pushed_a_backoff_past_max() {
+    // Issue 7: at the cap, +jitter made the delay up to (1 + jitter) * max.
+    let backoff = BackoffSpec {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(1),
+        jitter: 0.5,
+        ..BackoffSpec::default()
+    };
+    let mut rng = fastrand::Rng::with_seed(3);
+    let mut below = false;
+    for n in [1, 2, 10, 1000] {
+        for _ in 0..200 {
+            let delay = backoff_delay(&backoff, n, &mut rng);
+            assert!(delay <= backoff.max, "n = {n}: {delay:?}");
+            below |= delay < Duration::from_millis(900);
+        }
+    }
+    // Jitter still spreads the delays below the cap.
+    assert!(below, "jitter no longer spreads restarts");
+}
+
+proptest! {
+    /// Whatever the parameters and the draw, a delay never exceeds `max`.
+    #[test]
+    fn backoff_delay_stays_within_zero_and_max(
+        initial_ms in 0u64..20_000,
+        max_ms in 0u64..20_000,
+        multiplier in 1.0f64..10.0,
+        jitter in 0.0f64..=1.0,
+        n in 1u32..3_000,
+        seed in any::<u64>(),
+    ) {
+        let backoff = BackoffSpec {
+            initial: Duration::from_millis(initial_ms),
+            max: Duration::from_millis(max_ms),
+            multiplier,
+            jitter,
+            reset_after: Duration::from_secs(30),
+        };
+        let delay = backoff_delay(&backoff, n, &mut fastrand::Rng::with_seed(seed));
+        prop_assert!(delay <= backoff.max, "{delay:?} > {:?}", backoff.max);
     }
 }
 
@@ -737,7 +793,7 @@ fn shutdown_while_a_child_is_starting_signals_it_once_spawned() {
         effects.contains(&Effect::Signal {
             child,
             pid: 42,
-            signal: libc::SIGTERM
+            signal: minder_core::spec::SIGTERM
         }),
         "{effects:?}"
     );
@@ -892,6 +948,95 @@ fn a_significant_transient_that_fails_is_restarted_not_shut_down() {
     assert_eq!(sim.exit_code, None);
     sim.run_script("exit a 0").unwrap();
     assert_eq!(sim.exit_code, Some(0));
+}
+
+/// A sidecar and a significant `main`, as `minder run CONFIG -- cmd` builds them.
+fn sidecar_and_main() -> String {
+    format!(
+        "[root]\nauto_shutdown = \"any_significant\"\n[service.side]\ncommand = \"x\"\n{FAST}\n\
+         [service.main]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n"
+    )
+}
+
+#[test]
+fn regression_a_requested_shutdown_exited_0_although_the_significant_main_exited_7() {
+    // Issue 7: container mode returns the main process's code after SIGTERM; `run
+    // CONFIG -- cmd` returned 0. The main service answers its stop signal with 7.
+    check(
+        &sidecar_and_main(),
+        "stubborn main\nshutdown\nexit main 7",
+        expect![[r#"
+            [     0ms] spawn side#1 pid 100
+            [     0ms] spawn main#1 pid 101
+            [     0ms] > shutdown
+            [     0ms] shutting down: Requested
+            [     0ms] signal main#1 pid 101 sig 15
+            [     0ms] main#1 ended: exit 7, stopped
+            [     0ms] signal side#1 pid 100 sig 15
+            [     0ms] side#1 ended: signal 15, stopped
+            [     0ms] exit 7
+        "#]],
+    );
+}
+
+#[test]
+fn a_requested_shutdown_exits_128_plus_the_signal_that_ended_the_significant_main() {
+    let mut sim = Sim::new(&spec(&sidecar_and_main()));
+    sim.run_script("shutdown").unwrap();
+    assert_eq!(sim.exit_code, Some(128 + 15), "{}", sim.transcript);
+    // Killed after its stop_timeout: 128 + SIGKILL.
+    let mut sim = Sim::new(&spec(&sidecar_and_main()));
+    sim.run_script("stubborn main\nshutdown\nadvance 11s")
+        .unwrap();
+    assert_eq!(sim.exit_code, Some(128 + 9), "{}", sim.transcript);
+    // Killed at once by a second request: the same.
+    let mut sim = Sim::new(&spec(&sidecar_and_main()));
+    sim.run_script("stubborn main\nshutdown\nshutdown").unwrap();
+    assert_eq!(sim.exit_code, Some(128 + 9), "{}", sim.transcript);
+}
+
+#[test]
+fn a_requested_shutdown_takes_the_code_of_the_significant_end_auto_shutdown_would_take() {
+    // a and b are both significant; the shutdown stops b first (reverse order), then a.
+    // Under any_significant the first end decides, under all_significant the last.
+    let mut table = String::new();
+    for policy in ["any_significant", "all_significant"] {
+        let toml = format!(
+            "[root]\nauto_shutdown = \"{policy}\"\n\
+             [service.a]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n\
+             [service.b]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n"
+        );
+        let mut sim = Sim::new(&spec(&toml));
+        sim.run_script("stubborn a\nstubborn b\nshutdown\nexit b 5\nexit a 6")
+            .unwrap();
+        assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+        table.push_str(&format!("{policy}: exit {:?}\n", sim.exit_code));
+    }
+    expect![[r#"
+        any_significant: exit Some(5)
+        all_significant: exit Some(6)
+    "#]]
+    .assert_eq(&table);
+}
+
+#[test]
+fn a_shutdown_auto_shutdown_started_keeps_the_triggering_code() {
+    // b's end triggers the shutdown with 3; a, also significant, then dies of its stop
+    // signal, which changes nothing. A spent root budget keeps 3 the same way.
+    let toml = "[root]\nauto_shutdown = \"any_significant\"\n\
+                [service.a]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n\
+                [service.b]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n";
+    let mut sim = Sim::new(&spec(toml));
+    sim.run_script("exit b 3").unwrap();
+    assert_eq!(sim.exit_code, Some(3), "{}", sim.transcript);
+    assert!(sim.transcript.contains("a#1 ended: signal 15, stopped"));
+}
+
+#[test]
+fn a_requested_shutdown_of_a_tree_without_significant_services_exits_0() {
+    let mut sim = Sim::new(&spec(&format!("[service.a]\ncommand = \"x\"\n{FAST}\n")));
+    sim.run_script("stubborn a\nshutdown\nexit a 7").unwrap();
+    assert_eq!(sim.exit_code, Some(0), "{}", sim.transcript);
 }
 
 #[test]
@@ -1079,67 +1224,28 @@ proptest! {
     }
 }
 
-// ----- architecture invariant ---------------------------------------------------------------
-
-/// Architecture invariant: nothing under `supervisor/` (but the test-only simulator)
-/// reads the clock, performs I/O, spawns, sleeps or awaits.
-#[test]
-fn core_has_no_io() {
-    let sources = [
-        ("core.rs", include_str!("core.rs")),
-        ("mod.rs", include_str!("mod.rs")),
-    ];
-    let forbidden = [
-        "Instant",
-        "SystemTime",
-        "std::fs",
-        "std::io",
-        "std::net",
-        "std::process",
-        "std::thread",
-        "std::env",
-        "tokio",
-        "nix::",
-        "libc::",
-        "async ",
-        ".await",
-        "println!",
-        "eprintln!",
-        "tracing::",
-        "unsafe",
-    ];
-    for (file, text) in sources {
-        for (number, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
-            for word in forbidden {
-                assert!(
-                    !code.contains(word),
-                    "supervisor/{file}:{}: `{word}` in the pure core: {line}",
-                    number + 1
-                );
-            }
-        }
-    }
-}
-
 // ----- readiness, liveness, watchdog, memory ------------------------------------------
 
-use crate::spec::{HealthSpec, Probe, ReadyCheck, ReadySpec};
+use minder::spec::{HealthSpec, Probe, ReadyCheck, ReadySpec};
 
 /// A spec from `toml` with checks set on named services (the keys are validated by the
-/// config's own tests; here only the core's judgement is under test).
-fn with_checks(toml: &str, set: impl Fn(&mut crate::spec::ServiceSpec)) -> crate::spec::Spec {
-    fn visit(group: &mut crate::spec::GroupSpec, set: &dyn Fn(&mut crate::spec::ServiceSpec)) {
+/// config's own tests; here only the core's judgement is under test), lowered to the
+/// core's spec.
+fn with_checks(
+    toml: &str,
+    set: impl Fn(&mut minder::spec::ServiceSpec),
+) -> minder_core::spec::Spec {
+    fn visit(group: &mut minder::spec::GroupSpec, set: &dyn Fn(&mut minder::spec::ServiceSpec)) {
         for child in &mut group.children {
             match child {
-                crate::spec::NodeSpec::Service(service) => set(service),
-                crate::spec::NodeSpec::Group(inner) => visit(inner, set),
+                minder::spec::NodeSpec::Service(service) => set(service),
+                minder::spec::NodeSpec::Group(inner) => visit(inner, set),
             }
         }
     }
-    let mut spec = spec(toml);
+    let mut spec = full_spec(toml);
     visit(&mut spec.root, &set);
-    spec
+    minder::spec::lower(&spec).0
 }
 
 fn tcp() -> Probe {
@@ -1148,7 +1254,7 @@ fn tcp() -> Probe {
     }
 }
 
-fn run(spec: &crate::spec::Spec, script: &str, expected: Expect) {
+fn run(spec: &minder_core::spec::Spec, script: &str, expected: Expect) {
     let mut sim = Sim::new(spec);
     if let Err(error) = sim.run_script(script) {
         panic!("{error}\ntranscript so far:\n{}", sim.transcript);
@@ -1344,8 +1450,8 @@ fn a_probe_result_for_an_old_generation_is_ignored() {
     };
     sim.feed(Event::ProbeResult {
         child: old,
-        kind: super::ProbeKind::Ready,
-        outcome: super::ProbeOutcome::Passed,
+        kind: minder_core::supervisor::ProbeKind::Ready,
+        outcome: minder_core::supervisor::ProbeOutcome::Passed,
     });
     assert_eq!(sim.supervisor.view(ServiceId(0)).unwrap().state, "started");
     assert!(sim.violations.is_empty());
@@ -1369,7 +1475,9 @@ fn the_last_probe_results_and_restart_reason_are_kept_for_status() {
     let view = sim.supervisor.view(ServiceId(0)).unwrap();
     assert_eq!(
         view.last_restart_reason,
-        Some(super::EndKind::Failure(super::FailureReason::Health))
+        Some(minder_core::supervisor::EndKind::Failure(
+            minder_core::supervisor::FailureReason::Health
+        ))
     );
     assert!(view.last_ready_probe.is_some_and(|r| r.passed));
     assert!(

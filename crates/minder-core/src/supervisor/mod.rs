@@ -6,22 +6,36 @@
 //! output is the list of `Effect`s that call returns, plus `next_deadline()`, the one
 //! moment at which the caller must come back with `Event::Timer`. It must not read the
 //! clock, perform I/O, spawn, block or await: `now` is always given, randomness comes
-//! from a seed, and every effect is data for the runtime to carry out. A test
-//! (`tests::core_has_no_io`) checks the sources of this module for forbidden calls.
+//! from a seed, and every effect is data for the runtime to carry out. The crate's
+//! manifest enforces it: it depends on no crate that could do otherwise.
 //!
 //! Children are identified across restarts by `ChildRef { id, generation }`: `id` is a
 //! service's fixed slot, `generation` grows on every spawn. An exit or timer meant for
 //! an older generation can therefore never act on a newer process.
+//!
+//! This file holds the interface (events, effects, ids, reports). The state machine is
+//! split along its seams: `tree` (the data and its states), `machine` (driving it, and
+//! each event's effect on a service's life cycle and on shutdown), `checks` (probes,
+//! ready deadline, watchdog, memory), `restarts` (ends, backoff, budgets, restart
+//! sets, `auto_shutdown`), `reconcile` (the fixpoint walk that starts and stops), and
+//! `view` (read-only queries and the tree as text).
 
-mod core;
-#[cfg(test)]
-pub mod sim;
-#[cfg(test)]
-mod tests;
+mod checks;
+mod machine;
+mod reconcile;
+mod restarts;
+mod tree;
+mod view;
 
-pub use self::core::Supervisor;
+pub use self::machine::Supervisor;
+pub use self::restarts::backoff_delay;
+pub use self::view::{ProbeRecord, ServiceView};
 
-use std::time::Duration;
+use self::machine::{Phase, ShutdownExit};
+use alloc::string::String;
+
+use crate::spec::ProbeSpec;
+use core::time::Duration;
 
 /// A point on the supervisor's monotonic clock, measured from an arbitrary origin the
 /// caller picks (the runtime uses its start; tests use zero).
@@ -40,7 +54,7 @@ impl Time {
     }
 }
 
-impl std::ops::Add<Duration> for Time {
+impl core::ops::Add<Duration> for Time {
     type Output = Time;
     fn add(self, rhs: Duration) -> Time {
         Time(self.0.saturating_add(rhs))
@@ -91,8 +105,8 @@ pub enum FailureReason {
 
 /// The names the logs, docs and (later) metrics use: `health`, `watchdog`, `memory`,
 /// `ready_deadline`.
-impl std::fmt::Display for FailureReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             FailureReason::Health => "health",
             FailureReason::Watchdog => "watchdog",
@@ -170,17 +184,39 @@ pub enum Effect {
     },
     /// SIGKILL the child's process group.
     Kill { child: ChildRef, pid: i32 },
-    /// Run one check of this kind for the child (process group `pid`) and answer with
-    /// `ProbeResult`, within the check's timeout.
+    /// Run one check for the child (process group `pid`) and answer with one
+    /// `ProbeResult` of `check.kind()`, within the check's timeout.
     Probe {
         child: ChildRef,
         pid: i32,
-        kind: ProbeKind,
+        check: Check,
     },
     /// Everything is down: exit minder with this code.
     Exit { code: i32 },
     /// Something worth a log line (and, later, an event on the control socket).
     Report(Report),
+}
+
+/// One check to run, with everything the runtime needs to run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The `ready` probe: run probe `id` of the runtime's table, bounded by `timeout`.
+    Ready(ProbeSpec),
+    /// The `health` probe, likewise.
+    Health(ProbeSpec),
+    /// A sample of the resident memory of the child's process group (`max_memory`).
+    Memory,
+}
+
+impl Check {
+    /// The kind its `ProbeResult` must carry.
+    pub fn kind(self) -> ProbeKind {
+        match self {
+            Check::Ready(_) => ProbeKind::Ready,
+            Check::Health(_) => ProbeKind::Health,
+            Check::Memory => ProbeKind::Memory,
+        }
+    }
 }
 
 /// Which check a probe is.
@@ -251,9 +287,15 @@ pub enum Report {
         child: ChildRef,
         reason: FailureReason,
     },
+    /// Reconciliation took `passes` passes without settling, which only a bug in the
+    /// core can cause. The work is not dropped: `next_deadline` is now, and the next
+    /// `Event::Timer` goes on with it.
+    Unsettled {
+        passes: usize,
+    },
 }
 
-/// The classified end of a service (design.md §1, "who ended it").
+/// The classified end of a service: who ended it decides (see the module `restarts`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndKind {
     /// minder stopped it (operator, shutdown, strategy): never a failure.

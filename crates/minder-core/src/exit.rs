@@ -1,6 +1,7 @@
-//! minder's exit codes, decided here and nowhere else (design.md §7). Other modules
-//! name these constants; none writes a bare number. Under `auto_shutdown` minder exits
-//! with the triggering service's own code instead.
+//! minder's exit codes, decided here and nowhere else (man/minder.8, EXIT STATUS, says
+//! what each means to a user). Other modules name these constants; none writes a bare
+//! number. Under `auto_shutdown` minder exits with the significant service's own code
+//! instead.
 
 /// `minder run` after an orderly shutdown.
 pub const SUCCESS: i32 = 0;

@@ -1,0 +1,190 @@
+//! The tree as the core sees it: what supervision needs to decide, and nothing about
+//! how a process is started.
+//!
+//! Owns no behaviour. Names and the tree's shape, strategy
+//! and budget, restart type, success codes, significance, backoff, how to stop a service
+//! and when to check it are here; argv, identity, environment, limits and probe targets
+//! are not. minder's binary crate lowers its full, validated spec into this one
+//! (`minder::spec::lower`) and keeps the rest itself, by `ServiceId` and `ProbeId`.
+//! Every value has already been validated there, so the core never re-checks it.
+
+use alloc::{string::String, vec::Vec};
+use core::time::Duration;
+
+/// SIGTERM's number on Linux, the usual stop signal (the core has no libc to ask).
+pub const SIGTERM: i32 = 15;
+
+/// SIGKILL's number on Linux: what `Effect::Kill` sends, and the status it leaves.
+pub const SIGKILL: i32 = 9;
+
+/// A whole tree to supervise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// Bound on the whole orderly shutdown; past it every group left is killed.
+    pub shutdown_timeout: Duration,
+    /// The root group. Its `name` is `"root"`.
+    pub root: GroupSpec,
+}
+
+/// A group (or the root): an ordered list of children under one strategy and budget.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupSpec {
+    pub name: String,
+    pub strategy: Strategy,
+    /// At most `intensity` restart decisions in any window of `period`; one more and
+    /// the group fails.
+    pub intensity: u32,
+    pub period: Duration,
+    /// Only meaningful on the root; `Never` elsewhere.
+    pub auto_shutdown: AutoShutdown,
+    /// In start order. Instances of a service appear as consecutive `Service` nodes.
+    pub children: Vec<NodeSpec>,
+}
+
+// Services outnumber groups, so boxing the larger variant would only add indirection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeSpec {
+    Service(ServiceSpec),
+    Group(GroupSpec),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    OneForOne,
+    OneForAll,
+    RestForOne,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoShutdown {
+    Never,
+    AnySignificant,
+    AllSignificant,
+}
+
+/// When a service that ended on its own is started again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartType {
+    /// Always (alias `always`).
+    Permanent,
+    /// Only after an abnormal end (alias `on-failure`).
+    Transient,
+    /// Never (alias `never`).
+    Temporary,
+}
+
+/// What kind of program a service is: one that should keep running, or a task that
+/// runs to completion. A oneshot has no restart type: it is retried after a failure,
+/// never restarted after success, and ready once it has exited with a success code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    Longrun(RestartType),
+    Oneshot,
+}
+
+/// One service instance, as the core supervises it. A service with `instances = N` is
+/// N of these, named `NAME.0` .. `NAME.N-1`, consecutive in their group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceSpec {
+    /// The instance's full name (`web` or `web.3`); unique in the tree.
+    pub name: String,
+    /// The name as written in the file (`web`); equal to `name` without instances.
+    /// Operators address all instances together by it.
+    pub base_name: String,
+    /// `Some(i)` for instance `i`: consecutive instances of one service form a batch,
+    /// started and stopped together.
+    pub instance: Option<u32>,
+    pub kind: ServiceKind,
+    /// Exit codes that count as a normal end.
+    pub success_codes: Vec<i32>,
+    /// Its end can shut the tree down (the root's `auto_shutdown`).
+    pub significant: bool,
+    pub backoff: BackoffSpec,
+    /// Signal number sent to the whole process group on stop.
+    pub stop_signal: i32,
+    /// After the stop signal, how long before SIGKILL.
+    pub stop_timeout: Duration,
+    /// Without it, a long-running service is ready once exec'd.
+    pub ready: Option<ReadySpec>,
+    /// Liveness checks and the memory guard.
+    pub health: Option<HealthSpec>,
+    /// With a reported readiness, `WATCHDOG=1` must arrive at least this often once
+    /// the service is ready, or it is restarted with reason `watchdog`.
+    pub watchdog: Option<Duration>,
+}
+
+/// Which probe the runtime is to run: an index into the runtime's own table of probe
+/// targets (tcp address, http url, exec command). The core never looks inside; it
+/// hands the id back in `Effect::Probe`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProbeId(pub usize);
+
+/// A probe the core schedules: which one, and the bound on one run of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeSpec {
+    pub id: ProbeId,
+    pub timeout: Duration,
+}
+
+/// How the core learns that a service is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadyCheck {
+    /// The core asks for this probe every `interval` until it passes once.
+    Probe {
+        probe: ProbeSpec,
+        interval: Duration,
+    },
+    /// The service says so itself (sd_notify `READY=1`, or a newline on its ready fd):
+    /// the runtime sends `Event::Ready`.
+    Reported,
+}
+
+/// `[service.X.ready]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadySpec {
+    pub check: ReadyCheck,
+    /// Not ready this long after exec: a failed start (reason `ready_deadline`).
+    pub deadline: Duration,
+}
+
+/// `[service.X.health]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// `None` when only `max_memory` is set.
+    pub probe: Option<ProbeSpec>,
+    /// Between two checks (probe and memory).
+    pub interval: Duration,
+    /// Failures within this time after exec do not count.
+    pub start_period: Duration,
+    /// Consecutive failures that restart the service.
+    pub failures: u32,
+    /// Resident memory of the service's whole process group above which it is
+    /// restarted (reason `memory`).
+    pub max_memory: Option<u64>,
+}
+
+/// Restart delay: `min(max, initial * multiplier^(n-1))`, then ±`jitter` fraction, and
+/// never more than `max`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BackoffSpec {
+    pub initial: Duration,
+    pub max: Duration,
+    pub multiplier: f64,
+    /// In [0, 1].
+    pub jitter: f64,
+    /// A run at least this long resets the consecutive-failure count.
+    pub reset_after: Duration,
+}
+
+impl Default for BackoffSpec {
+    fn default() -> Self {
+        BackoffSpec {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            multiplier: 2.0,
+            jitter: 0.1,
+            reset_after: Duration::from_secs(30),
+        }
+    }
+}

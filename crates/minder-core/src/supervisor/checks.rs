@@ -1,0 +1,385 @@
+//! Checks of a running incarnation: when each probe is due, what its result means, the
+//! ready deadline, the watchdog and the memory guard.
+//!
+//! The core owns every schedule and threshold here; the runtime only runs what
+//! `Effect::Probe` asks for and answers with one `ProbeResult`. A failure condemns the
+//! service through `begin_stop`, so it ends as a failure with a reason and strategies
+//! and budgets apply as to any other failure.
+
+use super::tree::{Readiness, Run, StopCause};
+use super::view::ProbeRecord;
+use super::{
+    Check, ChildRef, Effect, FailureReason, ProbeKind, ProbeOutcome, Report, ServiceId, Supervisor,
+    Time,
+};
+use crate::spec::{ReadyCheck, ServiceKind, ServiceSpec};
+use alloc::{format, string::String, vec::Vec};
+use core::time::Duration;
+
+/// When a periodic check next runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Slot {
+    /// Not scheduled (a ready probe once the service is ready).
+    Off,
+    /// Asked for at this time.
+    Due(Time),
+    /// Asked for; its result has not come back. `due` is when it was due: the next one
+    /// is due an interval after that, not after the result, so results that arrive
+    /// together (one reap collects many exec probes) do not pull their next probes
+    /// together.
+    InFlight { due: Time },
+}
+
+/// A check that runs every `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Periodic {
+    pub(super) check: Check,
+    pub(super) interval: Duration,
+    pub(super) slot: Slot,
+}
+
+impl Periodic {
+    fn new(check: Check, interval: Duration, first: Time) -> Periodic {
+        Periodic {
+            check,
+            interval,
+            slot: Slot::Due(first),
+        }
+    }
+
+    fn due_at(&self) -> Option<Time> {
+        match self.slot {
+            Slot::Due(at) => Some(at),
+            Slot::Off | Slot::InFlight { .. } => None,
+        }
+    }
+
+    /// A result came back: the next run is due an interval after the last was due,
+    /// or now if that has already passed (a slow probe).
+    fn answered(&mut self, now: Time) {
+        if let Slot::InFlight { due } = self.slot {
+            self.slot = Slot::Due((due + self.interval).max(now));
+        }
+    }
+}
+
+/// The health probe with its threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct HealthProbe {
+    pub(super) periodic: Periodic,
+    /// Failures within this time after exec do not count.
+    start_period: Duration,
+    /// Consecutive counted failures that condemn the service.
+    threshold: u32,
+    /// Consecutive failures that counted so far.
+    failures: u32,
+}
+
+/// The resident-memory guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct MemoryGuard {
+    pub(super) periodic: Periodic,
+    limit: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Watchdog {
+    /// Armed when a check confirms readiness, with this timeout if any.
+    Unarmed(Option<Duration>),
+    /// `WATCHDOG=1` must arrive by `expires`.
+    Armed { timeout: Duration, expires: Time },
+    /// Ready without a watchdog: nothing arms it any more.
+    Off,
+}
+
+/// The checks of one running incarnation, built at its spawn.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Checks {
+    /// The ready probe, if the service has one; off once it is ready.
+    pub(super) ready: Option<Periodic>,
+    /// Not ready by then: a failed start.
+    ready_deadline: Option<Time>,
+    pub(super) health: Option<HealthProbe>,
+    pub(super) memory: Option<MemoryGuard>,
+    watchdog: Watchdog,
+}
+
+impl Checks {
+    /// The checks of a process that is only to be stopped.
+    pub(super) fn none() -> Checks {
+        Checks {
+            ready: None,
+            ready_deadline: None,
+            health: None,
+            memory: None,
+            watchdog: Watchdog::Unarmed(None),
+        }
+    }
+
+    /// The checks of an incarnation exec'd at `now`. A oneshot has no readiness to
+    /// check (it is ready when it has finished); `start_period` runs from exec, so
+    /// liveness checks do too, and the first readiness probe runs at once.
+    pub(super) fn at_spawn(spec: &ServiceSpec, now: Time) -> Checks {
+        let mut checks = Checks::none();
+        if let (Some(ready), ServiceKind::Longrun(_)) = (&spec.ready, spec.kind) {
+            checks.ready_deadline = Some(now + ready.deadline);
+            if let ReadyCheck::Probe { probe, interval } = ready.check {
+                checks.ready = Some(Periodic::new(Check::Ready(probe), interval, now));
+            }
+        }
+        if let Some(health) = &spec.health {
+            let first = now + health.interval;
+            checks.health = health.probe.map(|probe| HealthProbe {
+                periodic: Periodic::new(Check::Health(probe), health.interval, first),
+                start_period: health.start_period,
+                threshold: health.failures,
+                failures: 0,
+            });
+            checks.memory = health.max_memory.map(|limit| MemoryGuard {
+                periodic: Periodic::new(Check::Memory, health.interval, first),
+                limit,
+            });
+        }
+        checks.watchdog = Watchdog::Unarmed(spec.watchdog);
+        checks
+    }
+
+    /// Every moment at which one of these checks has work to do.
+    pub(super) fn deadlines(&self) -> impl Iterator<Item = Time> + use<> {
+        let watchdog = match self.watchdog {
+            Watchdog::Armed { expires, .. } => Some(expires),
+            Watchdog::Unarmed(_) | Watchdog::Off => None,
+        };
+        [
+            self.ready_deadline,
+            self.ready.and_then(|p| p.due_at()),
+            self.health.and_then(|h| h.periodic.due_at()),
+            self.memory.and_then(|m| m.periodic.due_at()),
+            watchdog,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Readiness is confirmed: no more ready probes or deadline; the watchdog is armed.
+    fn on_ready(&mut self, now: Time) {
+        self.ready_deadline = None;
+        if let Some(ready) = &mut self.ready {
+            ready.slot = Slot::Off;
+        }
+        self.watchdog = match self.watchdog {
+            Watchdog::Unarmed(Some(timeout)) => Watchdog::Armed {
+                timeout,
+                expires: now + timeout,
+            },
+            Watchdog::Unarmed(None) | Watchdog::Off => Watchdog::Off,
+            armed @ Watchdog::Armed { .. } => armed,
+        };
+    }
+
+    /// The probes due by `now`, marked in flight.
+    fn take_due(&mut self, now: Time) -> Vec<Check> {
+        let mut due = Vec::new();
+        let periodics = [
+            self.ready.as_mut(),
+            self.health.as_mut().map(|h| &mut h.periodic),
+            self.memory.as_mut().map(|m| &mut m.periodic),
+        ];
+        for periodic in periodics.into_iter().flatten() {
+            if let Slot::Due(at) = periodic.slot
+                && at <= now
+            {
+                periodic.slot = Slot::InFlight { due: at };
+                due.push(periodic.check);
+            }
+        }
+        due
+    }
+}
+
+impl Supervisor {
+    /// The running incarnation `child` (if it is current and running), with its checks.
+    fn running_checks(&mut self, child: ChildRef) -> Option<&mut Checks> {
+        let id = self.current(child)?;
+        match &mut self.services[id].run {
+            Run::Running { checks, .. } => Some(checks),
+            _ => None,
+        }
+    }
+
+    /// Ask for the probes that are due; condemn a child past its ready deadline or
+    /// its watchdog.
+    pub(super) fn run_due_checks(&mut self, id: ServiceId) {
+        let now = self.now;
+        let service = &mut self.services[id];
+        let child = service.child(id);
+        let Run::Running { pid, checks, .. } = &mut service.run else {
+            return;
+        };
+        let pid = *pid;
+        if checks.ready_deadline.is_some_and(|at| at <= now) {
+            self.begin_stop(id, StopCause::Failure(FailureReason::ReadyDeadline));
+            return;
+        }
+        if let Watchdog::Armed { expires, .. } = checks.watchdog
+            && expires <= now
+        {
+            self.begin_stop(id, StopCause::Failure(FailureReason::Watchdog));
+            return;
+        }
+        for check in checks.take_due(now) {
+            self.out.push(Effect::Probe { child, pid, check });
+        }
+    }
+
+    /// The readiness check passed: later siblings may start, the watchdog is armed.
+    pub(super) fn mark_ready(&mut self, id: ServiceId) {
+        let now = self.now;
+        let service = &mut self.services[id];
+        let child = service.child(id);
+        if let Run::Running {
+            readiness: readiness @ Readiness::Waiting,
+            checks,
+            ..
+        } = &mut service.run
+        {
+            *readiness = Readiness::Ready { healthy_since: now };
+            checks.on_ready(now);
+            self.dirty = true;
+            self.out.push(Effect::Report(Report::Ready { child }));
+        }
+    }
+
+    pub(super) fn on_probe_result(
+        &mut self,
+        child: ChildRef,
+        kind: ProbeKind,
+        outcome: ProbeOutcome,
+    ) {
+        let Some(id) = self.current(child) else {
+            return;
+        };
+        let now = self.now;
+        let service = &mut self.services[id];
+        let Run::Running {
+            since,
+            readiness,
+            checks,
+            ..
+        } = &mut service.run
+        else {
+            return;
+        };
+        let record = ProbeRecord {
+            at: now,
+            passed: !matches!(outcome, ProbeOutcome::Failed(_)),
+            detail: match &outcome {
+                ProbeOutcome::Failed(reason) => reason.clone(),
+                ProbeOutcome::Passed | ProbeOutcome::Memory(_) => String::new(),
+            },
+        };
+        match kind {
+            ProbeKind::Ready => {
+                let Some(ready) = &mut checks.ready else {
+                    return;
+                };
+                service.last_ready_probe = Some(record);
+                if matches!(readiness, Readiness::Ready { .. }) {
+                    return;
+                }
+                match outcome {
+                    ProbeOutcome::Passed => self.mark_ready(id),
+                    ProbeOutcome::Failed(_) | ProbeOutcome::Memory(_) => ready.answered(now),
+                }
+            }
+            ProbeKind::Health => {
+                let Some(health) = &mut checks.health else {
+                    return;
+                };
+                service.last_health_probe = Some(record);
+                health.periodic.answered(now);
+                let ProbeOutcome::Failed(reason) = outcome else {
+                    health.failures = 0;
+                    return;
+                };
+                if let Readiness::Ready { healthy_since } = readiness {
+                    *healthy_since = now;
+                }
+                // Failures during the grace period after exec do not count.
+                let counts = now.saturating_sub(*since) >= health.start_period;
+                if counts {
+                    health.failures += 1;
+                }
+                let consecutive = if counts { health.failures } else { 0 };
+                let condemned = counts && consecutive >= health.threshold;
+                self.out.push(Effect::Report(Report::HealthFailed {
+                    child,
+                    kind,
+                    reason,
+                    consecutive,
+                }));
+                if condemned {
+                    self.begin_stop(id, StopCause::Failure(FailureReason::Health));
+                }
+            }
+            ProbeKind::Memory => {
+                let (Some(memory), ProbeOutcome::Memory(bytes)) = (&mut checks.memory, outcome)
+                else {
+                    return;
+                };
+                memory.periodic.answered(now);
+                let limit = memory.limit;
+                if bytes > limit {
+                    let reason =
+                        format!("resident memory {bytes} bytes exceeds max_memory {limit}");
+                    service.last_health_probe = Some(ProbeRecord {
+                        at: now,
+                        passed: false,
+                        detail: reason.clone(),
+                    });
+                    self.out.push(Effect::Report(Report::HealthFailed {
+                        child,
+                        kind,
+                        reason,
+                        consecutive: 1,
+                    }));
+                    self.begin_stop(id, StopCause::Failure(FailureReason::Memory));
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_watchdog_ping(&mut self, child: ChildRef) {
+        let now = self.now;
+        if let Some(checks) = self.running_checks(child)
+            && let Watchdog::Armed { timeout, expires } = &mut checks.watchdog
+        {
+            *expires = now + *timeout;
+        }
+    }
+
+    /// `WATCHDOG_USEC=`: the service asks for another timeout, in force from now if
+    /// the watchdog is armed, else from when it is.
+    pub(super) fn on_watchdog_timeout(&mut self, child: ChildRef, timeout: Duration) {
+        if timeout.is_zero() {
+            return;
+        }
+        let now = self.now;
+        if let Some(checks) = self.running_checks(child) {
+            checks.watchdog = match checks.watchdog {
+                Watchdog::Unarmed(_) => Watchdog::Unarmed(Some(timeout)),
+                Watchdog::Armed { .. } => Watchdog::Armed {
+                    timeout,
+                    expires: now + timeout,
+                },
+                Watchdog::Off => Watchdog::Off,
+            };
+        }
+    }
+
+    pub(super) fn on_failed(&mut self, child: ChildRef, reason: FailureReason) {
+        if let Some(id) = self.current(child) {
+            self.begin_stop(id, StopCause::Failure(reason));
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The `Supervisor` itself: how it is driven (`boot`, `handle`, `next_deadline`), and
+//! what each event does to a service's life cycle and to the shutdown sequence.
+//!
+//! Every transition happens inside `boot`/`handle`: the event updates states, then
+//! `reconcile` walks the tree until nothing more changes, emitting effects as it goes.
+//! Timers are not objects: every deadline is derived from current state (a stopping
+//! service's kill time, a node's `not_before`, a check's slot, the shutdown deadline),
+//! so a timer can never outlive the state it was meant for.
+
+use super::checks::Checks;
+use super::reconcile::{MAX_PASSES, Settled};
+use super::tree::{
+    AfterSpawn, Arena, GroupMode, Intent, KillTimer, Node, NodeKind, ROOT, Readiness, Run, Service,
+    StartGate, StopCause, Tree, Wave,
+};
+use super::{
+    ChildRef, Effect, EndKind, Event, ExitStatus, NodeId, Report, ServiceId, ShutdownCause, Time,
+};
+use crate::spec::{AutoShutdown, ServiceKind, Spec};
+use alloc::{string::String, vec::Vec};
+use core::time::Duration;
+
+/// The decision-making half of minder. Created from a `Spec` by the runtime (or a
+/// test's simulator), which owns it for minder's whole life and is its only caller.
+pub struct Supervisor {
+    /// Groups and services; the root is `ROOT`.
+    pub(super) nodes: Arena<NodeId, Node>,
+    /// One entry per service instance.
+    pub(super) services: Arena<ServiceId, Service>,
+    pub(super) auto_shutdown: AutoShutdown,
+    shutdown_timeout: Duration,
+    pub(super) phase: Phase,
+    /// Jitter source; seeded by the caller so runs are reproducible.
+    pub(super) rng: fastrand::Rng,
+    /// The `now` of the event being handled (or of the last one).
+    pub(super) now: Time,
+    /// Effects produced while handling the current event.
+    pub(super) out: Vec<Effect>,
+    /// Set by every state change during reconciliation; drives the fixpoint loop.
+    pub(super) dirty: bool,
+    /// The last start wave handed out.
+    pub(super) last_wave: Wave,
+    /// Passes one `reconcile` call may take; `MAX_PASSES` except in a unit test.
+    pub(super) pass_limit: usize,
+    /// Whether the last `reconcile` call finished its work.
+    pub(super) settled: Settled,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Phase {
+    Running,
+    ShuttingDown { deadline: Time, exit: ShutdownExit },
+    Exited,
+}
+
+/// The code minder exits with once a shutdown completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ShutdownExit {
+    /// Decided by what began the shutdown: 3 for a spent root budget, the triggering
+    /// service's code under `auto_shutdown`.
+    Fixed(i32),
+    /// Asked for (a signal, an operator): 0, unless a significant service ends during
+    /// the shutdown; then its code, as its shell would report it (see
+    /// `note_significant_end`).
+    Requested(Option<i32>),
+}
+
+impl ShutdownExit {
+    pub(super) fn code(self) -> i32 {
+        match self {
+            ShutdownExit::Fixed(code) | ShutdownExit::Requested(Some(code)) => code,
+            ShutdownExit::Requested(None) => crate::exit::SUCCESS,
+        }
+    }
+}
+
+impl Supervisor {
+    /// Build the tree of `spec`. Nothing starts until `boot`.
+    pub fn new(spec: &Spec, seed: u64) -> Supervisor {
+        let Tree { nodes, services } = Tree::build(&spec.root);
+        Supervisor {
+            nodes,
+            services,
+            auto_shutdown: spec.root.auto_shutdown,
+            shutdown_timeout: spec.shutdown_timeout,
+            phase: Phase::Running,
+            rng: fastrand::Rng::with_seed(seed),
+            now: Time::ZERO,
+            out: Vec::new(),
+            dirty: false,
+            last_wave: Wave(0),
+            pass_limit: MAX_PASSES,
+            settled: Settled::Yes,
+        }
+    }
+
+    /// Start the tree: the root comes up and its first children are spawned.
+    pub fn boot(&mut self, now: Time) -> Vec<Effect> {
+        self.now = now;
+        if self.phase == Phase::Running {
+            self.start_group_fresh(ROOT);
+            self.reconcile();
+        }
+        core::mem::take(&mut self.out)
+    }
+
+    /// Feed one event at time `now` (never earlier than the previous call's).
+    pub fn handle(&mut self, event: Event, now: Time) -> Vec<Effect> {
+        self.now = self.now.max(now);
+        if self.phase == Phase::Exited {
+            return Vec::new();
+        }
+        let check_only = matches!(
+            event,
+            Event::ProbeResult { .. } | Event::WatchdogPing { .. } | Event::WatchdogTimeout { .. }
+        );
+        self.dirty = false;
+        match event {
+            Event::Spawned { child, pid } => self.on_spawned(child, pid),
+            Event::SpawnFailed {
+                child,
+                code,
+                reason,
+            } => self.on_spawn_failed(child, code, reason),
+            Event::Exited { child, status } => self.on_exited(child, status),
+            Event::Ready { child } => {
+                if let Some(id) = self.current(child) {
+                    self.mark_ready(id);
+                }
+            }
+            Event::Failed { child, reason } => self.on_failed(child, reason),
+            Event::ProbeResult {
+                child,
+                kind,
+                outcome,
+            } => self.on_probe_result(child, kind, outcome),
+            Event::WatchdogPing { child } => self.on_watchdog_ping(child),
+            Event::WatchdogTimeout { child, timeout } => self.on_watchdog_timeout(child, timeout),
+            Event::Timer => self.on_timer(),
+            Event::Start(node) => self.on_operator_start(node),
+            Event::Stop(node) => self.on_operator_stop(node),
+            Event::Restart(node) => self.on_operator_restart(node),
+            Event::Shutdown => self.on_shutdown_request(),
+        }
+        // A passing probe or a watchdog ping changes no child's state; only when the
+        // handler marked something (ready, condemned) does the tree need a walk, or
+        // when the last walk has not finished.
+        if self.phase != Phase::Exited
+            && (!check_only || self.dirty || self.settled == Settled::NotYet)
+        {
+            self.reconcile();
+        }
+        core::mem::take(&mut self.out)
+    }
+
+    /// The earliest moment at which `handle(Event::Timer, ..)` has work to do, if any.
+    pub fn next_deadline(&self) -> Option<Time> {
+        let mut next: Option<Time> = None;
+        let mut consider = |at: Time| {
+            next = Some(next.map_or(at, |current: Time| current.min(at)));
+        };
+        match self.phase {
+            Phase::Exited => return None,
+            Phase::ShuttingDown { deadline, .. } => consider(deadline),
+            Phase::Running => {}
+        }
+        if self.settled == Settled::NotYet {
+            consider(self.now);
+        }
+        for (_, service) in self.services.iter() {
+            match &service.run {
+                Run::Running { checks, .. } => checks.deadlines().for_each(&mut consider),
+                Run::Stopping {
+                    kill: KillTimer::At(at),
+                    ..
+                } => consider(*at),
+                Run::Idle => {
+                    let node = &self.nodes[service.node];
+                    if node.not_before > self.now && self.wanted_up(service.node) {
+                        consider(node.not_before);
+                    }
+                }
+                Run::Starting { .. } | Run::Stopping { .. } | Run::Done { .. } => {}
+            }
+        }
+        for (id, node) in self.nodes.iter() {
+            if let NodeKind::Group(group) = &node.kind
+                && group.mode != GroupMode::Up
+                && node.not_before > self.now
+                && self.wanted_up(id)
+            {
+                consider(node.not_before);
+            }
+        }
+        next
+    }
+
+    // ----- a service's life cycle ---------------------------------------------------
+
+    fn on_spawned(&mut self, child: ChildRef, pid: i32) {
+        let Some(id) = self.current(child) else {
+            return;
+        };
+        let now = self.now;
+        let service = &mut self.services[id];
+        let Run::Starting { then } = service.run else {
+            return;
+        };
+        if then == AfterSpawn::Stop {
+            self.stop_at_start(id, pid);
+            return;
+        }
+        // A oneshot is ready when it has finished, not when it has started; a service
+        // with a ready check when the check passes.
+        let ready = service.spec.kind != ServiceKind::Oneshot && service.spec.ready.is_none();
+        service.run = Run::Running {
+            pid,
+            since: now,
+            readiness: if ready {
+                Readiness::Ready { healthy_since: now }
+            } else {
+                Readiness::Waiting
+            },
+            checks: Checks::at_spawn(&service.spec, now),
+        };
+        self.out
+            .push(Effect::Report(Report::Started { child, pid }));
+        if ready {
+            self.out.push(Effect::Report(Report::Ready { child }));
+        }
+        // The first readiness probe runs right after exec, not a turn later.
+        self.run_due_checks(id);
+    }
+
+    fn on_spawn_failed(&mut self, child: ChildRef, code: i32, reason: String) {
+        let Some(id) = self.current(child) else {
+            return;
+        };
+        let Run::Starting { then } = self.services[id].run else {
+            return;
+        };
+        self.out
+            .push(Effect::Report(Report::StartFailed { child, reason }));
+        // A stop asked for meanwhile completes like any planned stop: a temporary
+        // child retired by its restart set is done, not started again with the set.
+        let end = match then {
+            AfterSpawn::Stop => EndKind::Stopped,
+            AfterSpawn::Run => EndKind::StartFailure,
+        };
+        self.service_ended(id, end, code, Readiness::Waiting);
+    }
+
+    fn on_exited(&mut self, child: ChildRef, status: ExitStatus) {
+        let Some(id) = self.current(child) else {
+            return;
+        };
+        let service = &mut self.services[id];
+        let (end, readiness) = match &service.run {
+            Run::Running { readiness, .. } => match status {
+                ExitStatus::Exited(code) if service.spec.success_codes.contains(&code) => {
+                    (EndKind::Normal, *readiness)
+                }
+                _ => (EndKind::Abnormal, *readiness),
+            },
+            Run::Stopping {
+                cause: StopCause::Planned,
+                ..
+            } => (EndKind::Stopped, Readiness::Waiting),
+            Run::Stopping {
+                cause: StopCause::Failure(reason),
+                ..
+            } => (EndKind::Failure(*reason), Readiness::Waiting),
+            // The runtime reports `Spawned` before any exit of that pid; an exit here
+            // can only be a stale or duplicated report.
+            Run::Starting { .. } | Run::Idle | Run::Done { .. } => return,
+        };
+        service.last_status = Some(status);
+        self.out
+            .push(Effect::Report(Report::Exited { child, status, end }));
+        self.service_ended(id, end, status.shell_code(), readiness);
+    }
+
+    fn on_timer(&mut self) {
+        let now = self.now;
+        for id in self.services.ids() {
+            self.run_due_checks(id);
+        }
+        for id in self.services.ids() {
+            let service = &mut self.services[id];
+            let child = service.child(id);
+            if let Run::Stopping {
+                pid,
+                kill: kill @ KillTimer::At(_),
+                ..
+            } = &mut service.run
+                && matches!(kill, KillTimer::At(at) if *at <= now)
+            {
+                *kill = KillTimer::Sent;
+                let pid = *pid;
+                self.out
+                    .push(Effect::Report(Report::StopTimedOut { child }));
+                self.out.push(Effect::Kill { child, pid });
+            }
+        }
+        if let Phase::ShuttingDown { deadline, .. } = self.phase
+            && deadline <= now
+        {
+            self.out.push(Effect::Report(Report::ShuttingDown {
+                cause: ShutdownCause::TimedOut,
+            }));
+            self.kill_everything_and_exit();
+        }
+    }
+
+    // ----- operator requests ----------------------------------------------------------
+
+    fn on_operator_start(&mut self, id: NodeId) {
+        if self.nodes.get(id).is_none() || self.shutting_down() {
+            return;
+        }
+        let wave = self.new_wave();
+        let node = &mut self.nodes[id];
+        if node.intent == Intent::Held {
+            node.intent = Intent::Run;
+        }
+        node.not_before = self.now;
+        node.gate = StartGate { wave, ..node.gate };
+        match node.kind {
+            NodeKind::Service(service) => {
+                let service = &mut self.services[service];
+                service.backoff_count = 0;
+                if matches!(service.run, Run::Done { .. }) {
+                    service.run = Run::Idle;
+                }
+            }
+            // A held group is down; reconciliation starts it fresh once unheld.
+            NodeKind::Group(_) => {}
+        }
+    }
+
+    fn on_operator_stop(&mut self, id: NodeId) {
+        if self.nodes.get(id).is_none() || id == ROOT {
+            return;
+        }
+        self.nodes[id].intent = Intent::Held;
+        self.stop_node(id);
+    }
+
+    fn on_operator_restart(&mut self, id: NodeId) {
+        if self.nodes.get(id).is_none() || id == ROOT || self.shutting_down() {
+            return;
+        }
+        let now = self.now;
+        let wave = self.new_wave();
+        let node = &mut self.nodes[id];
+        if node.intent == Intent::Held {
+            node.intent = Intent::Run;
+        }
+        node.not_before = now;
+        node.gate = StartGate { wave, ..node.gate };
+        if let NodeKind::Service(service) = node.kind
+            && matches!(self.services[service].run, Run::Done { .. })
+        {
+            self.services[service].run = Run::Idle;
+        }
+        if self.active(id) {
+            self.nodes[id].intent = Intent::Restart;
+        }
+    }
+
+    // ----- shutdown -----------------------------------------------------------------
+
+    fn on_shutdown_request(&mut self) {
+        match self.phase {
+            Phase::Running => {
+                self.out.push(Effect::Report(Report::ShuttingDown {
+                    cause: ShutdownCause::Requested,
+                }));
+                self.begin_shutdown(ShutdownExit::Requested(None));
+            }
+            Phase::ShuttingDown { .. } => {
+                self.out.push(Effect::Report(Report::ShuttingDown {
+                    cause: ShutdownCause::Forced,
+                }));
+                self.kill_everything_and_exit();
+            }
+            Phase::Exited => {}
+        }
+    }
+
+    pub(super) fn shutting_down(&self) -> bool {
+        self.phase != Phase::Running
+    }
+
+    pub(super) fn begin_shutdown(&mut self, exit: ShutdownExit) {
+        self.phase = Phase::ShuttingDown {
+            deadline: self.now + self.shutdown_timeout,
+            exit,
+        };
+        self.set_group_down(ROOT);
+    }
+
+    /// The second request or the end of `shutdown_timeout`: no more waiting. The
+    /// runtime kills and reaps whatever is left (orphans included) before exiting. A
+    /// significant service killed here ends as SIGKILL leaves it.
+    fn kill_everything_and_exit(&mut self) {
+        for id in self.services.ids() {
+            let service = &mut self.services[id];
+            let child = service.child(id);
+            match service.run {
+                Run::Running { pid, .. } | Run::Stopping { pid, .. } => {
+                    self.out.push(Effect::Kill { child, pid });
+                    let killed = ExitStatus::Signaled(crate::spec::SIGKILL);
+                    self.note_significant_end(id, killed.shell_code());
+                }
+                Run::Starting { .. } | Run::Idle | Run::Done { .. } => {}
+            }
+            self.services[id].run = Run::Idle;
+        }
+        let code = match self.phase {
+            Phase::ShuttingDown { exit, .. } => exit.code(),
+            Phase::Running | Phase::Exited => crate::exit::SUCCESS,
+        };
+        self.phase = Phase::Exited;
+        self.out.push(Effect::Exit { code });
+    }
+}

@@ -1,0 +1,242 @@
+//! The read-only view of the supervisor: names and ids, each service's state for status
+//! output, the tree as text (SIGUSR2), and the facts the simulator checks its
+//! invariants with. Nothing here changes state.
+
+use super::tree::{GroupMode, Intent, Node, NodeKind, ROOT, Readiness, Run};
+use super::{ChildRef, EndKind, ExitStatus, NodeId, Phase, ServiceId, Supervisor, Time};
+use alloc::{format, string::String, string::ToString, vec::Vec};
+
+/// The last result of one kind of probe, for status output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeRecord {
+    pub at: Time,
+    pub passed: bool,
+    /// Why it failed; empty when it passed.
+    pub detail: String,
+}
+
+/// A read-only view of one service, for status output and tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceView<'a> {
+    pub name: &'a str,
+    pub state: &'static str,
+    pub pid: Option<i32>,
+    pub generation: u64,
+    /// Every start after the first.
+    pub restarts: u64,
+    /// Consecutive unplanned ends that led to a restart: backoff's `n`.
+    pub backoff_count: u32,
+    pub last_status: Option<ExitStatus>,
+    /// Why it was last restarted after an unplanned end (exit, signal, failed check).
+    pub last_restart_reason: Option<EndKind>,
+    pub last_ready_probe: Option<&'a ProbeRecord>,
+    pub last_health_probe: Option<&'a ProbeRecord>,
+}
+
+impl Supervisor {
+    /// Every node with this name: a service, a group, or all instances of a service.
+    pub fn lookup(&self, name: &str) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(id, node)| {
+                *id != ROOT
+                    && (node.name == name
+                        || matches!(node.kind, NodeKind::Service(service)
+                            if self.services[service].spec.base_name == name))
+            })
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Every service with its name, in start order (depth first). Ids are handed out
+    /// in this order, starting at 0.
+    pub fn services(&self) -> impl Iterator<Item = (ServiceId, &str)> {
+        self.services
+            .iter()
+            .map(|(id, service)| (id, service.spec.name.as_str()))
+    }
+
+    pub fn service_name(&self, id: ServiceId) -> Option<&str> {
+        self.services
+            .get(id)
+            .map(|service| service.spec.name.as_str())
+    }
+
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Whether the whole tree is up and ready (the root counts as ready), and no
+    /// shutdown has begun: the moment to tell systemd `READY=1`.
+    pub fn tree_ready(&self) -> bool {
+        self.phase == Phase::Running && self.ready(ROOT)
+    }
+
+    /// Whether this incarnation is the current one (its exit would be acted on).
+    pub fn is_current(&self, child: ChildRef) -> bool {
+        self.services
+            .get(child.id)
+            .is_some_and(|service| service.generation == child.generation)
+    }
+
+    /// The service of `child`, if `child` is its current incarnation.
+    pub(super) fn current(&self, child: ChildRef) -> Option<ServiceId> {
+        self.is_current(child).then_some(child.id)
+    }
+
+    pub fn view(&self, id: ServiceId) -> Option<ServiceView<'_>> {
+        let service = self.services.get(id)?;
+        let node = &self.nodes[service.node];
+        let (state, pid) = match &service.run {
+            Run::Idle if node.intent == Intent::Held => ("stopped", None),
+            Run::Idle if service.generation == 0 => ("waiting", None),
+            Run::Idle if node.not_before > self.now => ("backoff", None),
+            Run::Idle => ("waiting", None),
+            Run::Starting { .. } => ("starting", None),
+            Run::Running {
+                pid,
+                readiness: Readiness::Ready { .. },
+                ..
+            } => ("running", Some(*pid)),
+            Run::Running {
+                pid,
+                readiness: Readiness::Waiting,
+                ..
+            } => ("started", Some(*pid)),
+            Run::Stopping { pid, .. } => ("stopping", Some(*pid)),
+            Run::Done { .. } => ("done", None),
+        };
+        Some(ServiceView {
+            name: &service.spec.name,
+            state,
+            pid,
+            generation: service.generation,
+            restarts: service.generation.saturating_sub(1),
+            backoff_count: service.backoff_count,
+            last_status: service.last_status,
+            last_restart_reason: service.last_restart_reason,
+            last_ready_probe: service.last_ready_probe.as_ref(),
+            last_health_probe: service.last_health_probe.as_ref(),
+        })
+    }
+
+    /// Restart decisions currently inside the window of the group `node`.
+    pub fn restarts_in_period(&self, node: NodeId) -> Option<usize> {
+        match &self.nodes.get(node)?.kind {
+            NodeKind::Group(group) => Some(group.restarts.len()),
+            NodeKind::Service(_) => None,
+        }
+    }
+
+    /// Whether the group at `node` has given up: failing, down, or the tree is
+    /// shutting down. Only then may its window hold more than `intensity` entries.
+    pub fn group_escalated(&self, node: NodeId) -> bool {
+        match self.nodes.get(node).map(|n| &n.kind) {
+            Some(NodeKind::Group(group)) => group.mode != GroupMode::Up || self.shutting_down(),
+            _ => false,
+        }
+    }
+
+    /// The name of the group at `node` (empty if it is not a group).
+    pub fn group_name(&self, node: NodeId) -> &str {
+        match self.nodes.get(node) {
+            Some(Node {
+                name,
+                kind: NodeKind::Group(_),
+                ..
+            }) => name,
+            _ => "",
+        }
+    }
+
+    /// Every group's node id with its name and intensity (for invariant checks and
+    /// metrics).
+    pub fn groups(&self) -> Vec<(NodeId, String, u32)> {
+        self.nodes
+            .iter()
+            .filter_map(|(id, node)| match &node.kind {
+                NodeKind::Group(group) => Some((id, node.name.clone(), group.intensity)),
+                NodeKind::Service(_) => None,
+            })
+            .collect()
+    }
+
+    /// Whether a start of this service is legitimate now: the tree is not shutting
+    /// down, nothing holds it or an ancestor down, and no ancestor is on its way down
+    /// for a restart set. (For the simulator's invariant checks.)
+    pub fn service_wanted(&self, id: ServiceId) -> bool {
+        let Some(service) = self.services.get(id) else {
+            return false;
+        };
+        let mut current = Some(service.node);
+        while let Some(node) = current {
+            let node_ref = &self.nodes[node];
+            if node_ref.intent == Intent::Held
+                || (node != service.node && node_ref.intent == Intent::Restart)
+            {
+                return false;
+            }
+            current = node_ref.parent;
+        }
+        self.wanted_up(service.node)
+    }
+
+    /// The tree's state as indented text (SIGUSR2 writes it to the log).
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        self.describe_node(ROOT, 0, &mut text);
+        text
+    }
+
+    fn describe_node(&self, id: NodeId, depth: usize, text: &mut String) {
+        let node = &self.nodes[id];
+        let indent = "  ".repeat(depth);
+        match &node.kind {
+            NodeKind::Group(group) => {
+                let mode = match group.mode {
+                    GroupMode::Failing => "failing",
+                    GroupMode::Up => "up",
+                    GroupMode::Down => "down",
+                };
+                text.push_str(&format!(
+                    "{indent}{} group {mode}{} restarts {}/{} per {:?}\n",
+                    node.name,
+                    if node.intent == Intent::Held {
+                        " (held)"
+                    } else {
+                        ""
+                    },
+                    group.restarts.len(),
+                    group.intensity,
+                    group.period
+                ));
+                for child in &group.children {
+                    self.describe_node(*child, depth + 1, text);
+                }
+            }
+            NodeKind::Service(service) => {
+                if let Some(view) = self.view(*service) {
+                    let pid = view.pid.map_or(String::new(), |pid| format!(" pid {pid}"));
+                    let reason = match view.last_restart_reason {
+                        Some(EndKind::Failure(reason)) => format!(" (last: {reason})"),
+                        Some(EndKind::Abnormal) => " (last: abnormal exit)".to_string(),
+                        Some(EndKind::Normal) => " (last: normal exit)".to_string(),
+                        Some(EndKind::StartFailure) => " (last: start failure)".to_string(),
+                        Some(EndKind::Stopped) | None => String::new(),
+                    };
+                    let health = match view.last_health_probe {
+                        Some(record) if !record.passed => {
+                            format!(", health failing: {}", record.detail)
+                        }
+                        Some(_) => ", healthy".to_string(),
+                        None => String::new(),
+                    };
+                    text.push_str(&format!(
+                        "{indent}{} {}{pid} restarts {}{reason}{health}\n",
+                        view.name, view.state, view.restarts
+                    ));
+                }
+            }
+        }
+    }
+}
