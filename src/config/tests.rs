@@ -1937,3 +1937,136 @@ fn a_duration_of_centuries_is_refused_where_it_stands() {
     assert!(errors[0].starts_with("3:16: "), "{}", errors[0]);
     assert!(errors[0].contains("at most 10 years"), "{}", errors[0]);
 }
+
+#[test]
+fn control_characters_from_the_file_are_printed_escaped() {
+    let errors = errors(
+        "[service.\"a\\u0000b\"]\ncommand = \"x\"\n\"\\u001b[2J\\u202e\" = 1\n[daemon]\nlog_format = \"te\\u0007xt\"\n",
+    );
+    for error in &errors {
+        assert!(!error.chars().any(char::is_control), "{error:?}");
+    }
+    assert_eq!(
+        errors,
+        [
+            "1:10: `service.a\\0b`: invalid name \"a\\0b\": expected lowercase letters, digits, `_` and `-`, starting with a letter or digit",
+            "3:1: unknown key `service.a\\0b.\\u{1b}[2J\\u{202e}`; expected one of: command, restart, working_dir, user, group, env, env_file, umask, rlimits, stop_signal, stop_timeout, success_codes, significant, oneshot, instances, backoff, ready, health, watchdog",
+            "5:14: `daemon.log_format`: expected one of \"text\", \"json\", found \"te\\u{7}xt\"; did you mean \"text\"?",
+        ]
+    );
+}
+
+#[test]
+fn columns_after_several_errors_on_one_line_are_exact() {
+    let errors = errors("[root]\nchildren = [\"é1\", \"x\", \"ü2\"]\n");
+    assert_eq!(
+        errors,
+        [
+            "2:13: `root.children`: no service or group is named \"é1\"; expected the name of a [service.NAME] or [group.NAME] table",
+            "2:19: `root.children`: no service or group is named \"x\"; expected the name of a [service.NAME] or [group.NAME] table",
+            "2:24: `root.children`: no service or group is named \"ü2\"; expected the name of a [service.NAME] or [group.NAME] table",
+        ]
+    );
+}
+
+/// `[group.g0]` listing `g1`, ... down to a service: a chain of `depth` nested groups.
+fn nested_groups(depth: usize) -> String {
+    let mut text = String::new();
+    for level in 0..depth {
+        text.push_str(&format!(
+            "[group.g{level}]\nchildren = [\"g{}\"]\n",
+            level + 1
+        ));
+    }
+    text.push_str(&format!("[service.g{depth}]\ncommand = \"x\"\n"));
+    text
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_refused_at_the_first_group_too_deep() {
+    assert!(load(&nested_groups(31)).is_ok());
+    let errors = errors(&nested_groups(40));
+    assert_eq!(
+        errors,
+        ["62:13: group `g31` is nested more than 32 levels deep"]
+    );
+}
+
+#[test]
+fn a_chain_of_10000_groups_is_refused_like_a_short_one() {
+    // Validation used to walk every group's ancestors, each step searching the path so
+    // far: minutes for this file. Now every pass is linear and building stops at the
+    // limit. (tests/config_check.rs runs 100 000 through the binary.)
+    let errors = errors(&nested_groups(10_000));
+    assert_eq!(
+        errors,
+        ["62:13: group `g31` is nested more than 32 levels deep"]
+    );
+}
+
+#[test]
+fn a_long_cycle_is_reported_once_with_its_middle_left_out() {
+    let mut text = String::new();
+    for index in 0..1000 {
+        text.push_str(&format!(
+            "[group.c{index}]\nchildren = [\"c{}\"]\n",
+            (index + 1) % 1000
+        ));
+    }
+    text.push_str("[service.top]\ncommand = \"x\"\n");
+    assert_eq!(
+        errors(&text),
+        [
+            "2000:13: `group.c999.children`: cycle: c0 → c1 → c2 → c3 → (993 more) → c997 → c998 → c999 → c0; no node can contain itself"
+        ]
+    );
+}
+
+#[test]
+fn a_file_full_of_missing_children_costs_linear_time() {
+    // Each missing child used to be compared with every name for a suggestion: minutes
+    // for 5000 of them. Suggestions now stop after the first few.
+    let mut text = String::new();
+    for index in 0..5000 {
+        text.push_str(&format!("[group.g{index}]\nchildren = [\"g{index}x\"]\n"));
+    }
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 5000);
+    assert!(
+        errors[0].ends_with("no service or group is named \"g0x\"; did you mean \"g0\"?"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[4999].ends_with(
+            "no service or group is named \"g4999x\"; expected the name of a [service.NAME] or [group.NAME] table"
+        ),
+        "{}",
+        errors[4999]
+    );
+}
+
+#[test]
+fn a_tree_of_more_than_10000_services_is_refused_before_it_is_built() {
+    let mut text = String::new();
+    for index in 0..20 {
+        text.push_str(&format!(
+            "[service.s{index}]\ncommand = \"x\"\ninstances = 1000\n"
+        ));
+    }
+    assert_eq!(
+        errors(&text),
+        [
+            "31:10: `service.s10` with its 1000 instances brings the tree to 11000 services (each instance counts), more than the 10000 minder supervises"
+        ]
+    );
+    let plain: String = (0..10_001)
+        .map(|index| format!("[service.p{index}]\ncommand = \"x\"\n"))
+        .collect();
+    assert_eq!(
+        errors(&plain),
+        [
+            "20001:10: `service.p10000` brings the tree to 10001 services (each instance counts), more than the 10000 minder supervises"
+        ]
+    );
+}

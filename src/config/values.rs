@@ -442,46 +442,80 @@ pub(crate) fn suggest<'c>(
         return None;
     }
     let found_lower = found.to_ascii_lowercase();
+    let found_length = found_lower.chars().count();
     candidates
         .into_iter()
-        .map(|candidate| {
+        .filter_map(|candidate| {
+            let length = candidate.chars().count();
+            let allowed = (length / 3).max(2);
+            // The distance is at least the difference in length: skip a candidate that
+            // cannot be close enough before paying for a table (a name can be long).
+            if length.abs_diff(found_length) > allowed {
+                return None;
+            }
             let distance = edit_distance(&found_lower, &candidate.to_ascii_lowercase());
-            (distance, candidate)
+            (distance <= allowed).then_some((distance, candidate))
         })
-        .filter(|(distance, candidate)| *distance <= (candidate.chars().count() / 3).max(2))
-        .min_by_key(|(distance, _)| *distance)
+        // Ties go to the smaller word, so the answer never depends on the order a
+        // hash map hands the candidates out in.
+        .min()
         .map(|(_, candidate)| candidate)
 }
 
 /// Edit distance where swapping two neighbours counts as one edit (optimal string
-/// alignment), since transposed letters are the commonest typo ("SIGTREM"). Inputs are
-/// short keys and enum words.
+/// alignment), since transposed letters are the commonest typo ("SIGTREM"). Keeps three
+/// rows of the table (the transposition looks two rows back), so the cost is one small
+/// allocation whatever the lengths.
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    // Indexing below is bounded by construction: `rows` is (a.len()+1) x (b.len()+1)
-    // and every index stays within it.
-    // rows[i][j]: distance between the first i chars of a and the first j chars of b.
-    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in rows.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in rows[0].iter_mut().enumerate() {
-        *cell = j;
-    }
+    // Row i holds the distances between the first i chars of a and every prefix of b.
+    let width = b.len() + 1;
+    let mut before: Vec<usize> = vec![0; width];
+    let mut previous: Vec<usize> = (0..width).collect();
+    let mut current: Vec<usize> = vec![0; width];
     for i in 1..=a.len() {
-        for j in 1..=b.len() {
+        current[0] = i;
+        for j in 1..width {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (rows[i - 1][j] + 1)
-                .min(rows[i][j - 1] + 1)
-                .min(rows[i - 1][j - 1] + cost);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(rows[i - 2][j - 2] + 1);
+                best = best.min(before[j - 2] + 1);
             }
-            rows[i][j] = best;
+            current[j] = best;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[width - 1]
+}
+
+/// `text` with every control character (a NUL, a newline, an escape sequence's ESC)
+/// and every invisible direction or formatting mark written as an escape (`\\0`,
+/// `\\n`, `\\u{202e}`), so that an error message quoting user input prints as one
+/// honest line on a terminal. Anything else is kept as written.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    };
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
         }
     }
-    rows[a.len()][b.len()]
+    std::borrow::Cow::Owned(out)
 }
 
 /// A user-supplied string cut to a length that keeps one error on one line.
