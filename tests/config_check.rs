@@ -1,7 +1,7 @@
 //! Black-box tests of `minder check`: the real binary on the shipped example configs
 //! (so they cannot rot), on a broken file (exit 2, every error with FILE:LINE:COL), and
-//! on hostile input: a huge chain of nested groups, ambiguous durations, control
-//! characters in keys.
+//! on hostile input: a FIFO or a device as the config, a huge chain of nested groups,
+//! ambiguous durations, control characters in keys.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -197,6 +197,41 @@ fn wait_bounded(child: &mut Child) -> Option<std::process::ExitStatus> {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn a_fifo_or_a_device_as_config_is_refused_at_once_not_waited_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("minder.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let cases = [
+        ("check", fifo.as_path(), "a FIFO (named pipe)"),
+        ("run", fifo.as_path(), "a FIFO (named pipe)"),
+        ("check", Path::new("/dev/zero"), "a character device"),
+        ("check", dir.path(), "a directory"),
+    ];
+    for (command, path, what) in cases {
+        let output = minder_bounded(&[command.as_ref(), path.as_os_str()]).unwrap_or_else(|| {
+            panic!(
+                "`minder {command} {}` still running after {HANG_GUARD:?}",
+                path.display()
+            )
+        });
+        let stderr = text(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{command} {}: {stderr}",
+            path.display()
+        );
+        assert!(
+            stderr.starts_with(&format!(
+                "error: {}: cannot read config file: it is {what}, not a regular file",
+                path.display()
+            )),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //!
 //! Owns parsing and validation and every error message about a config file. Reads the
 //! file it is given and nothing else (env files are read at spawn time, paths are not
-//! checked for existence: the file may be checked on another machine). Never panics on
-//! any input, and costs time linear in the size of the file whatever it
+//! checked for existence: the file may be checked on another machine), and only if it
+//! is a regular file of at most `file::CONFIG_LIMIT` bytes (`file` says why). Never
+//! panics on any input, and costs time linear in the size of the file whatever it
 //! holds; every problem is collected and reported at once, each with the file, a
 //! 1-based line and column, the key, the value found and what was expected. User text
 //! in a message is escaped (`values::printable`), so a NUL or an escape sequence in a
@@ -15,9 +16,11 @@
 //! with `lower::checks` for a service's ready and health tables and its watchdog;
 //! `tree` checks names, children, cycles and cross-node rules and assembles the tree;
 //! `values` parses scalar forms (durations, sizes, probe addresses); `render` prints a
-//! `Spec` for `minder check`.
+//! `Spec` for `minder check`; `file` reads a user-named file without blocking (also
+//! used for env files).
 //! `config/reference.toml` lists every accepted key and form (a test keeps it valid).
 
+mod file;
 mod lower;
 mod render;
 mod tree;
@@ -32,6 +35,7 @@ use crate::spec::Spec;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use file::{ENV_FILE_LIMIT, read_regular_file};
 pub use render::render;
 pub use values::printable;
 
@@ -83,7 +87,7 @@ impl std::error::Error for ConfigErrors {}
 /// file's own directory, made absolute here so services do not depend on minder's cwd.
 pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
     let file_name = printable(&path.display().to_string()).into_owned();
-    let bytes = std::fs::read(path).map_err(|error| {
+    let bytes = read_regular_file(path, file::CONFIG_LIMIT).map_err(|error| {
         ConfigErrors(vec![ConfigError {
             file: file_name.clone(),
             line: 0,

@@ -1,0 +1,70 @@
+//! Black-box tests of `minder run` given bad input at run time: an `env_file` that is
+//! a FIFO or an endless device (it must fail that service's start with a reason, while
+//! the loop goes on supervising the rest).
+
+mod common;
+
+use common::{Minder, PATIENCE, Signal, pid_then_sleep, send_signal, sh_service};
+
+/// A tree of two services: `good`, which records its pid and sleeps, and `bad`, whose
+/// env file is `env_file`. `bad` retries under a short fixed backoff, and the root's
+/// budget is large enough that its failures never end minder during the test.
+fn good_and_bad(env_file: &str) -> String {
+    format!(
+        "[root]\nintensity = 1000\n\n{}{}",
+        sh_service(
+            "good",
+            &pid_then_sleep("good"),
+            "backoff = { initial = \"10ms\" }"
+        ),
+        sh_service(
+            "bad",
+            &pid_then_sleep("bad"),
+            &format!(
+                "env_file = \"{env_file}\"\nbackoff = {{ initial = \"200ms\", max = \"200ms\" }}"
+            ),
+        ),
+    )
+}
+
+/// Runs `good_and_bad(env_file)` and checks that `bad` fails to start, again and again,
+/// with a reason naming the file and `what` it is, while `good` is restarted as usual
+/// and a SIGTERM still ends minder cleanly.
+fn bad_env_file_fails_only_its_own_start(minder: &mut Minder, env_file: &str, what: &str) {
+    minder.start_run(&[]);
+    let good = minder.wait_pid("good", None);
+    let reason = format!(
+        "spawn bad: read env file {env_file}: it is {what}, not a regular file (only regular files are read)"
+    );
+    // Two failed starts: the first one did not freeze the loop, and the service is
+    // retried under its backoff like any failed start.
+    minder.wait_log(&[&reason], 2, PATIENCE);
+    assert_eq!(minder.pid_file("bad"), None, "bad must never have run");
+
+    send_signal(good, Signal::SIGKILL);
+    minder.wait_pid("good", Some(good));
+
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0, "{}", minder.stderr_text());
+    minder.assert_nothing_left();
+}
+
+#[test]
+fn a_fifo_as_env_file_fails_that_start_and_does_not_freeze_the_loop() {
+    let mut minder = Minder::new();
+    let fifo = minder.path("bad.env");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    minder.write("cfg.toml", &good_and_bad("bad.env"));
+    bad_env_file_fails_only_its_own_start(
+        &mut minder,
+        &fifo.display().to_string(),
+        "a FIFO (named pipe)",
+    );
+}
+
+#[test]
+fn dev_zero_as_env_file_fails_that_start_instead_of_reading_forever() {
+    let mut minder = Minder::new();
+    minder.write("cfg.toml", &good_and_bad("/dev/zero"));
+    bad_env_file_fails_only_its_own_start(&mut minder, "/dev/zero", "a character device");
+}
