@@ -1,10 +1,12 @@
 //! Black-box tests of `minder run` given bad input at run time: an `env_file` that is
 //! a FIFO or an endless device (it must fail that service's start with a reason, while
-//! the loop goes on supervising the rest).
+//! the loop goes on supervising the rest), and a spawn failure of a service that sets
+//! `group` without `user`.
 
 mod common;
 
 use common::{Minder, PATIENCE, Signal, pid_then_sleep, send_signal, sh_service};
+use std::ffi::OsString;
 
 /// A tree of two services: `good`, which records its pid and sleeps, and `bad`, whose
 /// env file is `env_file`. `bad` retries under a short fixed backoff, and the root's
@@ -67,4 +69,41 @@ fn dev_zero_as_env_file_fails_that_start_instead_of_reading_forever() {
     let mut minder = Minder::new();
     minder.write("cfg.toml", &good_and_bad("/dev/zero"));
     bad_env_file_fails_only_its_own_start(&mut minder, "/dev/zero", "a character device");
+}
+
+#[test]
+fn a_group_without_a_user_is_named_as_such_when_setting_groups_fails() {
+    let mut minder = Minder::new();
+    // In a user namespace that maps only root (as `unshare --map-root-user` makes it),
+    // minder is root but `setgroups` is denied: the service's start fails at that
+    // step, and the message must name the group it asked for, not an empty user.
+    minder.write(
+        "cfg.toml",
+        &format!(
+            "[root]\nintensity = 1000\n\n{}",
+            sh_service("grouped", &pid_then_sleep("grouped"), "group = \"nogroup\"")
+        ),
+    );
+    let config = minder.path("cfg.toml");
+    let args: Vec<OsString> = vec![
+        "--user".into(),
+        "--map-root-user".into(),
+        common::MINDER.into(),
+        "run".into(),
+        config.into(),
+    ];
+    minder.start_program("unshare", args);
+    let lines = minder.wait_log(&["spawn grouped:"], 1, PATIENCE);
+    assert!(
+        lines[0].contains(
+            "spawn grouped: set supplementary groups to group `nogroup` alone: Operation not permitted"
+        ),
+        "{}",
+        minder.stderr_text()
+    );
+    assert!(!minder.stderr_text().contains("user ``"));
+    assert_eq!(minder.pid_file("grouped"), None, "the service never ran");
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0, "{}", minder.stderr_text());
+    minder.assert_nothing_left();
 }
