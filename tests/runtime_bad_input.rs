@@ -1,7 +1,7 @@
 //! Black-box tests of `minder run` given bad input at run time: an `env_file` that is
 //! a FIFO or an endless device (it must fail that service's start with a reason, while
-//! the loop goes on supervising the rest), and a spawn failure of a service that sets
-//! `group` without `user`.
+//! the loop goes on supervising the rest), `--` with no command after it, and a
+//! spawn failure of a service that sets `group` without `user`.
 
 mod common;
 
@@ -69,6 +69,24 @@ fn dev_zero_as_env_file_fails_that_start_instead_of_reading_forever() {
     let mut minder = Minder::new();
     minder.write("cfg.toml", &good_and_bad("/dev/zero"));
     bad_env_file_fails_only_its_own_start(&mut minder, "/dev/zero", "a character device");
+}
+
+#[test]
+fn run_with_nothing_after_the_separator_is_a_usage_error() {
+    let mut minder = Minder::new();
+    minder.write("cfg.toml", &sh_service("side", &pid_then_sleep("side"), ""));
+    let config = minder.path("cfg.toml");
+    minder.start(vec!["run".into(), config.into(), "--".into()]);
+    assert_eq!(minder.expect_exit(PATIENCE), 2);
+    assert!(
+        minder
+            .stderr_text()
+            .starts_with("error: `--` must be followed by the command of the main process"),
+        "{}",
+        minder.stderr_text()
+    );
+    assert_eq!(minder.pid_file("side"), None, "nothing may start");
+    minder.assert_nothing_left();
 }
 
 #[test]
