@@ -78,12 +78,13 @@ fn run_with_nothing_after_the_separator_is_a_usage_error() {
     let config = minder.path("cfg.toml");
     minder.start(vec!["run".into(), config.into(), "--".into()]);
     assert_eq!(minder.expect_exit(PATIENCE), 2);
-    assert!(
-        minder
-            .stderr_text()
-            .starts_with("error: `--` must be followed by the command of the main process"),
-        "{}",
-        minder.stderr_text()
+    // minder has exited, but the test's reader of its stderr may not have caught up.
+    let lines = minder.wait_log(&["error: `--`"], 1, PATIENCE);
+    assert_eq!(
+        lines,
+        [
+            "error: `--` must be followed by the command of the main process: minder run [CONFIG] -- CMD [ARGS...]"
+        ]
     );
     assert_eq!(minder.pid_file("side"), None, "nothing may start");
     minder.assert_nothing_left();
