@@ -56,13 +56,19 @@ fn main() -> ExitCode {
                 }
                 eprintln!(
                     "{}: {} error(s), nothing started",
-                    path.display(),
+                    config::printable(&path.display().to_string()),
                     errors.0.len()
                 );
                 exit(minder::exit::USAGE)
             }
         },
         Some(Command::Run { config: path, main }) => {
+            if main.is_empty() && separator_given() {
+                eprintln!(
+                    "error: `--` must be followed by the command of the main process: minder run [CONFIG] -- CMD [ARGS...]"
+                );
+                return exit(minder::exit::USAGE);
+            }
             let mut spec = match config::load(&path) {
                 Ok(spec) => spec,
                 Err(errors) => {
@@ -91,6 +97,14 @@ fn main() -> ExitCode {
             exit(minder::exit::USAGE)
         }
     }
+}
+
+/// Whether the command line holds `--`. clap gives the same empty `main` for
+/// `minder run CONFIG` and `minder run CONFIG --`; only the second is a mistake (a
+/// main process was meant and is missing), and the first `--` is always the separator
+/// (clap reads nothing before it as one).
+fn separator_given() -> bool {
+    std::env::args_os().skip(1).any(|arg| arg == "--")
 }
 
 fn exit(code: i32) -> ExitCode {

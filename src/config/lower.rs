@@ -996,8 +996,8 @@ impl Lowerer<'_> {
                 value.span(),
                 format!(
                     "`{path}`: `initial` ({}) is longer than `max` ({}); expected initial <= max",
-                    humantime::format_duration(backoff.initial),
-                    humantime::format_duration(backoff.max)
+                    values::format_duration(backoff.initial),
+                    values::format_duration(backoff.max)
                 ),
             );
             return None;

@@ -2,19 +2,25 @@
 //!
 //! Owns parsing and validation and every error message about a config file. Reads the
 //! file it is given and nothing else (env files are read at spawn time, paths are not
-//! checked for existence: the file may be checked on another machine). Never panics on
-//! any input; every problem is collected and reported at once, each with the file, a
-//! 1-based line and column, the key, the value found and what was expected. A file with
-//! any error yields no `Spec` at all, so a bad file can never half-apply.
+//! checked for existence: the file may be checked on another machine), and only if it
+//! is a regular file of at most `file::CONFIG_LIMIT` bytes (`file` says why). Never
+//! panics on any input, and costs time linear in the size of the file whatever it
+//! holds; every problem is collected and reported at once, each with the file, a
+//! 1-based line and column, the key, the value found and what was expected. User text
+//! in a message is escaped (`values::printable`), so a NUL or an escape sequence in a
+//! key cannot garble a terminal. A file with any error yields no `Spec` at all, so a
+//! bad file can never half-apply.
 //!
 //! Layout: `lower` walks the parsed tables (keeping file order by sorting on spans,
 //! since the `toml` map is ordered by key) into per-service and per-group records,
 //! with `lower::checks` for a service's ready and health tables and its watchdog;
 //! `tree` checks names, children, cycles and cross-node rules and assembles the tree;
 //! `values` parses scalar forms (durations, sizes, probe addresses); `render` prints a
-//! `Spec` for `minder check`.
+//! `Spec` for `minder check`; `file` reads a user-named file without blocking (also
+//! used for env files).
 //! `config/reference.toml` lists every accepted key and form (a test keeps it valid).
 
+mod file;
 mod lower;
 mod render;
 mod tree;
@@ -29,7 +35,9 @@ use crate::spec::Spec;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use file::{ENV_FILE_LIMIT, read_regular_file};
 pub use render::render;
+pub use values::printable;
 
 /// One problem in a config file, with its position.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,8 +86,8 @@ impl std::error::Error for ConfigErrors {}
 /// Read and validate the file at `path`. Relative paths inside it resolve against the
 /// file's own directory, made absolute here so services do not depend on minder's cwd.
 pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
-    let file_name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|error| {
+    let file_name = printable(&path.display().to_string()).into_owned();
+    let bytes = read_regular_file(path, file::CONFIG_LIMIT).map_err(|error| {
         ConfigErrors(vec![ConfigError {
             file: file_name.clone(),
             line: 0,
@@ -151,7 +159,9 @@ pub(crate) struct Diagnostics {
     /// Byte offset of the start of each line.
     line_starts: Vec<usize>,
     text: String,
-    errors: Vec<ConfigError>,
+    /// Byte offset and message of each error; positions are worked out once, at the
+    /// end, in one pass over the text (`into_errors`).
+    errors: Vec<(usize, String)>,
 }
 
 impl Diagnostics {
@@ -159,41 +169,64 @@ impl Diagnostics {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(index, _)| index + 1));
         Diagnostics {
-            file: file.to_string(),
+            file: printable(file).into_owned(),
             line_starts,
             text: text.to_string(),
             errors: Vec::new(),
         }
     }
 
-    /// 1-based line and column (in chars) of byte `offset`, clamped into the text.
-    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let line_index = self
-            .line_starts
+    /// 1-based line of byte `offset`, clamped into the text.
+    pub(crate) fn line(&self, offset: usize) -> usize {
+        self.line_index(offset.min(self.text.len())) + 1
+    }
+
+    fn line_index(&self, offset: usize) -> usize {
+        self.line_starts
             .partition_point(|start| *start <= offset)
-            .saturating_sub(1);
-        let line_start = self.line_starts.get(line_index).copied().unwrap_or(0);
-        let column = self
-            .text
-            .get(line_start..offset)
-            .map_or(0, |before| before.chars().count());
-        (line_index + 1, column + 1)
+            .saturating_sub(1)
     }
 
+    /// Records an error at the start of `span`. User text in `message` is escaped here,
+    /// once for every message.
     pub(crate) fn error(&mut self, span: &Range<usize>, message: String) {
-        let (line, column) = self.position(span.start);
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
-            line,
-            column,
-            message,
-        });
+        let message = match printable(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(escaped) => escaped,
+        };
+        self.errors.push((span.start.min(self.text.len()), message));
     }
 
-    /// The errors in file order, so a reader can fix them top to bottom.
+    /// The errors in file order, so a reader can fix them top to bottom, each with its
+    /// 1-based line and column (in chars). Sorted first, so the columns are counted
+    /// in one sweep: a file of one long line with an error at every word costs no more
+    /// than reading it.
     fn into_errors(mut self) -> ConfigErrors {
-        self.errors.sort_by_key(|error| (error.line, error.column));
-        ConfigErrors(self.errors)
+        self.errors.sort_by_key(|(offset, _)| *offset);
+        let mut errors = Vec::with_capacity(self.errors.len());
+        // Where the last count stopped: its line, byte offset and column.
+        let mut line_index = usize::MAX;
+        let mut counted_to = 0;
+        let mut column = 0;
+        for (offset, message) in std::mem::take(&mut self.errors) {
+            let index = self.line_index(offset);
+            if index != line_index {
+                line_index = index;
+                counted_to = self.line_starts.get(index).copied().unwrap_or(0);
+                column = 0;
+            }
+            column += self
+                .text
+                .get(counted_to..offset)
+                .map_or(0, |between| between.chars().count());
+            counted_to = offset;
+            errors.push(ConfigError {
+                file: self.file.clone(),
+                line: index + 1,
+                column: column + 1,
+                message,
+            });
+        }
+        ConfigErrors(errors)
     }
 }

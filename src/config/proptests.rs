@@ -5,7 +5,10 @@
 //! reaches every rule (the ready and health tables and their probes included).
 
 use super::load_str;
-use super::values::{format_size, http_url, quote_word, size, split_command, tcp_address};
+use super::values::{
+    MAX_DURATION, duration, format_duration, format_size, http_url, printable, quote_word, size,
+    split_command, tcp_address,
+};
 use proptest::prelude::*;
 use std::path::Path;
 
@@ -211,6 +214,39 @@ proptest! {
     #[test]
     fn rendered_sizes_parse_back_unchanged(bytes in 1..u64::MAX) {
         prop_assert_eq!(size(&format_size(bytes)), Ok(bytes));
+    }
+
+    /// `render` prints durations with `format_duration`; they must read back the same.
+    #[test]
+    fn rendered_durations_parse_back_unchanged(nanos in 0..=MAX_DURATION.as_nanos()) {
+        let value = std::time::Duration::new(
+            u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX),
+            u32::try_from(nanos % 1_000_000_000).unwrap_or(0),
+        );
+        prop_assert_eq!(duration(&format_duration(value)), Ok(value));
+    }
+
+    /// The duration parser takes any string; what it accepts is within the cap, and what
+    /// it refuses names the accepted units.
+    #[test]
+    fn the_duration_parser_never_panics(text in "[0-9. a-zA-Zµ]{0,16}|\\PC{0,24}") {
+        match duration(&text) {
+            Ok(value) => prop_assert!(value <= MAX_DURATION),
+            Err(message) => prop_assert!(
+                message.contains("units ns, us, ms") || message.contains("at most 10 years"),
+                "{}", message
+            ),
+        }
+    }
+
+    /// Escaped text holds no control character and keeps every other one.
+    #[test]
+    fn printable_text_has_no_control_character(text in "\\PC{0,40}|[\\x00-\\x1f\\x7f a-z\u{202e}]{0,20}") {
+        let shown = printable(&text);
+        prop_assert!(!shown.chars().any(char::is_control), "{:?}", shown);
+        if !text.chars().any(|c| c.is_control() || ('\u{2000}'..='\u{2100}').contains(&c) || c == '\u{feff}') {
+            prop_assert_eq!(shown.as_ref(), text.as_str());
+        }
     }
 
     #[test]

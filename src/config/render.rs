@@ -267,8 +267,9 @@ fn strategy(strategy: Strategy) -> &'static str {
     }
 }
 
+/// In the units a config accepts, so a rendered value can be pasted back into a file.
 fn duration(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string()
+    super::values::format_duration(duration)
 }
 
 fn rlimit(value: u64) -> String {

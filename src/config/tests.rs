@@ -401,6 +401,131 @@ stop_timeout = "10"
 }
 
 #[test]
+fn a_capital_m_is_no_unit_of_duration() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+stop_timeout = "1M"
+"#,
+        "3:16",
+        &[
+            "`service.web.stop_timeout`: expected a duration like \"250ms\", \"10s\" or \"5m\" (units ns, us, ms, s or sec, m or min, h or hr, d or day, w or week)",
+            "\"M\" is not a unit (a month? a minute?): for minutes write \"1m\" or \"1min\"",
+            "found \"1M\"",
+        ],
+    );
+}
+
+#[test]
+fn months_and_years_are_no_units_of_duration() {
+    for (text, unit) in [("1y", "y"), ("1month", "month"), ("2years", "years")] {
+        single_error(
+            &format!("[daemon]\nshutdown_timeout = \"{text}\"\n"),
+            "2:20",
+            &[
+                "`daemon.shutdown_timeout`: expected a duration",
+                &format!(
+                    "\"{unit}\" is not a unit: months and years have no fixed length; write days or weeks, like \"30d\" or \"52w\""
+                ),
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_bare_zero_needs_a_unit_too() {
+    single_error(
+        r#"
+[service.web]
+command = "x"
+backoff = { initial = "0" }
+"#,
+        "3:23",
+        &[
+            "`service.web.backoff.initial`: expected a duration",
+            "a unit is required after 0, like \"0s\" or \"0ms\"",
+            "found \"0\"",
+        ],
+    );
+}
+
+#[test]
+fn duration_units_from_elsewhere_get_the_unit_meant() {
+    for (text, hint) in [
+        (
+            "5msec",
+            "\"msec\" is not a unit here: did you mean \"5ms\"?",
+        ),
+        ("2secs", "\"secs\" is not a unit here: did you mean \"2s\"?"),
+        ("10µs", "\"µs\" is not a unit here: did you mean \"10us\"?"),
+        (
+            "3H",
+            "unknown unit \"H\" (units are lowercase): did you mean \"3h\"?",
+        ),
+        ("1.5sek", "unknown unit \"sek\", did you mean \"1.5sec\"?"),
+        ("1 0s", "a unit is required after 1, like \"1s\" or \"1ms\""),
+        ("-1s", "expected a number where '-' stands"),
+        ("1.s", "a decimal point needs digits after it"),
+        ("", "found an empty string"),
+    ] {
+        single_error(
+            &format!("[daemon]\nshutdown_timeout = \"{text}\"\n"),
+            "2:20",
+            &["`daemon.shutdown_timeout`: expected a duration", hint],
+        );
+    }
+}
+
+#[test]
+fn durations_in_every_listed_unit() {
+    use super::values::duration;
+    let ms = Duration::from_millis;
+    for (text, expected) in [
+        ("250ms", ms(250)),
+        ("1.5s", ms(1500)),
+        ("0s", Duration::ZERO),
+        ("10 s", ms(10_000)),
+        ("1h 30m", ms(5_400_000)),
+        ("1h30min", ms(5_400_000)),
+        ("2 minutes 3 seconds", ms(123_000)),
+        ("1sec", ms(1000)),
+        ("1second", ms(1000)),
+        ("1hr", ms(3_600_000)),
+        ("1hour", ms(3_600_000)),
+        ("2hours", ms(7_200_000)),
+        ("1d", ms(86_400_000)),
+        ("1day", ms(86_400_000)),
+        ("2days", ms(172_800_000)),
+        ("1w", ms(604_800_000)),
+        ("1week", ms(604_800_000)),
+        ("2weeks", ms(1_209_600_000)),
+        ("1minute", ms(60_000)),
+        ("7us", Duration::from_micros(7)),
+        ("9ns", Duration::from_nanos(9)),
+        ("0.0000000015s", Duration::from_nanos(1)),
+        ("3650d", Duration::from_secs(3650 * 86_400)),
+    ] {
+        assert_eq!(duration(text), Ok(expected), "{text}");
+    }
+    assert!(duration("3651d").is_err());
+}
+
+#[test]
+fn rendered_durations_use_only_accepted_units() {
+    use super::values::format_duration;
+    for (value, text) in [
+        (Duration::ZERO, "0s"),
+        (Duration::from_millis(1500), "1s 500ms"),
+        (Duration::from_secs(90), "1m 30s"),
+        (Duration::from_secs(40 * 86_400 + 1), "40d 1s"),
+        (Duration::from_nanos(1_001), "1us 1ns"),
+    ] {
+        assert_eq!(format_duration(value), text);
+    }
+}
+
+#[test]
 fn duration_as_a_bare_number() {
     single_error(
         r#"
@@ -1807,8 +1932,141 @@ fn render_of_an_empty_file() {
 
 #[test]
 fn a_duration_of_centuries_is_refused_where_it_stands() {
-    let errors = errors("[service.a]\ncommand = \"x\"\nstop_timeout = \"500000000000y\"\n");
+    let errors = errors("[service.a]\ncommand = \"x\"\nstop_timeout = \"500000000000d\"\n");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].starts_with("3:16: "), "{}", errors[0]);
     assert!(errors[0].contains("at most 10 years"), "{}", errors[0]);
+}
+
+#[test]
+fn control_characters_from_the_file_are_printed_escaped() {
+    let errors = errors(
+        "[service.\"a\\u0000b\"]\ncommand = \"x\"\n\"\\u001b[2J\\u202e\" = 1\n[daemon]\nlog_format = \"te\\u0007xt\"\n",
+    );
+    for error in &errors {
+        assert!(!error.chars().any(char::is_control), "{error:?}");
+    }
+    assert_eq!(
+        errors,
+        [
+            "1:10: `service.a\\0b`: invalid name \"a\\0b\": expected lowercase letters, digits, `_` and `-`, starting with a letter or digit",
+            "3:1: unknown key `service.a\\0b.\\u{1b}[2J\\u{202e}`; expected one of: command, restart, working_dir, user, group, env, env_file, umask, rlimits, stop_signal, stop_timeout, success_codes, significant, oneshot, instances, backoff, ready, health, watchdog",
+            "5:14: `daemon.log_format`: expected one of \"text\", \"json\", found \"te\\u{7}xt\"; did you mean \"text\"?",
+        ]
+    );
+}
+
+#[test]
+fn columns_after_several_errors_on_one_line_are_exact() {
+    let errors = errors("[root]\nchildren = [\"é1\", \"x\", \"ü2\"]\n");
+    assert_eq!(
+        errors,
+        [
+            "2:13: `root.children`: no service or group is named \"é1\"; expected the name of a [service.NAME] or [group.NAME] table",
+            "2:19: `root.children`: no service or group is named \"x\"; expected the name of a [service.NAME] or [group.NAME] table",
+            "2:24: `root.children`: no service or group is named \"ü2\"; expected the name of a [service.NAME] or [group.NAME] table",
+        ]
+    );
+}
+
+/// `[group.g0]` listing `g1`, ... down to a service: a chain of `depth` nested groups.
+fn nested_groups(depth: usize) -> String {
+    let mut text = String::new();
+    for level in 0..depth {
+        text.push_str(&format!(
+            "[group.g{level}]\nchildren = [\"g{}\"]\n",
+            level + 1
+        ));
+    }
+    text.push_str(&format!("[service.g{depth}]\ncommand = \"x\"\n"));
+    text
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_refused_at_the_first_group_too_deep() {
+    assert!(load(&nested_groups(31)).is_ok());
+    let errors = errors(&nested_groups(40));
+    assert_eq!(
+        errors,
+        ["62:13: group `g31` is nested more than 32 levels deep"]
+    );
+}
+
+#[test]
+fn a_chain_of_10000_groups_is_refused_like_a_short_one() {
+    // Validation used to walk every group's ancestors, each step searching the path so
+    // far: minutes for this file. Now every pass is linear and building stops at the
+    // limit. (tests/config_check.rs runs 100 000 through the binary.)
+    let errors = errors(&nested_groups(10_000));
+    assert_eq!(
+        errors,
+        ["62:13: group `g31` is nested more than 32 levels deep"]
+    );
+}
+
+#[test]
+fn a_long_cycle_is_reported_once_with_its_middle_left_out() {
+    let mut text = String::new();
+    for index in 0..1000 {
+        text.push_str(&format!(
+            "[group.c{index}]\nchildren = [\"c{}\"]\n",
+            (index + 1) % 1000
+        ));
+    }
+    text.push_str("[service.top]\ncommand = \"x\"\n");
+    assert_eq!(
+        errors(&text),
+        [
+            "2000:13: `group.c999.children`: cycle: c0 → c1 → c2 → c3 → (993 more) → c997 → c998 → c999 → c0; no node can contain itself"
+        ]
+    );
+}
+
+#[test]
+fn a_file_full_of_missing_children_costs_linear_time() {
+    // Each missing child used to be compared with every name for a suggestion: minutes
+    // for 5000 of them. Suggestions now stop after the first few.
+    let mut text = String::new();
+    for index in 0..5000 {
+        text.push_str(&format!("[group.g{index}]\nchildren = [\"g{index}x\"]\n"));
+    }
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 5000);
+    assert!(
+        errors[0].ends_with("no service or group is named \"g0x\"; did you mean \"g0\"?"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[4999].ends_with(
+            "no service or group is named \"g4999x\"; expected the name of a [service.NAME] or [group.NAME] table"
+        ),
+        "{}",
+        errors[4999]
+    );
+}
+
+#[test]
+fn a_tree_of_more_than_10000_services_is_refused_before_it_is_built() {
+    let mut text = String::new();
+    for index in 0..20 {
+        text.push_str(&format!(
+            "[service.s{index}]\ncommand = \"x\"\ninstances = 1000\n"
+        ));
+    }
+    assert_eq!(
+        errors(&text),
+        [
+            "31:10: `service.s10` with its 1000 instances brings the tree to 11000 services (each instance counts), more than the 10000 minder supervises"
+        ]
+    );
+    let plain: String = (0..10_001)
+        .map(|index| format!("[service.p{index}]\ncommand = \"x\"\n"))
+        .collect();
+    assert_eq!(
+        errors(&plain),
+        [
+            "20001:10: `service.p10000` brings the tree to 10001 services (each instance counts), more than the 10000 minder supervises"
+        ]
+    );
 }

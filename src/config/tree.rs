@@ -6,7 +6,10 @@
 //!
 //! Owns nothing about single keys (that is `lower`). Must not panic on any shape of
 //! graph a file can describe: every lookup by a user-given name is checked, and tree
-//! building is bounded by a visited set and a nesting limit.
+//! building is bounded by a visited set and a nesting limit. Every pass is linear in
+//! the number of nodes and listings (the cycle check steps on each group once, tree
+//! building stops at the nesting limit, "did you mean" is bounded), so a hostile file
+//! of 100 000 nested groups is refused as fast as it is parsed.
 
 use super::Diagnostics;
 use super::lower::{ChildName, File, RawGroup, RawService};
@@ -18,6 +21,15 @@ use std::ops::Range;
 /// Deeper nesting than this is refused: no real tree needs it, and it bounds the
 /// recursion that builds (and later walks) the tree.
 const MAX_DEPTH: usize = 32;
+
+/// The most services one tree may have, each instance counted. A few bytes of
+/// `instances = 1024` per table would otherwise make a small file expand into millions
+/// of services (gigabytes of memory before anything is reported); no real tree comes
+/// near this.
+pub(crate) const MAX_SERVICES: u64 = 10_000;
+
+/// How many missing children get a "did you mean" (see `index_children`).
+const MAX_SUGGESTIONS: usize = 10;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum NodeRef {
@@ -46,12 +58,14 @@ pub(crate) fn assemble(file: File, report: &mut Diagnostics) -> Option<Spec> {
     check_cycles(&groups, &listings, report);
     let root_children = root_children(&root, &groups, &services, &nodes, &listings, report);
     check_significant(&root, &services, report);
+    let expand = check_service_count(&services, report);
 
     let mut builder = Builder {
         groups: &groups,
         services: &services,
         nodes: &nodes,
         built: HashSet::new(),
+        expand,
         report,
     };
     let mut root_spec = root.spec.clone();
@@ -89,7 +103,7 @@ fn index_names(
     let mut first_seen: HashMap<&str, Range<usize>> = HashMap::new();
     for (name, span, node) in all {
         if let Some(first) = first_seen.get(name) {
-            let (line, _) = report.position(first.start);
+            let line = report.line(first.start);
             report.error(
                 &span,
                 format!(
@@ -115,6 +129,9 @@ fn index_children(
     let mut parents: Vec<&RawGroup> = groups.iter().chain(std::iter::once(root)).collect();
     parents.sort_by_key(|group| group.name_span.start);
     let mut listings: HashMap<String, Listing> = HashMap::new();
+    // A suggestion compares the name with every node's: offered for the first few
+    // missing children only, so a file full of them still costs linear time.
+    let mut suggestions_left = MAX_SUGGESTIONS;
     for parent in parents {
         let key = children_key(parent);
         for child in parent.children.iter().flatten() {
@@ -133,7 +150,13 @@ fn index_children(
                     "`{key}`: no service or group is named {:?}",
                     super::values::short(&child.name)
                 );
-                if let Some(best) = suggest(&child.name, nodes.keys().map(String::as_str)) {
+                let best = if suggestions_left > 0 {
+                    suggestions_left -= 1;
+                    suggest(&child.name, nodes.keys().map(String::as_str))
+                } else {
+                    None
+                };
+                if let Some(best) = best {
                     message.push_str(&format!("; did you mean \"{best}\"?"));
                 } else {
                     message
@@ -143,7 +166,7 @@ fn index_children(
                 continue;
             }
             if let Some(first) = listings.get(&child.name) {
-                let (line, _) = report.position(first.span.start);
+                let line = report.line(first.span.start);
                 let first_key = if first.parent == "root" {
                     "root.children".to_string()
                 } else {
@@ -181,50 +204,101 @@ fn children_key(group: &RawGroup) -> String {
 /// Every node has at most one listing, so following parents from a group either ends
 /// at the root (or an unlisted group) or comes back: that loop is a cycle. Each cycle
 /// is reported once, at the listing of its first member in file order.
+///
+/// Linear in the number of groups: each group is stepped on by one walk only. A walk
+/// stops at a group an earlier walk has seen (whatever lies above it is known), and a
+/// group it meets twice closes a cycle.
 fn check_cycles(
     groups: &[RawGroup],
     listings: &HashMap<String, Listing>,
     report: &mut Diagnostics,
 ) {
-    let mut reported: HashSet<String> = HashSet::new();
-    for group in groups {
-        if reported.contains(&group.name) {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(groups.len());
+    for (position, group) in groups.iter().enumerate() {
+        index.entry(group.name.as_str()).or_insert(position);
+    }
+    // For each group, the walk that first stepped on it and its place in that walk.
+    let mut seen: Vec<Option<(usize, usize)>> = vec![None; groups.len()];
+    let mut trail: Vec<usize> = Vec::new();
+    for start in 0..groups.len() {
+        if seen[start].is_some() {
             continue;
         }
-        let mut path = vec![group.name.clone()];
-        let mut current = group.name.as_str();
-        // At most one step per group: longer walks cannot be new.
-        for _ in 0..=groups.len() {
-            let Some(listing) = listings.get(current) else {
+        trail.clear();
+        let mut current = start;
+        loop {
+            seen[current] = Some((start, trail.len()));
+            trail.push(current);
+            let Some(parent) = listings
+                .get(&groups[current].name)
+                .and_then(|listing| index.get(listing.parent.as_str()).copied())
+            else {
                 break;
             };
-            current = listing.parent.as_str();
-            if current == group.name {
-                let Some(own) = listings.get(&group.name) else {
+            match seen[parent] {
+                None => current = parent,
+                Some((walk, place)) if walk == start => {
+                    report_cycle(groups, listings, &trail[place..], report);
                     break;
-                };
-                path.push(group.name.clone());
-                // `path` runs child → parent; print it parent → child, as listed.
-                path.reverse();
-                report.error(
-                    &own.span,
-                    format!(
-                        "`group.{}.children`: cycle: {}; no node can contain itself",
-                        own.parent,
-                        path.join(" → ")
-                    ),
-                );
-                reported.extend(path);
-                break;
+                }
+                Some(_) => break,
             }
-            if path.iter().any(|seen| seen == current) {
-                // A cycle above this group that does not contain it: its own members
-                // report it.
-                break;
-            }
-            path.push(current.to_string());
         }
     }
+}
+
+/// Reports the cycle whose members are `members` (group indices, each one listed in the
+/// next, the last one in the first), at the listing of its first member in file order.
+fn report_cycle(
+    groups: &[RawGroup],
+    listings: &HashMap<String, Listing>,
+    members: &[usize],
+    report: &mut Diagnostics,
+) {
+    let Some(first) = members
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, group)| **group)
+        .map(|(place, _)| place)
+    else {
+        return;
+    };
+    let Some(own) = groups
+        .get(members[first])
+        .and_then(|group| listings.get(&group.name))
+    else {
+        return;
+    };
+    // `members` runs child → parent; print it parent → child, as listed, from the
+    // first member back to itself.
+    let mut names: Vec<&str> = members[first..]
+        .iter()
+        .chain(&members[..first])
+        .chain(std::iter::once(&members[first]))
+        .filter_map(|group| groups.get(*group).map(|group| group.name.as_str()))
+        .collect();
+    names.reverse();
+    report.error(
+        &own.span,
+        format!(
+            "`group.{}.children`: cycle: {}; no node can contain itself",
+            own.parent,
+            cycle_text(&names)
+        ),
+    );
+}
+
+/// `a → b → c → a`, with the middle of a long cycle left out so that the message stays
+/// one readable line whatever the file holds.
+fn cycle_text(names: &[&str]) -> String {
+    const SHOWN: usize = 8;
+    if names.len() <= SHOWN + 1 {
+        return names.join(" → ");
+    }
+    let head = names[..SHOWN / 2].join(" → ");
+    let tail = names[names.len() - SHOWN / 2..].join(" → ");
+    let left_out = names.len() - SHOWN;
+    format!("{head} → ({left_out} more) → {tail}")
 }
 
 /// The root's children: `root.children` if given (then every node must be listed
@@ -294,6 +368,33 @@ fn check_significant(root: &RawGroup, services: &[RawService], report: &mut Diag
     }
 }
 
+/// Refuses a tree of more than `MAX_SERVICES` services, once, at the service that goes
+/// past the limit. Returns whether instances may be expanded (if not, the tree is built
+/// with one entry per service, only to find the remaining errors).
+fn check_service_count(services: &[RawService], report: &mut Diagnostics) -> bool {
+    let mut total: u64 = 0;
+    for service in services {
+        let count = service.instances.map_or(1, u64::from);
+        total += count;
+        if total > MAX_SERVICES {
+            let instances = if count > 1 {
+                format!(" with its {count} instances")
+            } else {
+                String::new()
+            };
+            report.error(
+                &service.name_span,
+                format!(
+                    "`service.{}`{instances} brings the tree to {total} services (each instance counts), more than the {MAX_SERVICES} minder supervises",
+                    service.name
+                ),
+            );
+            return false;
+        }
+    }
+    true
+}
+
 struct Builder<'a, 'r> {
     groups: &'a [RawGroup],
     services: &'a [RawService],
@@ -301,6 +402,8 @@ struct Builder<'a, 'r> {
     /// Names already placed in the tree: a second placement (only possible in a file
     /// that already has a reported error) is skipped rather than recursed into.
     built: HashSet<String>,
+    /// False when the tree has too many services (`check_service_count`).
+    expand: bool,
     report: &'r mut Diagnostics,
 }
 
@@ -315,11 +418,11 @@ impl Builder<'_, '_> {
                 continue;
             }
             match node {
-                NodeRef::Service(index) => {
-                    if let Some(service) = self.services.get(index) {
-                        expand_instances(service, &mut built);
-                    }
-                }
+                NodeRef::Service(index) => match self.services.get(index) {
+                    Some(service) if self.expand => expand_instances(service, &mut built),
+                    Some(service) => built.push(NodeSpec::Service(service.spec.clone())),
+                    None => {}
+                },
                 NodeRef::Group(index) => {
                     let Some(group) = self.groups.get(index) else {
                         continue;

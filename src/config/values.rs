@@ -77,18 +77,200 @@ pub(crate) fn signal_name(number: i32) -> String {
     }
 }
 
-/// `"250ms"`, `"10s"`, `"5m"`, `"1h 30m"`: humantime's syntax, which needs a unit so
-/// that `"10"` cannot silently mean seconds to one reader and milliseconds to another.
+/// Duration units, as the manual lists them, with their length in nanoseconds. Spelt
+/// exactly and case-sensitively: `M` (a month to some readers, a minute to others),
+/// months and years (whose length varies) are not units here.
+const DURATION_UNITS: &[(&str, u128)] = &[
+    ("ns", 1),
+    ("us", 1_000),
+    ("ms", 1_000_000),
+    ("s", NANOS_PER_SECOND),
+    ("sec", NANOS_PER_SECOND),
+    ("second", NANOS_PER_SECOND),
+    ("seconds", NANOS_PER_SECOND),
+    ("m", 60 * NANOS_PER_SECOND),
+    ("min", 60 * NANOS_PER_SECOND),
+    ("minute", 60 * NANOS_PER_SECOND),
+    ("minutes", 60 * NANOS_PER_SECOND),
+    ("h", 3600 * NANOS_PER_SECOND),
+    ("hr", 3600 * NANOS_PER_SECOND),
+    ("hour", 3600 * NANOS_PER_SECOND),
+    ("hours", 3600 * NANOS_PER_SECOND),
+    ("d", 86_400 * NANOS_PER_SECOND),
+    ("day", 86_400 * NANOS_PER_SECOND),
+    ("days", 86_400 * NANOS_PER_SECOND),
+    ("w", 7 * 86_400 * NANOS_PER_SECOND),
+    ("week", 7 * 86_400 * NANOS_PER_SECOND),
+    ("weeks", 7 * 86_400 * NANOS_PER_SECOND),
+];
+
+const NANOS_PER_SECOND: u128 = 1_000_000_000;
+
+/// Spellings other programs accept (humantime, systemd) that are not units here, with
+/// the unit meant, for the error message.
+const UNIT_ALIASES: &[(&str, &str)] = &[
+    ("nsec", "ns"),
+    ("nanos", "ns"),
+    ("usec", "us"),
+    ("µs", "us"),
+    ("msec", "ms"),
+    ("millis", "ms"),
+    ("secs", "s"),
+    ("mins", "min"),
+    ("hrs", "h"),
+    ("wk", "w"),
+    ("wks", "w"),
+];
+
+/// What every duration error starts with: the form and the accepted units.
+const DURATION_EXPECTED: &str = "expected a duration like \"250ms\", \"10s\" or \"5m\" \
+     (units ns, us, ms, s or sec, m or min, h or hr, d or day, w or week)";
+
+/// `"250ms"`, `"10s"`, `"1.5s"`, `"5m"`, `"1h 30m"`, `"1h30m"`: one or more numbers,
+/// each followed by a unit of `DURATION_UNITS` (a space between a number and its unit,
+/// and between parts, is allowed). A unit is always required, so that `"10"` cannot
+/// silently mean seconds to one reader and milliseconds to another; `"0"` too, for
+/// the same rule. A fraction below a nanosecond is dropped.
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    let parsed = humantime::parse_duration(text.trim()).map_err(|error| {
-        format!("expected a duration like \"250ms\", \"10s\" or \"5m\" ({error})")
-    })?;
-    // Deadlines are instants on the monotonic clock: a duration of centuries would
-    // overflow one, and no timeout or backoff is meant to be that long.
-    if parsed > MAX_DURATION {
-        return Err("expected a duration of at most 10 years".to_string());
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{DURATION_EXPECTED}; found an empty string"));
     }
-    Ok(parsed)
+    let mut total: u128 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (nanos, after) = duration_part(rest)?;
+        // Capped below, so the sum of any number of parts stays far from overflowing.
+        total = total.saturating_add(nanos);
+        rest = after.trim_start();
+    }
+    let max = MAX_DURATION.as_nanos();
+    if total > max {
+        // Deadlines are instants on the monotonic clock: a duration of centuries would
+        // overflow one, and no timeout or backoff is meant to be that long.
+        return Err("expected a duration of at most 10 years (3650d)".to_string());
+    }
+    let seconds = u64::try_from(total / NANOS_PER_SECOND).unwrap_or(u64::MAX);
+    let nanos = u32::try_from(total % NANOS_PER_SECOND).unwrap_or(0);
+    Ok(Duration::new(seconds, nanos))
+}
+
+/// One `NUMBER UNIT` at the start of `text`: its length in nanoseconds (saturating:
+/// anything above `MAX_DURATION` is refused by the caller) and the text after it.
+fn duration_part(text: &str) -> Result<(u128, &str), String> {
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (whole, rest) = text.split_at(digits_end);
+    if whole.is_empty() {
+        let found = text.chars().next().unwrap_or(' ');
+        return Err(format!(
+            "{DURATION_EXPECTED}; expected a number where {found:?} stands"
+        ));
+    }
+    let (fraction, rest) = match rest.strip_prefix('.') {
+        Some(after_dot) => {
+            let end = after_dot
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(after_dot.len());
+            if end == 0 {
+                return Err(format!(
+                    "{DURATION_EXPECTED}; a decimal point needs digits after it, like \"1.5s\""
+                ));
+            }
+            after_dot.split_at(end)
+        }
+        None => ("", rest),
+    };
+    let rest = rest.trim_start();
+    let unit_end = rest
+        .find(|c: char| c.is_ascii_digit() || c.is_whitespace() || c == '.')
+        .unwrap_or(rest.len());
+    let (unit, after) = rest.split_at(unit_end);
+    let number = if fraction.is_empty() {
+        whole.to_string()
+    } else {
+        format!("{whole}.{fraction}")
+    };
+    let factor = duration_unit(unit, &number)?;
+    // Digits beyond what fits are beyond the cap anyway (for the whole part) or below a
+    // nanosecond (for the fraction), so saturating and truncating lose nothing.
+    let mut nanos: u128 = 0;
+    for digit in whole.bytes() {
+        nanos = nanos
+            .saturating_mul(10)
+            .saturating_add(u128::from(digit - b'0'));
+    }
+    nanos = nanos.saturating_mul(factor);
+    let mut scale = factor;
+    for digit in fraction.bytes() {
+        if scale < 10 {
+            break;
+        }
+        scale /= 10;
+        nanos = nanos.saturating_add(u128::from(digit - b'0') * scale);
+    }
+    Ok((nanos, after))
+}
+
+/// The length of `unit` in nanoseconds, or an error that says what was meant.
+fn duration_unit(unit: &str, number: &str) -> Result<u128, String> {
+    if let Some((_, factor)) = DURATION_UNITS.iter().find(|(name, _)| *name == unit) {
+        return Ok(*factor);
+    }
+    let hint = if unit.is_empty() {
+        format!("a unit is required after {number}, like \"{number}s\" or \"{number}ms\"")
+    } else if unit == "M" {
+        format!(
+            "\"M\" is not a unit (a month? a minute?): for minutes write \"{number}m\" or \"{number}min\""
+        )
+    } else if ["y", "yr", "yrs", "year", "years", "month", "months", "mo"].contains(&unit) {
+        format!(
+            "\"{unit}\" is not a unit: months and years have no fixed length; write days or weeks, like \"30d\" or \"52w\""
+        )
+    } else if let Some((_, meant)) = UNIT_ALIASES.iter().find(|(alias, _)| *alias == unit) {
+        format!("\"{unit}\" is not a unit here: did you mean \"{number}{meant}\"?")
+    } else {
+        let lower = unit.to_ascii_lowercase();
+        let names = DURATION_UNITS.iter().map(|(name, _)| *name);
+        let mut hint = format!("unknown unit \"{}\"", short(unit));
+        if let Some((name, _)) = DURATION_UNITS.iter().find(|(name, _)| *name == lower) {
+            hint.push_str(&format!(
+                " (units are lowercase): did you mean \"{number}{name}\"?"
+            ));
+        } else if let Some(best) = suggest(unit, names) {
+            hint.push_str(&format!(", did you mean \"{number}{best}\"?"));
+        }
+        hint
+    };
+    Err(format!("{DURATION_EXPECTED}; {hint}"))
+}
+
+/// The spelling `render` prints for a duration: parts from days down to nanoseconds
+/// (`"1d 2h"`, `"1m 30s"`, `"1s 500ms"`, `"0s"`), which `duration` reads back to the
+/// same value.
+pub(crate) fn format_duration(duration: Duration) -> String {
+    const PARTS: &[(&str, u128)] = &[
+        ("d", 86_400 * NANOS_PER_SECOND),
+        ("h", 3600 * NANOS_PER_SECOND),
+        ("m", 60 * NANOS_PER_SECOND),
+        ("s", NANOS_PER_SECOND),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ];
+    let mut left = duration.as_nanos();
+    if left == 0 {
+        return "0s".to_string();
+    }
+    let mut parts = Vec::new();
+    for (unit, factor) in PARTS {
+        if left >= *factor {
+            parts.push(format!("{}{unit}", left / factor));
+            left %= factor;
+        }
+    }
+    parts.join(" ")
 }
 
 /// The longest duration a config may give.
@@ -260,46 +442,80 @@ pub(crate) fn suggest<'c>(
         return None;
     }
     let found_lower = found.to_ascii_lowercase();
+    let found_length = found_lower.chars().count();
     candidates
         .into_iter()
-        .map(|candidate| {
+        .filter_map(|candidate| {
+            let length = candidate.chars().count();
+            let allowed = (length / 3).max(2);
+            // The distance is at least the difference in length: skip a candidate that
+            // cannot be close enough before paying for a table (a name can be long).
+            if length.abs_diff(found_length) > allowed {
+                return None;
+            }
             let distance = edit_distance(&found_lower, &candidate.to_ascii_lowercase());
-            (distance, candidate)
+            (distance <= allowed).then_some((distance, candidate))
         })
-        .filter(|(distance, candidate)| *distance <= (candidate.chars().count() / 3).max(2))
-        .min_by_key(|(distance, _)| *distance)
+        // Ties go to the smaller word, so the answer never depends on the order a
+        // hash map hands the candidates out in.
+        .min()
         .map(|(_, candidate)| candidate)
 }
 
 /// Edit distance where swapping two neighbours counts as one edit (optimal string
-/// alignment), since transposed letters are the commonest typo ("SIGTREM"). Inputs are
-/// short keys and enum words.
+/// alignment), since transposed letters are the commonest typo ("SIGTREM"). Keeps three
+/// rows of the table (the transposition looks two rows back), so the cost is one small
+/// allocation whatever the lengths.
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    // Indexing below is bounded by construction: `rows` is (a.len()+1) x (b.len()+1)
-    // and every index stays within it.
-    // rows[i][j]: distance between the first i chars of a and the first j chars of b.
-    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in rows.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in rows[0].iter_mut().enumerate() {
-        *cell = j;
-    }
+    // Row i holds the distances between the first i chars of a and every prefix of b.
+    let width = b.len() + 1;
+    let mut before: Vec<usize> = vec![0; width];
+    let mut previous: Vec<usize> = (0..width).collect();
+    let mut current: Vec<usize> = vec![0; width];
     for i in 1..=a.len() {
-        for j in 1..=b.len() {
+        current[0] = i;
+        for j in 1..width {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (rows[i - 1][j] + 1)
-                .min(rows[i][j - 1] + 1)
-                .min(rows[i - 1][j - 1] + cost);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(rows[i - 2][j - 2] + 1);
+                best = best.min(before[j - 2] + 1);
             }
-            rows[i][j] = best;
+            current[j] = best;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[width - 1]
+}
+
+/// `text` with every control character (a NUL, a newline, an escape sequence's ESC)
+/// and every invisible direction or formatting mark written as an escape (`\\0`,
+/// `\\n`, `\\u{202e}`), so that an error message quoting user input prints as one
+/// honest line on a terminal. Anything else is kept as written.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    };
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
         }
     }
-    rows[a.len()][b.len()]
+    std::borrow::Cow::Owned(out)
 }
 
 /// A user-supplied string cut to a length that keeps one error on one line.

@@ -5,6 +5,7 @@
 //! (files, LDAP, ...), which allocates and takes locks and so must never run between clone
 //! and exec. It changes nothing: the switch itself happens in the child (`spawn.rs`).
 
+use crate::config::printable;
 use nix::unistd::{Gid, Group, Uid, User};
 use std::ffi::{CString, OsString};
 
@@ -101,42 +102,58 @@ pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Credentials, S
     Ok(credentials)
 }
 
+/// How an error names what a child was setting when `setgroups` failed: the user's
+/// supplementary groups, or, with `group` and no `user`, that one group alone (see
+/// `Credentials::groups`). User text is escaped.
+pub fn groups_being_set(user: Option<&str>, group: Option<&str>) -> String {
+    match (user, group) {
+        (Some(user), _) => format!("supplementary groups of user `{}`", printable(user)),
+        (None, Some(group)) => {
+            format!("supplementary groups to group `{}` alone", printable(group))
+        }
+        (None, None) => "supplementary groups".to_string(),
+    }
+}
+
 enum UserLookup {
     Entry(User),
     Numeric(libc::uid_t),
 }
 
 fn lookup_user(user: &str) -> Result<UserLookup, String> {
+    let shown = printable(user);
     match User::from_name(user) {
         Ok(Some(entry)) => return Ok(UserLookup::Entry(entry)),
         Ok(None) => {}
-        Err(errno) => return Err(format!("look up user `{user}`: {errno}")),
+        Err(errno) => return Err(format!("look up user `{shown}`: {errno}")),
     }
     match user.parse::<libc::uid_t>() {
         Ok(uid) => match User::from_uid(Uid::from_raw(uid)) {
             Ok(Some(entry)) => Ok(UserLookup::Entry(entry)),
             Ok(None) => Ok(UserLookup::Numeric(uid)),
-            Err(errno) => Err(format!("look up user `{user}`: {errno}")),
+            Err(errno) => Err(format!("look up user `{shown}`: {errno}")),
         },
-        Err(_) => Err(format!("unknown user `{user}`")),
+        Err(_) => Err(format!("unknown user `{shown}`")),
     }
 }
 
 fn lookup_group(group: &str) -> Result<libc::gid_t, String> {
+    let shown = printable(group);
     match Group::from_name(group) {
         Ok(Some(entry)) => Ok(entry.gid.as_raw()),
         Ok(None) => group
             .parse::<libc::gid_t>()
-            .map_err(|_| format!("unknown group `{group}`")),
-        Err(errno) => Err(format!("look up group `{group}`: {errno}")),
+            .map_err(|_| format!("unknown group `{shown}`")),
+        Err(errno) => Err(format!("look up group `{shown}`: {errno}")),
     }
 }
 
 fn supplementary_groups(user: &str, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, String> {
+    let shown = printable(user);
     let name = CString::new(user.as_bytes())
-        .map_err(|_| format!("user name `{user}` contains a NUL byte"))?;
+        .map_err(|_| format!("user name `{shown}` contains a NUL byte"))?;
     let mut groups: Vec<libc::gid_t> = nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
-        .map_err(|errno| format!("look up groups of user `{user}`: {errno}"))?
+        .map_err(|errno| format!("look up groups of user `{shown}`: {errno}"))?
         .into_iter()
         .map(Gid::as_raw)
         .collect();
@@ -175,6 +192,22 @@ mod tests {
         assert_eq!(numeric.groups, Some(vec![4242424]));
         let only_group = resolve(None, Some("0")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((only_group.uid, only_group.gid), (None, Some(0)));
+    }
+
+    #[test]
+    fn the_groups_being_set_are_named_by_what_the_service_asked_for() {
+        assert_eq!(
+            groups_being_set(Some("app"), Some("staff")),
+            "supplementary groups of user `app`"
+        );
+        assert_eq!(
+            groups_being_set(None, Some("staff")),
+            "supplementary groups to group `staff` alone"
+        );
+        assert_eq!(
+            groups_being_set(Some("a\nb"), None),
+            "supplementary groups of user `a\\nb`"
+        );
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //!
 //! Owns the env file format. Reads the env file (at spawn time, so an edited file takes
 //! effect at the next restart) but touches nothing else of the OS: it runs in the parent,
-//! before the child is created, and builds plain data.
+//! before the child is created, and builds plain data. The spawn runs on the
+//! supervision loop's thread, so the file is read through `config::read_regular_file`:
+//! a FIFO, a device, a directory or a file over `config::ENV_FILE_LIMIT` (1 MiB) is an
+//! error at once, never a wait or an endless read; like any env file error, it fails
+//! that one start.
 //!
 //! The env file format, chosen to match systemd's `EnvironmentFile=` on the common subset:
 //! one `KEY=VALUE` per line; blank lines and lines whose first non-blank character is `#`
@@ -58,10 +62,11 @@ pub fn set(env: &mut Vec<EnvVar>, key: OsString, value: OsString) {
 /// Reads and parses an env file. The error is a sentence without the service name
 /// (the caller prefixes `spawn NAME: `).
 pub fn read_env_file(path: &Path) -> Result<Vec<EnvVar>, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|error| format!("read env file {}: {error}", path.display()))?;
-    parse_env_file(&bytes)
-        .map_err(|(line, what)| format!("env file {} line {line}: {what}", path.display()))
+    let shown = path.display().to_string();
+    let shown = crate::config::printable(&shown);
+    let bytes = crate::config::read_regular_file(path, crate::config::ENV_FILE_LIMIT)
+        .map_err(|error| format!("read env file {shown}: {error}"))?;
+    parse_env_file(&bytes).map_err(|(line, what)| format!("env file {shown} line {line}: {what}"))
 }
 
 /// Parses the env file format (see the module doc). Errors carry the 1-based line.
@@ -159,6 +164,28 @@ mod tests {
         assert!(matches!(parse_env_file(b"A-B=x"), Err((1, _))));
         assert!(matches!(parse_env_file(b"=x"), Err((1, _))));
         assert!(matches!(parse_env_file(b"A=x\0y"), Err((1, _))));
+    }
+
+    #[test]
+    fn env_file_that_is_no_regular_file_or_too_large_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let big = dir.path().join("big.env");
+        let line = "KEY=value\n".repeat(crate::config::ENV_FILE_LIMIT as usize / 10 + 1);
+        std::fs::write(&big, line).expect("write big.env");
+        assert_eq!(
+            read_env_file(&big),
+            Err(format!(
+                "read env file {}: it is larger than 1MiB (the most minder reads of it)",
+                big.display()
+            ))
+        );
+        assert_eq!(
+            read_env_file(Path::new("/dev/zero")),
+            Err("read env file /dev/zero: it is a character device, not a regular file (only regular files are read)".to_string())
+        );
+        let odd = dir.path().join("a\u{1b}[31mb");
+        let refused = read_env_file(&odd).expect_err("missing file");
+        assert!(refused.contains("a\\u{1b}[31mb: No such file"), "{refused}");
     }
 
     #[test]

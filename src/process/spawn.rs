@@ -374,8 +374,8 @@ pub(super) struct ChildFailure {
 /// child failed at (never by message text).
 fn describe_failure(failure: ChildFailure, program: &Path, spec: &ServiceSpec) -> (i32, String) {
     let error = io::Error::from_raw_os_error(failure.errno);
-    let user = spec.user.as_deref().unwrap_or("");
-    let group = spec.group.as_deref().unwrap_or("");
+    let user = crate::config::printable(spec.user.as_deref().unwrap_or(""));
+    let group = crate::config::printable(spec.group.as_deref().unwrap_or(""));
     match failure.stage {
         Stage::Exec => {
             let code = if failure.errno == libc::ENOENT {
@@ -389,7 +389,10 @@ fn describe_failure(failure: ChildFailure, program: &Path, spec: &ServiceSpec) -
         Stage::Rlimit => (CODE_OTHER, format!("set resource limits: {error}")),
         Stage::Groups => (
             CODE_OTHER,
-            format!("set supplementary groups of user `{user}`: {error}"),
+            format!(
+                "set {}: {error}",
+                credentials::groups_being_set(spec.user.as_deref(), spec.group.as_deref())
+            ),
         ),
         Stage::Gid if group.is_empty() => (
             CODE_OTHER,

@@ -442,7 +442,7 @@ impl Lowerer<'_> {
         let named: Vec<String> = std::iter::once(first)
             .chain(rest)
             .map(|check| {
-                let (line, _) = self.report.position(check.span.start);
+                let line = self.report.line(check.span.start);
                 format!("`{}` (line {line})", check.name)
             })
             .collect();
