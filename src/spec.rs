@@ -108,6 +108,9 @@ pub struct ServiceSpec {
     pub stop_timeout: Duration,
     /// Exit codes that count as a normal end.
     pub success_codes: Vec<i32>,
+    /// Signal numbers that count as a normal end when minder did not send them.
+    /// Default SIGHUP, SIGINT, SIGTERM, SIGPIPE; empty: every signal is a failure.
+    pub success_signals: Vec<i32>,
     pub significant: bool,
     pub oneshot: bool,
     pub backoff: BackoffSpec,
@@ -254,6 +257,7 @@ impl ServiceSpec {
             stop_signal: libc::SIGTERM,
             stop_timeout: Duration::from_secs(10),
             success_codes: vec![0],
+            success_signals: minder_core::spec::DEFAULT_SUCCESS_SIGNALS.to_vec(),
             significant: false,
             oneshot: false,
             backoff: BackoffSpec::default(),

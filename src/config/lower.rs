@@ -103,6 +103,7 @@ const SERVICE_KEYS: &[&str] = &[
     "stop_signal",
     "stop_timeout",
     "success_codes",
+    "success_signals",
     "significant",
     "oneshot",
     "instances",
@@ -619,6 +620,11 @@ impl Lowerer<'_> {
                         spec.success_codes = codes;
                     }
                 }
+                "success_signals" => {
+                    if let Some(signals) = self.success_signals(&key_path, value) {
+                        spec.success_signals = signals;
+                    }
+                }
                 "significant" => {
                     if let Some(flag) = self.boolean(&key_path, value) {
                         spec.significant = flag;
@@ -957,6 +963,32 @@ impl Lowerer<'_> {
             }
         }
         ok.then_some(codes)
+    }
+
+    /// A list of signals, each a name or a number as `stop_signal` takes it; each
+    /// wrong item is reported with its own position.
+    fn success_signals(&mut self, path: &str, value: &Value<'_>) -> Option<Vec<i32>> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.wrong(
+                path,
+                value,
+                "an array of signals like [\"SIGTERM\", \"SIGINT\"] (or [] for none)",
+            );
+            return None;
+        };
+        let mut signals = Vec::new();
+        let mut ok = true;
+        for item in items.iter() {
+            match self.signal(path, item) {
+                Some(signal) => {
+                    if !signals.contains(&signal) {
+                        signals.push(signal);
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(signals)
     }
 
     fn backoff(&mut self, path: &str, value: &Value<'_>) -> Option<BackoffSpec> {

@@ -168,6 +168,17 @@ fn service(out: &mut String, spec: &ServiceSpec, depth: usize) {
         "success_codes",
         &or_none(codes.join(" "), "(none)"),
     );
+    let signals: Vec<String> = spec
+        .success_signals
+        .iter()
+        .map(|signal| signal_name(*signal))
+        .collect();
+    line(
+        out,
+        depth,
+        "success_signals",
+        &or_none(signals.join(" "), "(none)"),
+    );
     let backoff = &spec.backoff;
     let backoff = format!(
         "initial {}, max {}, multiplier {}, jitter {}, reset_after {}",

@@ -896,6 +896,58 @@ stop_signal = "SIGTREM"
 }
 
 #[test]
+fn success_signals_default_to_the_four_systemd_treats_as_clean() {
+    let spec = ok("[service.web]\ncommand = \"x\"\n");
+    assert_eq!(
+        services(&spec)[0].success_signals,
+        [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE]
+    );
+}
+
+#[test]
+fn success_signals_take_names_and_numbers_and_may_be_empty() {
+    let spec = ok(r#"
+[service.a]
+command = "x"
+success_signals = ["SIGUSR1", "term", 2, "SIGTERM"]
+[service.b]
+command = "x"
+success_signals = []
+"#);
+    let services = services(&spec);
+    assert_eq!(
+        services[0].success_signals,
+        [libc::SIGUSR1, libc::SIGTERM, libc::SIGINT]
+    );
+    assert!(services[1].success_signals.is_empty());
+}
+
+#[test]
+fn bad_success_signal_is_named_at_its_item() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nsuccess_signals = [\"SIGTERM\", \"SIGTREM\"]\n",
+        "3:31",
+        &[
+            "`service.web.success_signals`",
+            "found \"SIGTREM\"",
+            "did you mean \"SIGTERM\"?",
+        ],
+    );
+}
+
+#[test]
+fn success_signals_must_be_a_list() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nsuccess_signals = \"SIGTERM\"\n",
+        "3:19",
+        &[
+            "`service.web.success_signals`",
+            "expected an array of signals",
+        ],
+    );
+}
+
+#[test]
 fn bad_signal_number() {
     single_error(
         "[service.web]\ncommand = \"x\"\nstop_signal = 0\n",
@@ -1777,6 +1829,7 @@ children = ["db", "api"]
 command = ["sh", "-c", "echo ready > state"]
 oneshot = true
 success_codes = [0, 2]
+success_signals = ["SIGTERM", "SIGUSR2"]
 
 [service.db]
 command = ["/usr/bin/postgres", "-D", "/var/lib/pg"]
@@ -1838,6 +1891,7 @@ health = { max_memory = "100MB" }
             rlimits          (inherited)
             stop             SIGTERM, then SIGKILL after 10s
             success_codes    0 2
+            success_signals  SIGTERM SIGUSR2
             backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
             ready            (once it exits with a success code)
             health           (none)
@@ -1856,6 +1910,7 @@ health = { max_memory = "100MB" }
               rlimits          nofile=65536 core=unlimited nproc=100:200
               stop             SIGINT, then SIGKILL after 20s
               success_codes    0
+              success_signals  SIGHUP SIGINT SIGTERM SIGPIPE
               backoff          initial 1s, max 1m, multiplier 1.5, jitter 0, reset_after 5m
               ready            tcp 127.0.0.1:5432, interval 500ms, timeout 2s, deadline 2m
               health           exec pg_isready -q, interval 30s, timeout 5s, start_period 1m, failures 5, max_memory 512MiB
@@ -1873,6 +1928,7 @@ health = { max_memory = "100MB" }
               rlimits          (inherited)
               stop             SIGTERM, then SIGKILL after 10s
               success_codes    0
+              success_signals  SIGHUP SIGINT SIGTERM SIGPIPE
               backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
               ready            notify (READY=1), deadline 10s
               health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3
@@ -1890,6 +1946,7 @@ health = { max_memory = "100MB" }
               rlimits          (inherited)
               stop             SIGTERM, then SIGKILL after 10s
               success_codes    0
+              success_signals  SIGHUP SIGINT SIGTERM SIGPIPE
               backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
               ready            notify (READY=1), deadline 10s
               health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3
@@ -1907,6 +1964,7 @@ health = { max_memory = "100MB" }
             rlimits          (inherited)
             stop             SIGHUP, then SIGKILL after 10s
             success_codes    0
+            success_signals  SIGHUP SIGINT SIGTERM SIGPIPE
             backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
             ready            fd 3 (a newline written to it), deadline 1m
             health           max_memory 100MB, interval 10s
@@ -1950,7 +2008,7 @@ fn control_characters_from_the_file_are_printed_escaped() {
         errors,
         [
             "1:10: `service.a\\0b`: invalid name \"a\\0b\": expected lowercase letters, digits, `_` and `-`, starting with a letter or digit",
-            "3:1: unknown key `service.a\\0b.\\u{1b}[2J\\u{202e}`; expected one of: command, restart, working_dir, user, group, env, env_file, umask, rlimits, stop_signal, stop_timeout, success_codes, significant, oneshot, instances, backoff, ready, health, watchdog",
+            "3:1: unknown key `service.a\\0b.\\u{1b}[2J\\u{202e}`; expected one of: command, restart, working_dir, user, group, env, env_file, umask, rlimits, stop_signal, stop_timeout, success_codes, success_signals, significant, oneshot, instances, backoff, ready, health, watchdog",
             "5:14: `daemon.log_format`: expected one of \"text\", \"json\", found \"te\\u{7}xt\"; did you mean \"text\"?",
         ]
     );

@@ -55,6 +55,7 @@ fn lower_service(service: &ServiceSpec, probes: &mut Vec<Probe>) -> core::Servic
             core::ServiceKind::Longrun(service.restart)
         },
         success_codes: service.success_codes.clone(),
+        success_signals: service.success_signals.clone(),
         significant: service.significant,
         backoff: service.backoff,
         stop_signal: service.stop_signal,

@@ -17,6 +17,11 @@ pub const SIGTERM: i32 = 15;
 /// SIGKILL's number on Linux: what `Effect::Kill` sends, and the status it leaves.
 pub const SIGKILL: i32 = 9;
 
+/// The signals that end a service cleanly unless its config says otherwise: SIGHUP,
+/// SIGINT, SIGTERM and SIGPIPE, the four systemd's `Restart=on-failure` does not
+/// restart after (Linux numbers).
+pub const DEFAULT_SUCCESS_SIGNALS: [i32; 4] = [1, 2, 15, 13];
+
 /// A whole tree to supervise.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
@@ -98,6 +103,10 @@ pub struct ServiceSpec {
     pub kind: ServiceKind,
     /// Exit codes that count as a normal end.
     pub success_codes: Vec<i32>,
+    /// Signals that, when they kill the service and minder did not send them, count as
+    /// a normal end (as systemd's `Restart=on-failure` treats SIGHUP, SIGINT, SIGTERM
+    /// and SIGPIPE). Empty: every death by a signal is abnormal.
+    pub success_signals: Vec<i32>,
     /// Its end can shut the tree down (the root's `auto_shutdown`).
     pub significant: bool,
     pub backoff: BackoffSpec,

@@ -53,7 +53,8 @@ fn restart_type_by_end_reason_matrix() {
         ("exit 0", "exit svc 0"),
         ("exit 3 (success code)", "exit svc 3"),
         ("exit 1", "exit svc 1"),
-        ("signal from outside", "crash svc 15"),
+        ("SIGTERM from outside", "crash svc 15"),
+        ("SIGKILL from outside", "crash svc 9"),
         ("stopped by minder", "stop svc"),
         ("killed for health", "fail svc health"),
     ];
@@ -77,23 +78,127 @@ fn restart_type_by_end_reason_matrix() {
         permanent exit 0                 -> running (2)
         permanent exit 3 (success code)  -> running (2)
         permanent exit 1                 -> running (2)
-        permanent signal from outside    -> running (2)
+        permanent SIGTERM from outside   -> running (2)
+        permanent SIGKILL from outside   -> running (2)
         permanent stopped by minder      -> stopped (1)
         permanent killed for health      -> running (2)
         transient exit 0                 -> done (1)
         transient exit 3 (success code)  -> done (1)
         transient exit 1                 -> running (2)
-        transient signal from outside    -> running (2)
+        transient SIGTERM from outside   -> done (1)
+        transient SIGKILL from outside   -> running (2)
         transient stopped by minder      -> stopped (1)
         transient killed for health      -> running (2)
         temporary exit 0                 -> done (1)
         temporary exit 3 (success code)  -> done (1)
         temporary exit 1                 -> done (1)
-        temporary signal from outside    -> done (1)
+        temporary SIGTERM from outside   -> done (1)
+        temporary SIGKILL from outside   -> done (1)
         temporary stopped by minder      -> stopped (1)
         temporary killed for health      -> done (1)
     "#]]
     .assert_eq(&table);
+}
+
+/// An empty `success_signals` restores "every signal is a failure": a transient
+/// service killed by SIGTERM from outside comes back.
+#[test]
+fn empty_success_signals_make_every_signal_a_failure() {
+    check(
+        &format!(
+            "[service.a]\ncommand = \"x\"\nrestart = \"transient\"\nsuccess_signals = []\n{FAST}"
+        ),
+        "crash a 15\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 ended: signal 15, abnormal
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 pid 101
+        "#]],
+    );
+}
+
+/// A signal in `success_signals` is a normal end for a oneshot too: the next sibling
+/// starts, and the oneshot is not run again.
+#[test]
+fn a_oneshot_killed_by_a_success_signal_has_succeeded() {
+    check(
+        &format!(
+            "[service.setup]\ncommand = \"x\"\noneshot = true\n{FAST}\n[service.app]\ncommand = \"x\"\n{FAST}"
+        ),
+        "crash setup 2\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn setup#1 pid 100
+            [     0ms] setup#1 ended: signal 2, normal
+            [     0ms] spawn app#1 pid 101
+        "#]],
+    );
+}
+
+/// A significant transient service killed by SIGTERM from outside ended normally, for
+/// good: `auto_shutdown` applies, and minder exits with 128+15 as a shell reports it.
+#[test]
+fn a_significant_service_killed_by_a_success_signal_shuts_the_tree_down() {
+    check(
+        &format!(
+            "[root]\nauto_shutdown = \"any_significant\"\n\
+             [service.side]\ncommand = \"x\"\n{FAST}\n\
+             [service.main]\ncommand = \"x\"\nrestart = \"transient\"\nsignificant = true\n{FAST}"
+        ),
+        "crash main 15\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn side#1 pid 100
+            [     0ms] spawn main#1 pid 101
+            [     0ms] main#1 ended: signal 15, normal
+            [     0ms] shutting down: Significant { id: ServiceId(1), code: 143 }
+            [     0ms] signal side#1 pid 100 sig 15
+            [     0ms] side#1 ended: signal 15, stopped
+            [     0ms] exit 143
+        "#]],
+    );
+}
+
+/// A permanent service is restarted after any end, a clean signal included, and that
+/// end counts toward its backoff like any other: the second delay doubles.
+#[test]
+fn a_permanent_service_killed_by_a_success_signal_is_restarted_with_backoff() {
+    check(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}"),
+        "crash a 15\nadvance 100ms\ncrash a 15\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 ended: signal 15, normal
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 pid 101
+            [   100ms] a#2 ended: signal 15, normal
+            [   100ms] restart a after 200ms
+            [   300ms] spawn a#3 pid 102
+        "#]],
+    );
+}
+
+/// A signal minder sent to stop the service is a planned stop even when it is one of
+/// `success_signals` (SIGTERM is both the default stop signal and a success signal).
+#[test]
+fn a_stop_by_minder_stays_a_stop_whatever_success_signals_say() {
+    check(
+        &format!(
+            "[root]\nstrategy = \"one_for_all\"\n\
+             [service.a]\ncommand = \"x\"\nrestart = \"transient\"\n{FAST}\n\
+             [service.b]\ncommand = \"x\"\n{FAST}"
+        ),
+        "exit b 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [     0ms] signal a#1 pid 100 sig 15
+            [     0ms] a#1 ended: signal 15, stopped
+            [   100ms] spawn a#2 pid 102
+            [   100ms] spawn b#2 pid 103
+        "#]],
+    );
 }
 
 #[test]

@@ -260,6 +260,11 @@ impl Supervisor {
                 ExitStatus::Exited(code) if service.spec.success_codes.contains(&code) => {
                     (EndKind::Normal, *readiness)
                 }
+                // A signal minder did not send (it is not stopping the service): one
+                // of `success_signals` is a clean end, as `kill PID` is for systemd.
+                ExitStatus::Signaled(signal) if service.spec.success_signals.contains(&signal) => {
+                    (EndKind::Normal, *readiness)
+                }
                 _ => (EndKind::Abnormal, *readiness),
             },
             Run::Stopping {

@@ -300,9 +300,10 @@ pub enum Report {
 pub enum EndKind {
     /// minder stopped it (operator, shutdown, strategy): never a failure.
     Stopped,
-    /// Exit code in `success_codes`.
+    /// Exit code in `success_codes`, or death by one of `success_signals` that
+    /// minder did not send.
     Normal,
-    /// Any other code, or a signal minder did not send.
+    /// Any other code, or any other signal minder did not send.
     Abnormal,
     /// minder ended it for a failure.
     Failure(FailureReason),

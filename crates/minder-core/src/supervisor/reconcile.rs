@@ -392,6 +392,7 @@ mod tests {
             instance: None,
             kind: ServiceKind::Longrun(RestartType::Permanent),
             success_codes: vec![0],
+            success_signals: vec![],
             significant: false,
             backoff: BackoffSpec::default(),
             stop_signal: SIGTERM,
