@@ -57,8 +57,15 @@ pub struct GroupSpec {
     /// the group fails.
     pub intensity: u32,
     pub period: Duration,
-    /// Only meaningful on the root; `Never` elsewhere.
+    /// When the group shuts itself down after its significant children end. On the
+    /// root: the whole tree, and minder exits. Elsewhere the group ends normally and
+    /// its parent decides by the group's `restart`.
     pub auto_shutdown: AutoShutdown,
+    /// What the parent does once the group has ended (given up, or shut itself down).
+    /// Always `Permanent` on the root, which has no parent.
+    pub restart: RestartType,
+    /// Its end for good can shut its parent down. Never on the root.
+    pub significant: bool,
     /// In start order. Instances of a service appear as consecutive `Service` nodes.
     pub children: Vec<NodeSpec>,
 }
@@ -233,6 +240,8 @@ impl GroupSpec {
             intensity: 5,
             period: Duration::from_secs(30),
             auto_shutdown: AutoShutdown::Never,
+            restart: RestartType::Permanent,
+            significant: false,
             children: Vec::new(),
         }
     }

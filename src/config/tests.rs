@@ -808,7 +808,7 @@ significant = true
         "4:1",
         &[
             "`service.job.significant`",
-            "`root.auto_shutdown` is \"never\"",
+            "its parent's `root.auto_shutdown` is \"never\"",
         ],
     );
 }
@@ -1090,15 +1090,133 @@ command = "x"
 }
 
 #[test]
-fn auto_shutdown_on_a_group() {
+fn a_group_takes_restart_significant_and_auto_shutdown() {
+    let spec = ok(r#"
+[root]
+auto_shutdown = "all_significant"
+[group.job]
+children = ["task", "helper"]
+restart = "on-failure"
+significant = true
+auto_shutdown = "any_significant"
+[service.task]
+command = "x"
+restart = "transient"
+significant = true
+[service.helper]
+command = "x"
+"#);
+    let NodeSpec::Group(job) = &spec.root.children[0] else {
+        panic!("expected the group first: {:?}", spec.root.children);
+    };
+    assert_eq!(job.restart, RestartType::Transient);
+    assert!(job.significant);
+    assert_eq!(job.auto_shutdown, AutoShutdown::AnySignificant);
+    // The defaults keep what groups always did.
+    let plain = ok("[group.g]\nchildren = []\n");
+    let NodeSpec::Group(g) = &plain.root.children[0] else {
+        panic!("expected a group");
+    };
+    assert_eq!(
+        (g.restart, g.significant, g.auto_shutdown),
+        (RestartType::Permanent, false, AutoShutdown::Never)
+    );
+    assert!(
+        super::warnings(&spec).is_empty(),
+        "{:?}",
+        super::warnings(&spec)
+    );
+}
+
+#[test]
+fn significant_on_a_permanent_group() {
+    single_error(
+        r#"
+[root]
+auto_shutdown = "any_significant"
+[group.g]
+children = []
+significant = true
+"#,
+        "5:1",
+        &[
+            "`group.g.significant`",
+            "a permanent group cannot be significant",
+        ],
+    );
+}
+
+#[test]
+fn significant_under_a_group_whose_auto_shutdown_is_never() {
+    single_error(
+        r#"
+[root]
+auto_shutdown = "any_significant"
+[group.g]
+children = ["job"]
+[service.job]
+command = "x"
+restart = "temporary"
+significant = true
+"#,
+        "8:1",
+        &[
+            "`service.job.significant`",
+            "its parent's `group.g.auto_shutdown` is \"never\"",
+        ],
+    );
+}
+
+#[test]
+fn a_significant_group_under_a_root_whose_auto_shutdown_is_never() {
     single_error(
         r#"
 [group.g]
 children = []
-auto_shutdown = "any_significant"
+restart = "temporary"
+significant = true
 "#,
-        "3:1",
-        &["`group.g.auto_shutdown`: auto_shutdown can only be set on [root]"],
+        "4:1",
+        &[
+            "`group.g.significant`",
+            "its parent's `root.auto_shutdown` is \"never\"",
+        ],
+    );
+}
+
+#[test]
+fn restart_and_significant_on_the_root() {
+    assert_eq!(
+        errors(
+            r#"
+[root]
+restart = "transient"
+significant = true
+"#
+        ),
+        [
+            "2:1: `root.restart`: the root has no parent to restart it or to shut down; set `restart` on a [group.NAME] instead",
+            "3:1: `root.significant`: the root has no parent to restart it or to shut down; set `significant` on a [group.NAME] instead",
+        ]
+    );
+}
+
+#[test]
+fn a_permanent_group_with_auto_shutdown_gets_a_warning() {
+    let spec = ok(r#"
+[group.job]
+children = ["task"]
+auto_shutdown = "any_significant"
+[service.task]
+command = "x"
+restart = "transient"
+significant = true
+"#);
+    assert_eq!(
+        super::warnings(&spec),
+        [
+            "`group.job`: auto_shutdown is set but restart is \"permanent\", so its parent restarts it as soon as it shuts itself down; set `restart` to \"transient\" or \"temporary\" to let it stay down"
+        ]
     );
 }
 
@@ -1823,6 +1941,9 @@ children = ["setup", "backend", "job"]
 strategy = "rest_for_one"
 intensity = 0
 period = "10s"
+auto_shutdown = "all_significant"
+restart = "transient"
+significant = true
 children = ["db", "api"]
 
 [service.setup]
@@ -1896,7 +2017,7 @@ health = { max_memory = "100MB" }
             ready            (once it exits with a success code)
             health           (none)
             watchdog         (none)
-          group backend: rest_for_one, intensity 0 per 10s
+          group backend: rest_for_one, intensity 0 per 10s, auto_shutdown all_significant, restart transient, significant
             service db
               command          /usr/bin/postgres -D /var/lib/pg
               restart          permanent

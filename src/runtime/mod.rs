@@ -22,7 +22,7 @@ use crate::health::{ExecProbes, Prober};
 use crate::logs::{Attachment, OutputHub, OwnLogWriter};
 use crate::notify::{self, NotifyServer};
 use crate::process::{self, SpawnRequest, StdioMode};
-use crate::spec::{LogFormat, Spec};
+use crate::spec::{LogFormat, RestartType, Spec};
 use crate::spec::{Probe, ProcessTable, ReadyCheck, ServiceSpec};
 use crate::supervisor::ServiceId;
 use crate::supervisor::{
@@ -798,11 +798,52 @@ impl Loop {
                     humantime::format_duration(round_ms(delay))
                 );
             }
-            Report::Escalated { group } => {
+            Report::Escalated {
+                group,
+                restarts,
+                intensity,
+                period,
+            } => {
                 let name = self.supervisor.group_name(group);
+                // What follows comes as its own line once the group is down: its
+                // parent restarting it, or it staying down, or (the root) the shutdown.
                 tracing::error!(
                     group = name,
-                    "restart budget exceeded: stopping the group and escalating"
+                    "{name} gave up: {restarts} restarts in {} > intensity {intensity}; stopping its children",
+                    humantime::format_duration(period)
+                );
+            }
+            Report::GroupRestarting { group, parent } => {
+                let name = self.supervisor.group_name(group);
+                let parent = self.supervisor.group_name(parent);
+                tracing::info!(group = name, "{parent} restarts {name}");
+            }
+            Report::GroupShuttingDown { group, trigger } => {
+                let name = self.supervisor.group_name(group);
+                let trigger = self.supervisor.node_name(trigger);
+                tracing::info!(
+                    group = name,
+                    "{name} shuts itself down: its significant child {trigger} ended (auto_shutdown)"
+                );
+            }
+            Report::GroupDone {
+                group,
+                end,
+                restart,
+            } => {
+                let name = self.supervisor.group_name(group);
+                let restart = match restart {
+                    RestartType::Permanent => "permanent",
+                    RestartType::Transient => "transient",
+                    RestartType::Temporary => "temporary",
+                };
+                let how = match end {
+                    EndKind::Normal => "ended normally",
+                    _ => "gave up",
+                };
+                tracing::info!(
+                    group = name,
+                    "{name} {how} and stays down (restart = {restart})"
                 );
             }
             Report::StopTimedOut { child } => {
@@ -852,6 +893,10 @@ impl Loop {
             ShutdownCause::Significant { id, code } => {
                 let service = self.processes.name(id);
                 tracing::info!(service, code, "significant service ended: shutting down");
+            }
+            ShutdownCause::SignificantGroup { group, code } => {
+                let group = self.supervisor.group_name(group);
+                tracing::info!(group, code, "significant group ended: shutting down");
             }
             ShutdownCause::TimedOut => {
                 tracing::warn!("shutdown_timeout passed: killing every process group left")

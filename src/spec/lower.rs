@@ -29,6 +29,8 @@ fn lower_group(group: &GroupSpec, probes: &mut Vec<Probe>) -> core::GroupSpec {
         intensity: group.intensity,
         period: group.period,
         auto_shutdown: group.auto_shutdown,
+        restart: group.restart,
+        significant: group.significant,
         children: group
             .children
             .iter()

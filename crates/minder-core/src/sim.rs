@@ -433,12 +433,36 @@ impl Sim {
             Report::RestartScheduled { id, delay } => {
                 format!("restart {} after {}ms", self.name(id), delay.as_millis())
             }
-            Report::Escalated { group } => {
+            Report::Escalated {
+                group,
+                restarts,
+                intensity,
+                period,
+            } => {
                 format!(
-                    "group {} exceeded its budget",
-                    self.supervisor.group_name(group)
+                    "group {} gave up: {restarts} restarts in {}ms > intensity {intensity}",
+                    self.supervisor.group_name(group),
+                    period.as_millis()
                 )
             }
+            Report::GroupRestarting { group, parent } => format!(
+                "{} restarts group {}",
+                self.supervisor.group_name(parent),
+                self.supervisor.group_name(group)
+            ),
+            Report::GroupShuttingDown { group, trigger } => format!(
+                "group {} shuts itself down: significant {} ended",
+                self.supervisor.group_name(group),
+                self.supervisor.node_name(trigger)
+            ),
+            Report::GroupDone {
+                group,
+                end,
+                restart,
+            } => format!(
+                "group {} ended ({end:?}), stays down ({restart:?})",
+                self.supervisor.group_name(group)
+            ),
             Report::StopTimedOut { child } => {
                 format!(
                     "{}#{} did not stop in time",

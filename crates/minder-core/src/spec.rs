@@ -40,8 +40,16 @@ pub struct GroupSpec {
     /// the group fails.
     pub intensity: u32,
     pub period: Duration,
-    /// Only meaningful on the root; `Never` elsewhere.
+    /// When the group shuts itself down after its significant children end: on the
+    /// root that is the whole tree (minder exits); elsewhere the group ends normally
+    /// and its parent decides by the group's `restart`.
     pub auto_shutdown: AutoShutdown,
+    /// What its parent does when the group ends: after an escalation (an abnormal end)
+    /// or after it shut itself down (a normal end). Ignored on the root.
+    pub restart: RestartType,
+    /// Its end can shut its parent down (the parent's `auto_shutdown`). Never on the
+    /// root.
+    pub significant: bool,
     /// In start order. Instances of a service appear as consecutive `Service` nodes.
     pub children: Vec<NodeSpec>,
 }
