@@ -1213,10 +1213,9 @@ fn operator_stop_holds_and_counts_as_ready_then_start_resumes() {
 
 /// A root with a group `job` (auto_shutdown any_significant, restart `restart`) of a
 /// significant transient `task` and a `helper`, and a sibling `side` of the group.
-fn job_group(restart: &str, root: &str) -> String {
+fn job_group(restart: &str) -> String {
     format!(
-        "[root]\n{root}\n\
-         [group.job]\nchildren = [\"task\", \"helper\"]\nauto_shutdown = \"any_significant\"\nrestart = \"{restart}\"\n\
+        "[group.job]\nchildren = [\"task\", \"helper\"]\nauto_shutdown = \"any_significant\"\nrestart = \"{restart}\"\n\
          [service.task]\ncommand = \"x\"\nrestart = \"transient\"\nsignificant = true\n{FAST}\n\
          [service.helper]\ncommand = \"x\"\n{FAST}\n\
          [service.side]\ncommand = \"x\"\n{FAST}\n"
@@ -1228,7 +1227,7 @@ fn job_group(restart: &str, root: &str) -> String {
 #[test]
 fn a_transient_group_with_auto_shutdown_ends_and_stays_down() {
     check(
-        &job_group("transient", ""),
+        &job_group("transient"),
         "exit task 0\nadvance 1s",
         expect![[r#"
             [     0ms] spawn task#1 pid 100
@@ -1249,7 +1248,7 @@ fn a_transient_group_with_auto_shutdown_ends_and_stays_down() {
 #[test]
 fn a_permanent_group_with_auto_shutdown_is_restarted_by_its_parent() {
     check(
-        &job_group("permanent", ""),
+        &job_group("permanent"),
         "exit task 0\nadvance 1s",
         expect![[r#"
             [     0ms] spawn task#1 pid 100
@@ -1350,6 +1349,28 @@ fn all_significant_on_a_group_waits_for_each_significant_child() {
             [  1000ms] signal h#1 pid 102 sig 15
             [  1000ms] h#1 ended: signal 15, stopped
             [  1000ms] group job ended (Normal), stays down (Temporary)
+        "#]],
+    );
+}
+
+/// An operator can start a group that ended for good again.
+#[test]
+fn an_operator_starts_a_group_that_ended_for_good() {
+    check(
+        &job_group("transient"),
+        "exit task 0\nadvance 1s\nstart job\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn task#1 pid 100
+            [     0ms] spawn helper#1 pid 101
+            [     0ms] spawn side#1 pid 102
+            [     0ms] task#1 ended: exit 0, normal
+            [     0ms] group job shuts itself down: significant task ended
+            [     0ms] signal helper#1 pid 101 sig 15
+            [     0ms] helper#1 ended: signal 15, stopped
+            [     0ms] group job ended (Normal), stays down (Transient)
+            [  1000ms] > start job
+            [  1000ms] spawn task#2 pid 103
+            [  1000ms] spawn helper#2 pid 104
         "#]],
     );
 }

@@ -338,8 +338,9 @@ impl Supervisor {
                     service.run = Run::Idle;
                 }
             }
-            // A held group is down; reconciliation starts it fresh once unheld.
-            NodeKind::Group(_) => {}
+            // A held group is down; reconciliation starts it fresh once unheld (or
+            // once revived, if it had ended for good).
+            NodeKind::Group(_) => self.revive_group(id),
         }
     }
 
@@ -368,6 +369,7 @@ impl Supervisor {
         {
             self.services[service].run = Run::Idle;
         }
+        self.revive_group(id);
         if self.active(id) {
             self.nodes[id].intent = Intent::Restart;
         }

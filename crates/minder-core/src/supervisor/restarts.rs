@@ -223,6 +223,17 @@ impl Supervisor {
         self.check_auto_shutdown(id, code);
     }
 
+    /// An operator starts (or restarts) a group that had ended for good: it is down
+    /// again, so reconciliation starts it fresh.
+    pub(super) fn revive_group(&mut self, id: NodeId) {
+        if let NodeKind::Group(group) = &mut self.nodes[id].kind
+            && group.mode == GroupMode::Done
+        {
+            group.mode = GroupMode::Down;
+            self.dirty = true;
+        }
+    }
+
     /// Whether a node's end for good can shut its parent down.
     fn significant(&self, id: NodeId) -> bool {
         match &self.nodes[id].kind {
