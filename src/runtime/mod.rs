@@ -449,12 +449,21 @@ impl Loop {
     }
 
     /// Feed queued events to the core and perform what it decides, until quiet.
+    /// Exits queued one after another were reaped in one sweep: those processes had
+    /// all ended before minder could act on any of them, so they go to the core
+    /// together (`handle_all`) and each end is reported as it happened.
     fn settle(&mut self) {
         while let Some(event) = self.pending.pop_front() {
             if self.exit_code.is_some() {
                 break;
             }
-            let effects = self.supervisor.handle(event, self.now());
+            let mut batch = vec![event];
+            if matches!(batch[0], Event::Exited { .. }) {
+                while let Some(Event::Exited { .. }) = self.pending.front() {
+                    batch.extend(self.pending.pop_front());
+                }
+            }
+            let effects = self.supervisor.handle_all(batch, self.now());
             self.perform(effects);
         }
     }
@@ -807,9 +816,10 @@ impl Loop {
                 let name = self.supervisor.group_name(group);
                 // What follows comes as its own line once the group is down: its
                 // parent restarting it, or it staying down, or (the root) the shutdown.
+                let noun = if restarts == 1 { "restart" } else { "restarts" };
                 tracing::error!(
                     group = name,
-                    "{name} gave up: {restarts} restarts in {} > intensity {intensity}; stopping its children",
+                    "{name} gave up: {restarts} {noun} in {} > intensity {intensity}; stopping its children",
                     humantime::format_duration(period)
                 );
             }

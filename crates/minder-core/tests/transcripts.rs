@@ -353,6 +353,44 @@ fn restart_set_waits_for_a_stubborn_sibling_then_kills_it() {
     );
 }
 
+/// Two children of a one_for_all group that end at the same instant (reaped in one
+/// sweep) are each reported with what they did: the second exited on its own, it was
+/// not stopped. The decision stays one restart of the set, one budget entry.
+#[test]
+fn two_ends_in_one_turn_are_each_reported_as_they_happened() {
+    check(
+        &three("one_for_all"),
+        "exit a 1 b 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 100ms
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] signal c#1 pid 102 sig 15
+            [     0ms] c#1 ended: signal 15, stopped
+            [   100ms] spawn a#2 pid 103
+            [   100ms] spawn b#2 pid 104
+            [   100ms] spawn c#2 pid 105
+        "#]],
+    );
+    check(
+        &three("rest_for_one"),
+        "crash b 9 c 15\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] b#1 ended: signal 9, abnormal
+            [     0ms] restart b after 100ms
+            [     0ms] c#1 ended: signal 15, normal
+            [   100ms] spawn b#2 pid 103
+            [   100ms] spawn c#2 pid 104
+        "#]],
+    );
+}
+
 // ----- budgets and escalation ---------------------------------------------------------
 
 #[test]

@@ -106,15 +106,45 @@ impl Supervisor {
 
     /// Feed one event at time `now` (never earlier than the previous call's).
     pub fn handle(&mut self, event: Event, now: Time) -> Vec<Effect> {
+        self.handle_all([event], now)
+    }
+
+    /// Feed events that happened together, such as the exits one reaper sweep
+    /// collected: each is applied in turn, then the tree is reconciled once. So every
+    /// end is classified by what its process did before anything decided about the
+    /// others is carried out: a sibling reaped together with the child whose failure
+    /// restarts the set ended on its own, not by the stop signal the set would send it
+    /// (which the runtime cannot deliver to a reaped pid anyway).
+    pub fn handle_all(
+        &mut self,
+        events: impl IntoIterator<Item = Event>,
+        now: Time,
+    ) -> Vec<Effect> {
         self.now = self.now.max(now);
-        if self.phase == Phase::Exited {
-            return Vec::new();
-        }
-        let check_only = matches!(
-            event,
-            Event::ProbeResult { .. } | Event::WatchdogPing { .. } | Event::WatchdogTimeout { .. }
-        );
         self.dirty = false;
+        let mut walk = false;
+        for event in events {
+            if self.phase == Phase::Exited {
+                break;
+            }
+            // A passing probe or a watchdog ping changes no child's state; only when
+            // the handler marked something (ready, condemned) does the tree need a walk.
+            walk |= !matches!(
+                event,
+                Event::ProbeResult { .. }
+                    | Event::WatchdogPing { .. }
+                    | Event::WatchdogTimeout { .. }
+            );
+            self.apply(event);
+        }
+        // Also walk when the last walk has not finished.
+        if self.phase != Phase::Exited && (walk || self.dirty || self.settled == Settled::NotYet) {
+            self.reconcile();
+        }
+        core::mem::take(&mut self.out)
+    }
+
+    fn apply(&mut self, event: Event) {
         match event {
             Event::Spawned { child, pid } => self.on_spawned(child, pid),
             Event::SpawnFailed {
@@ -142,15 +172,6 @@ impl Supervisor {
             Event::Restart(node) => self.on_operator_restart(node),
             Event::Shutdown => self.on_shutdown_request(),
         }
-        // A passing probe or a watchdog ping changes no child's state; only when the
-        // handler marked something (ready, condemned) does the tree need a walk, or
-        // when the last walk has not finished.
-        if self.phase != Phase::Exited
-            && (!check_only || self.dirty || self.settled == Settled::NotYet)
-        {
-            self.reconcile();
-        }
-        core::mem::take(&mut self.out)
     }
 
     /// The earliest moment at which `handle(Event::Timer, ..)` has work to do, if any.
