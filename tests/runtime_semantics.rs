@@ -203,3 +203,69 @@ fn the_log_names_a_groups_escalation_and_its_restart() {
     minder.signal(Signal::SIGTERM);
     assert_eq!(minder.expect_exit(PATIENCE), 0);
 }
+
+/// `minder check` on `config`: exit code, stdout, stderr.
+fn check(minder: &Minder, config: &str) -> (Option<i32>, String, String) {
+    minder.write("check.toml", config);
+    let child = std::process::Command::new(common::MINDER)
+        .arg("check")
+        .arg(minder.path("check.toml"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn minder check");
+    // No reaper runs in this test process, so waiting here steals nothing.
+    #[allow(clippy::disallowed_methods)]
+    let output = child.wait_with_output().expect("wait for minder check");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A group with auto_shutdown whose restart is permanent is valid, but it would be
+/// restarted as soon as it shut itself down: `minder check` says so and still passes.
+#[test]
+fn check_warns_about_a_permanent_group_with_auto_shutdown() {
+    let minder = Minder::new();
+    let (code, stdout, stderr) = check(
+        &minder,
+        "[group.job]\nchildren = [\"task\"]\nauto_shutdown = \"any_significant\"\n\
+         [service.task]\ncommand = \"true\"\nrestart = \"transient\"\nsignificant = true\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("group job: one_for_one"), "{stdout}");
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("`group.job`: auto_shutdown is set but restart is \"permanent\""),
+        "{stderr}"
+    );
+}
+
+/// What OTP refuses is a config error with line and column: a significant permanent
+/// group, and a significant child under a parent whose auto_shutdown is "never".
+#[test]
+fn check_refuses_what_otp_refuses_of_significant_groups() {
+    let minder = Minder::new();
+    let (code, _, stderr) = check(
+        &minder,
+        "[root]\nauto_shutdown = \"any_significant\"\n\
+         [group.job]\nchildren = [\"task\"]\nsignificant = true\n\
+         [service.task]\ncommand = \"true\"\nrestart = \"temporary\"\nsignificant = true\n",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "check.toml:5:1: `group.job.significant`: a permanent group cannot be significant"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "check.toml:9:1: `service.task.significant`: significant = true has no effect while its parent's `group.job.auto_shutdown` is \"never\""
+        ),
+        "{stderr}"
+    );
+}
