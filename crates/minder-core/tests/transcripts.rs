@@ -1461,6 +1461,8 @@ fn a_done_group_comes_back_with_a_restart_set_unless_temporary() {
 #[derive(Clone, Debug)]
 enum Action {
     Exit(usize, i32),
+    /// Two processes that end at the same instant, fed together.
+    ExitTogether(usize, usize),
     Crash(usize, i32),
     Advance(u64),
     Fail(usize),
@@ -1481,6 +1483,7 @@ fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         (0..NAMES.len(), prop_oneof![Just(0), Just(1), Just(3)])
             .prop_map(|(n, c)| Action::Exit(n, c)),
+        (0..NAMES.len(), 0..NAMES.len()).prop_map(|(n, m)| Action::ExitTogether(n, m)),
         // SIGSEGV is a failure; SIGTERM from outside a normal end (`success_signals`).
         (0..NAMES.len(), prop_oneof![Just(11), Just(15)]).prop_map(|(n, s)| Action::Crash(n, s)),
         (0u64..3000).prop_map(Action::Advance),
@@ -1573,6 +1576,7 @@ proptest! {
             }
             let line = match action {
                 Action::Exit(n, code) => format!("exit {} {code}", NAMES[n]),
+                Action::ExitTogether(n, m) => format!("exit {} 1 {} 15", NAMES[n], NAMES[m]),
                 Action::Crash(n, signal) => format!("crash {} {signal}", NAMES[n]),
                 Action::Advance(ms) => format!("advance {ms}ms"),
                 Action::Fail(n) => format!("fail {} health", NAMES[n]),
