@@ -205,7 +205,7 @@ fn non_executable_command_is_126() {
     // `script_without_a_shebang_runs_with_bin_sh_as_execvp_does`.)
 }
 
-/// Regression for the std trap (process-notes §1): a failed exec on std's fork path
+/// Regression for the std trap (docs/design.md §3): a failed exec on std's fork path
 /// made std wait for the child itself, and a reaper that took it first turned that into
 /// a panic. `spawn` now collects a failed child itself, by pid; here the reaper runs
 /// between spawns on the same thread, as in the runtime, and must find nothing.
