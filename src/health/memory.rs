@@ -16,7 +16,6 @@ use crate::runtime::Fact;
 use crate::supervisor::ChildRef;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -37,9 +36,6 @@ pub(super) struct MemorySampler {
     /// Requests to the thread. `None` until the first probe starts the thread.
     /// Dropping the sender ends the thread once it has answered what it was sent.
     requests: Option<mpsc::Sender<Request>>,
-    /// How many walks of /proc the thread has made: a statistic (shared, written only
-    /// by the thread) that shows bursts being served by one scan.
-    scans: Arc<AtomicUsize>,
 }
 
 impl MemorySampler {
@@ -47,7 +43,6 @@ impl MemorySampler {
         MemorySampler {
             facts,
             requests: None,
-            scans: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -67,10 +62,9 @@ impl MemorySampler {
         }
         let (sender, receiver) = mpsc::channel();
         let facts = self.facts.clone();
-        let scans = Arc::clone(&self.scans);
         let started = std::thread::Builder::new()
             .name("minder-memory".into())
-            .spawn(move || serve(&receiver, &facts, &scans));
+            .spawn(move || serve(&receiver, &facts));
         match started {
             Ok(_) => {
                 // The receiver lives in the thread, which ends only once this sender
@@ -88,24 +82,18 @@ impl MemorySampler {
             }
         }
     }
-
-    /// How many scans of /proc have been made so far.
-    #[cfg(test)]
-    pub(super) fn scans(&self) -> usize {
-        self.scans.load(Ordering::Relaxed)
-    }
 }
 
 /// The thread's body: answers requests until the sender is dropped (or the loop's
 /// channel is closed, when minder is exiting). Requests that arrive together, or
-/// within `MEMORY_SCAN_FRESH` of the last scan, share one scan.
-fn serve(requests: &mpsc::Receiver<Request>, facts: &UnboundedSender<Fact>, scans: &AtomicUsize) {
+/// within `MEMORY_SCAN_FRESH` of the last scan, share one scan: the same table is
+/// sent again.
+fn serve(requests: &mpsc::Receiver<Request>, facts: &UnboundedSender<Fact>) {
     let mut table: Arc<HashMap<i32, u64>> = Arc::default();
     let mut scanned_at: Option<Instant> = None;
     while let Ok(first) = requests.recv() {
         let batch: Vec<Request> = std::iter::once(first).chain(requests.try_iter()).collect();
         if scanned_at.is_none_or(|at| at.elapsed() >= MEMORY_SCAN_FRESH) {
-            scans.fetch_add(1, Ordering::Relaxed);
             // A bug in the walk must not end the thread with requests unanswered: the
             // core waits for each answer before it schedules the next sample.
             table = Arc::new(
