@@ -166,6 +166,9 @@ impl Prober {
 /// for nothing; it only remembers what each pid is for and turns its end into the
 /// `Event::ProbeResult` the core expects. Created by the loop at startup and held by
 /// it; dropping it forgets the probes (the loop kills every group at exit anyway).
+/// The record of the service's running process lists its probes too, and kills those
+/// still running when that process ends; their ends still come here, through the one
+/// reaper.
 #[derive(Debug, Default)]
 pub struct ExecProbes {
     /// By pid, which is also the probe's process group (its own session).

@@ -211,3 +211,6 @@ impl Incarnations {
         outputs
     }
 }
+
+#[cfg(test)]
+mod tests;
