@@ -1,7 +1,8 @@
 //! Probe runners against real listeners, servers, processes and pipes on this machine.
 //!
 //! Tests that spawn processes collect them with `process::reap`, which takes *any*
-//! child of the test process: run them under `cargo nextest` (one process per test).
+//! child of the test process, so they start with `own_process!` (one process per test
+//! under any runner, see `crate::own_process`).
 
 use super::*;
 use crate::process::{self, SpawnRequest, StdioMode};
@@ -105,6 +106,7 @@ async fn tcp_probe_fails_on_a_closed_port_naming_it() {
 
 #[tokio::test]
 async fn tcp_probe_of_an_address_without_port_fails_without_panicking() {
+    crate::own_process::own_process!(tcp_probe_of_an_address_without_port_fails_without_panicking);
     let outcome = probe_outcome(
         Probe::Tcp {
             address: "no port here".into(),
@@ -178,6 +180,7 @@ async fn http_probe_fails_on_4xx_and_5xx_with_the_status() {
 
 #[tokio::test]
 async fn http_probe_of_a_server_that_never_answers_times_out_in_time() {
+    crate::own_process::own_process!(http_probe_of_a_server_that_never_answers_times_out_in_time);
     let (listener, port) = listener().await;
     // Accepts and holds every connection, never writing a byte.
     tokio::spawn(async move {
@@ -248,6 +251,7 @@ async fn an_exec_probe_given_to_the_network_prober_fails_at_once() {
 
 #[test]
 fn http_urls_parse_into_what_the_probe_needs() {
+    crate::own_process::own_process!(http_urls_parse_into_what_the_probe_needs);
     let target = |url: &str| HttpTarget::parse(url);
     let ok = |authority: &str, host: &str, port: u16, path: &str| {
         Ok(HttpTarget {
@@ -339,6 +343,7 @@ async fn memory_sample(
 
 #[tokio::test]
 async fn memory_of_a_process_group_counts_its_grandchildren() {
+    crate::own_process::own_process!(memory_of_a_process_group_counts_its_grandchildren);
     const MIB: u64 = 1024 * 1024;
     // The main process is a shell; the 50 MiB belong to a process it started, in its
     // group. `b'x' * n` writes every page, so they are resident.
@@ -375,6 +380,7 @@ async fn memory_of_a_process_group_counts_its_grandchildren() {
 
 #[tokio::test]
 async fn memory_probes_of_a_burst_share_one_scan() {
+    crate::own_process::own_process!(memory_probes_of_a_burst_share_one_scan);
     let (mut prober, mut events) = prober();
     let ours = nix::unistd::getpgrp().as_raw();
     for generation in 0..50 {
@@ -416,6 +422,7 @@ fn spawn_with_ready_fd(command: &[&str], ready_fd: i32) -> process::SpawnedProce
 
 #[tokio::test]
 async fn a_newline_on_the_ready_fd_reports_ready_once() {
+    crate::own_process::own_process!(a_newline_on_the_ready_fd_reports_ready_once);
     let mut child = spawn_with_ready_fd(
         &[
             "/bin/sh",
@@ -445,6 +452,7 @@ async fn a_newline_on_the_ready_fd_reports_ready_once() {
 
 #[tokio::test]
 async fn end_of_file_on_the_ready_fd_without_a_newline_reports_nothing() {
+    crate::own_process::own_process!(end_of_file_on_the_ready_fd_without_a_newline_reports_nothing);
     let mut child = spawn_with_ready_fd(&["/bin/sh", "-c", "printf 'no newline' >&4; exit 3"], 4);
     let (prober, mut events) = prober();
     let Some(fd) = child.ready_fd.take() else {
@@ -478,6 +486,7 @@ async fn a_ready_fd_that_is_not_a_pipe_reports_nothing() {
 
 #[test]
 fn exec_probe_bookkeeping_maps_exits_timeouts_and_start_failures() {
+    crate::own_process::own_process!(exec_probe_bookkeeping_maps_exits_timeouts_and_start_failures);
     let origin = Instant::now();
     let mut probes = ExecProbes::new();
     let second = Duration::from_secs(1);
@@ -543,6 +552,7 @@ fn exec_probe_bookkeeping_maps_exits_timeouts_and_start_failures() {
 /// mode, register, kill at the deadline, reap, map.
 #[tokio::test]
 async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
+    crate::own_process::own_process!(exec_probes_run_through_spawn_and_reap_end_to_end);
     let spec = service(&["sleep", "30"]);
     let mut probes = ExecProbes::new();
     let timeout = Duration::from_millis(300);

@@ -4,7 +4,8 @@
 //! `NotifySlot` of the process current when the fact is taken off the channel.
 //!
 //! Tests that spawn processes collect them with `process::reap`, which takes *any*
-//! child of the test process: run them under `cargo nextest` (one process per test).
+//! child of the test process, so they start with `own_process!` (one process per test
+//! under any runner, see `crate::own_process`).
 //! They need root (as CI runs them) to chown sockets and switch users.
 
 use super::*;
@@ -207,6 +208,9 @@ async fn wait_for_file(path: &Path) -> String {
 
 #[tokio::test]
 async fn systemd_notify_ready_arrives_and_its_barrier_is_released_at_once() {
+    crate::own_process::own_process!(
+        systemd_notify_ready_arrives_and_its_barrier_is_released_at_once
+    );
     let (mut server, mut events) = server();
     let path = socket(&mut server);
     let scratch = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
@@ -237,6 +241,9 @@ async fn systemd_notify_ready_arrives_and_its_barrier_is_released_at_once() {
 
 #[tokio::test]
 async fn a_service_running_as_its_user_reaches_its_socket_and_another_user_does_not() {
+    crate::own_process::own_process!(
+        a_service_running_as_its_user_reaches_its_socket_and_another_user_does_not
+    );
     let (mut server, mut events) = server();
     let path = server
         .socket_for(SERVICE, "web.1", Some((65534, 65534)))
@@ -279,6 +286,7 @@ async fn a_service_running_as_its_user_reaches_its_socket_and_another_user_does_
 
 #[tokio::test]
 async fn a_message_from_outside_the_services_session_is_dropped() {
+    crate::own_process::own_process!(a_message_from_outside_the_services_session_is_dropped);
     let (mut server, mut events) = server();
     let path = socket(&mut server);
     // The service speaks only after the intruder's datagram is queued, so by the time
@@ -418,6 +426,7 @@ async fn send_fds_and_check_closed(path: &Path, payload: &[u8], count: usize) {
 
 #[tokio::test]
 async fn every_fd_that_arrives_is_closed_accepted_or_not() {
+    crate::own_process::own_process!(every_fd_that_arrives_is_closed_accepted_or_not);
     let (mut server, mut events) = server();
     let path = socket(&mut server);
     // No current process: dropped, fds closed anyway.

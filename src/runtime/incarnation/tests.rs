@@ -2,7 +2,8 @@
 //! group and its exec probes' groups, and the books stay right across generations.
 //!
 //! These tests collect children with `process::reap`, which takes *any* child of the
-//! test process: run them under `cargo nextest` (one process per test).
+//! test process, so each test starts with `own_process!` (one process per test under
+//! any runner, see `crate::own_process`).
 
 use super::*;
 use crate::process::{SpawnRequest, StdioMode};
@@ -49,6 +50,7 @@ fn collect(pids: &[i32]) -> HashMap<i32, ExitStatus> {
 
 #[test]
 fn ending_a_record_kills_its_group_and_its_probes_still_running() {
+    crate::own_process::own_process!(ending_a_record_kills_its_group_and_its_probes_still_running);
     let main = sleeper();
     let running_probe = sleeper();
     let finished_probe = sleeper();
