@@ -6,9 +6,11 @@
 //! fd watcher run as tokio tasks on the loop's runtime; the name lookups of network
 //! probes (`resolve`) and the /proc scans of the memory guard (`memory`) block, so each
 //! runs on threads of its own, apart from one another and from tokio's blocking pool:
-//! a resolver that never answers cannot delay the memory guard. Results go through the
-//! loop's event channel: `Event::ProbeResult` for a probe the core asked for with
-//! `Effect::Probe`, `Event::Ready` for a readiness fd.
+//! a resolver that never answers cannot delay the memory guard. Results go to the loop
+//! as plain facts over its channel (`runtime::Fact`: a probe's outcome, a memory scan,
+//! a readiness line); the loop, which knows which process is current, turns them into
+//! events for the core and drops those of a process that has ended. No state is
+//! shared with the loop.
 //!
 //! It must not decide anything: thresholds, intervals, start periods and what a failure
 //! leads to live in the core (`supervisor`), which also ignores results for a stale
@@ -22,6 +24,7 @@ mod memory;
 mod resolve;
 
 use crate::process::SpawnError;
+use crate::runtime::Fact;
 use crate::spec::Probe;
 use crate::supervisor::{ChildRef, Event, ExitStatus, ProbeKind, ProbeOutcome};
 use http_body_util::Empty;
@@ -44,8 +47,8 @@ use tokio::task::AbortHandle;
 /// thread when the system resolver gives up, and the memory thread once it has
 /// answered what it was asked.
 pub struct Prober {
-    /// The loop's event channel; each task holds a clone until it has reported.
-    events: UnboundedSender<Event>,
+    /// The loop's channel; each task holds a clone until it has reported.
+    facts: UnboundedSender<Fact>,
     /// The name lookups of network probes, at most one in flight per probe.
     resolver: Resolver,
     /// The memory guard's sampling thread.
@@ -53,16 +56,16 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// `events` is the sender of the channel the loop `select!`s on.
-    pub fn new(events: UnboundedSender<Event>) -> Prober {
+    /// `facts` is the sender of the channel the loop `select!`s on.
+    pub fn new(facts: UnboundedSender<Fact>) -> Prober {
         Prober {
-            memory: MemorySampler::new(events.clone()),
+            memory: MemorySampler::new(facts.clone()),
             resolver: Resolver::default(),
-            events,
+            facts,
         }
     }
 
-    /// Runs one `tcp` or `http` probe for `child` and reports `Event::ProbeResult
+    /// Runs one `tcp` or `http` probe for `child` and reports `Fact::Probe
     /// { child, kind, outcome }` within `timeout` (plus scheduling slack): `Passed`, or
     /// `Failed` with the reason. An `exec` probe is not run here (the loop spawns it):
     /// it is answered `Failed` at once, which points at the caller's mistake.
@@ -91,11 +94,11 @@ impl Prober {
             }
         };
         let resolution = self.resolver.resolve((child.id, kind), &target);
-        let events = self.events.clone();
+        let facts = self.facts.clone();
         tokio::spawn(async move {
             let outcome = network_check(resolution, &target, http, timeout).await;
             // The loop has gone away only when minder is exiting: nothing to tell.
-            let _ = events.send(Event::ProbeResult {
+            let _ = facts.send(Fact::Probe {
                 child,
                 kind,
                 outcome,
@@ -105,30 +108,31 @@ impl Prober {
 
     /// Reports `outcome` at once, for a probe that cannot run.
     fn answer(&self, child: ChildRef, kind: ProbeKind, outcome: ProbeOutcome) {
-        let _ = self.events.send(Event::ProbeResult {
+        let _ = self.facts.send(Fact::Probe {
             child,
             kind,
             outcome,
         });
     }
 
-    /// Samples the resident memory of the process group `pgid` (the service's pid) and
-    /// reports `Event::ProbeResult { child, kind: Memory, outcome: Memory(bytes) }`:
-    /// the sum of the resident set of every process whose process group is `pgid`
-    /// (0 when the group is empty). Always a `Memory` outcome, never `Failed`: the core
-    /// schedules the next sample only on a `Memory` answer.
+    /// Asks for a sample of the resident memory of `child`'s process group: the
+    /// sampler answers with `Fact::MemoryScan`, a table of the resident bytes of every
+    /// process group (the sum over the processes of each group), naming `child` among
+    /// those it answers. The loop looks its process group up in the table (0 when the
+    /// group is not there) and answers the core with a `Memory` outcome, never
+    /// `Failed`: the core schedules the next sample only on a `Memory` answer.
     ///
     /// Shared pages (libraries, copy-on-write after fork) count once per process, as in
     /// `ps` and `top`, so a forking server is over-counted; a cgroup would be exact.
     ///
     /// One walk over /proc answers every memory probe asked within
     /// `MEMORY_SCAN_FRESH` of it; the walk runs on the sampler's own thread.
-    pub fn memory(&mut self, child: ChildRef, pgid: i32) {
-        self.memory.sample(child, pgid);
+    pub fn memory(&mut self, child: ChildRef) {
+        self.memory.sample(child);
     }
 
     /// Watches the read end of a service's readiness pipe (`ready.fd = N`, from
-    /// `SpawnedProcess::ready_fd`): once a newline arrives, reports `Event::Ready
+    /// `SpawnedProcess::ready_fd`): once a newline arrives, reports `Fact::ReadyLine
     /// { child }` and closes the pipe. Bytes before the newline are ignored (as by
     /// s6-supervise). End of file without a newline reports nothing: the core's ready
     /// deadline decides. If the fd is not a pipe's read end, nothing is reported either
@@ -139,7 +143,7 @@ impl Prober {
     /// kept fd N. The returned handle lets the loop end the watch earlier (on the
     /// child's exit, for instance); dropping the handle does not end it.
     pub fn watch_ready_fd(&self, child: ChildRef, fd: OwnedFd) -> AbortHandle {
-        let events = self.events.clone();
+        let facts = self.facts.clone();
         let task = tokio::spawn(async move {
             let receiver = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
                 Ok(receiver) => receiver,
@@ -149,7 +153,7 @@ impl Prober {
                 }
             };
             if wait_for_newline(&receiver).await {
-                let _ = events.send(Event::Ready { child });
+                let _ = facts.send(Fact::ReadyLine { child });
             }
         });
         task.abort_handle()
@@ -162,6 +166,9 @@ impl Prober {
 /// for nothing; it only remembers what each pid is for and turns its end into the
 /// `Event::ProbeResult` the core expects. Created by the loop at startup and held by
 /// it; dropping it forgets the probes (the loop kills every group at exit anyway).
+/// The record of the service's running process lists its probes too, and kills those
+/// still running when that process ends; their ends still come here, through the one
+/// reaper.
 #[derive(Debug, Default)]
 pub struct ExecProbes {
     /// By pid, which is also the probe's process group (its own session).
@@ -283,20 +290,6 @@ impl ExecProbes {
     /// Every probe in flight (pids = process groups), for the final cleanup.
     pub fn pids(&self) -> impl Iterator<Item = i32> + '_ {
         self.running.keys().copied()
-    }
-
-    /// The probes still running for `child` and not yet killed: once that incarnation
-    /// has ended their results would be stale, so the loop kills them (marked timed
-    /// out, their result is a failure nobody listens to).
-    pub fn abandon(&mut self, child: ChildRef) -> Vec<i32> {
-        let mut abandoned = Vec::new();
-        for (pid, probe) in &mut self.running {
-            if probe.child == child && !probe.timed_out {
-                probe.timed_out = true;
-                abandoned.push(*pid);
-            }
-        }
-        abandoned
     }
 }
 

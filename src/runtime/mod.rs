@@ -1,44 +1,50 @@
 //! The event loop: owns the supervision core and performs its effects.
 //!
 //! One tokio current-thread runtime on minder's main thread runs one loop. Everything
-//! that can happen (SIGCHLD, a signal to minder, a deadline of the core, a probe
-//! result or notify message on the event channel, an exec probe's timeout) wakes the
-//! same `select!`, becomes an `Event` for the `Supervisor`, and the effects that come
-//! back are carried out here, in order, through `process` (spawn, signal, kill),
-//! `health` (probes), `notify` (sockets) and `logs` (output capture). The loop decides
-//! nothing itself; it only translates.
+//! that can happen (SIGCHLD, a signal to minder, a deadline of the core, a `Fact` from
+//! a task on the channel (a probe result, a notify message, a memory scan, a ready-fd
+//! line), an exec probe's timeout) wakes the same `select!`, becomes an `Event` for the
+//! `Supervisor`, and the effects that come back are carried out here, in order, through
+//! `process` (spawn, signal, kill), `health` (probes), `notify` (sockets) and `logs`
+//! (output capture). The loop decides nothing itself; it only translates.
 //!
-//! Because spawning and reaping both happen on this one thread, a pid is registered in
-//! `Loop::children` before the `reap()` that could return it: no exit is ever missed or
-//! misattributed. Besides those wake-ups there is a 60 s reaper sweep and, only under
+//! Each running process is one `Incarnation` record (`incarnation.rs`), made by the
+//! spawn and ended by the reaper; its `Drop` does the teardown. Because spawning and
+//! reaping both happen on this one thread, a pid is registered in `Loop::children`
+//! before the `reap()` that could return it: no exit is ever missed or misattributed.
+//! Tasks share no state with the loop: they send facts, and the loop, which knows the
+//! current incarnation of each service, turns them into events or drops stale ones. Besides those wake-ups there is a 60 s reaper sweep and, only under
 //! systemd's `WatchdogSec=`, a watchdog ping (plus, while a message to systemd waits for
 //! room in its queue, a retry); the loop never polls. Messages to systemd go through
 //! `systemd`, whose sends never block.
 
 mod container;
+mod fact;
+mod incarnation;
 mod systemd;
 
 use crate::health::{ExecProbes, Prober};
-use crate::logs::{Attachment, OutputHub, OwnLogWriter};
-use crate::notify::{self, NotifyServer};
+use crate::logs::{OutputHub, OwnLogWriter};
+use crate::notify::{self, NotifyServer, NotifySlot};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::spec::{LogFormat, RestartType, Spec};
 use crate::spec::{Probe, ProcessTable, ReadyCheck, ServiceSpec};
 use crate::supervisor::ServiceId;
 use crate::supervisor::{
-    Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeOutcome, Report,
-    ShutdownCause, Supervisor, Time,
+    Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeKind, ProbeOutcome,
+    Report, ShutdownCause, Supervisor, Time,
 };
-use std::collections::{HashMap, VecDeque};
+use incarnation::{Incarnation, Incarnations};
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 use systemd::SystemdNotifier;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 pub use self::container::{add_main_service, container_spec};
+pub use self::fact::Fact;
 
 /// How the tree was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,8 +193,9 @@ enum Wake {
     Deadline,
     Sweep,
     ContainerKill,
-    /// A probe result or a notify message.
-    Event(Event),
+    /// What a task observed: a probe result, a notify message, a memory scan, a
+    /// ready-fd line.
+    Fact(Fact),
     /// An exec probe reached its timeout.
     ProbeTimeout,
     /// Time to tell systemd the loop is alive (`WatchdogSec=`).
@@ -207,14 +214,12 @@ struct Loop {
     processes: ProcessTable,
     /// `Time::ZERO` of the core: the moment the loop was created.
     origin: Instant,
-    /// Live main processes by pid (= their process group), registered right after
-    /// spawn and removed when reaped.
-    children: HashMap<i32, ChildRef>,
+    /// One record per running main process, by pid (= its process group): made right
+    /// after the spawn, ended when reaped (see `incarnation.rs`). Also keeps the output
+    /// readers of ended processes, awaited at exit so no last line is lost.
+    children: Incarnations,
     /// Captured output of every service (config mode only).
     outputs: Option<OutputHub>,
-    /// Per service, the reader tasks of its incarnations' pipes still being read;
-    /// pruned at each spawn of that service, awaited at exit so no last line is lost.
-    attachments: HashMap<ServiceId, Vec<Attachment>>,
     /// `daemon.shutdown_timeout`: also bounds the delivery of the last output at exit.
     shutdown_timeout: Duration,
     /// When the core first reported the tree shutting down; the output still on its
@@ -229,18 +234,18 @@ struct Loop {
     exit_code: Option<i32>,
     /// Container mode: after forwarding TERM/INT/QUIT, when to kill the group.
     container_kill_at: Option<Instant>,
-    /// Probe results, ready-fd newlines and notify messages, from tasks of this runtime.
-    events: mpsc::UnboundedReceiver<Event>,
-    /// Runs tcp/http probes and memory samples as tasks; answers through `events`.
+    /// Probe results, ready-fd newlines, memory scans and notify messages, from tasks
+    /// and threads that share nothing else with the loop.
+    facts: mpsc::UnboundedReceiver<Fact>,
+    /// Runs tcp/http probes and memory samples as tasks; answers through `facts`.
     prober: Prober,
     /// Exec probes in flight: registered at spawn, answered at reap or at their timeout.
+    /// (Each is also listed in its incarnation's record, which kills it if the service's
+    /// process ends first.)
     exec_probes: ExecProbes,
     /// The sd_notify sockets; created only when some service has `ready.notify`.
     /// Dropping it removes the sockets and their directory.
     notify: Option<NotifyServer>,
-    /// Per service, the task waiting for the current incarnation's ready-fd newline;
-    /// aborted when that incarnation ends.
-    ready_fd_watches: HashMap<ServiceId, AbortHandle>,
     /// minder's own service manager (`NOTIFY_SOCKET`), if it has one: created at
     /// start, told READY=1/STOPPING=1 and pinged by this loop, never blocking it.
     systemd: Option<SystemdNotifier>,
@@ -253,7 +258,7 @@ impl Loop {
         // Backoff jitter exists to spread restarts of many minders (or many services)
         // apart, so each run gets its own seed; the core itself stays deterministic.
         let seed = fastrand::u64(..);
-        let (sender, events) = mpsc::unbounded_channel();
+        let (sender, facts) = mpsc::unbounded_channel();
         let needs_notify = services(&spec.root).any(|service| {
             matches!(
                 service.ready.as_ref().map(|r| &r.check),
@@ -278,18 +283,16 @@ impl Loop {
         let supervisor = Supervisor::new(&core_spec, seed);
         let processes = ProcessTable::new(spec, probes, &supervisor);
         Ok(Loop {
-            events,
+            facts,
             prober: Prober::new(sender),
             exec_probes: ExecProbes::new(),
             notify,
-            ready_fd_watches: HashMap::new(),
             systemd: SystemdNotifier::from_env(),
             announced_ready: false,
             supervisor,
             processes,
             origin: Instant::now(),
-            children: HashMap::new(),
-            attachments: HashMap::new(),
+            children: Incarnations::default(),
             shutdown_timeout: spec.daemon.shutdown_timeout,
             shutdown_started: None,
             outputs,
@@ -367,7 +370,7 @@ impl Loop {
                 _ = sleep_until(deadline) => Wake::Deadline,
                 _ = sleep_until(container_kill) => Wake::ContainerKill,
                 _ = sleep_until(probe_timeout) => Wake::ProbeTimeout,
-                Some(event) = self.events.recv() => Wake::Event(event),
+                Some(fact) = self.facts.recv() => Wake::Fact(fact),
                 _ = tick(systemd_watchdog.as_mut()) => Wake::SystemdWatchdog,
                 _ = sleep_until(systemd_retry) => Wake::SystemdRetry,
                 _ = sweep.tick() => Wake::Sweep,
@@ -379,11 +382,11 @@ impl Loop {
                 Wake::Signal(number) => self.on_signal(number),
                 Wake::Deadline => self.pending.push_back(Event::Timer),
                 Wake::ContainerKill => self.container_kill(),
-                Wake::Event(event) => {
-                    // Take every result already queued in this one turn.
-                    self.pending.push_back(event);
-                    while let Ok(event) = self.events.try_recv() {
-                        self.pending.push_back(event);
+                Wake::Fact(fact) => {
+                    // Take every fact already queued in this one turn.
+                    self.on_fact(fact);
+                    while let Ok(fact) = self.facts.try_recv() {
+                        self.on_fact(fact);
                     }
                 }
                 Wake::SystemdWatchdog => {
@@ -496,13 +499,14 @@ impl Loop {
         let mut stopped: Vec<(i32, &str, &str)> = self
             .children
             .iter()
-            .filter_map(|(pid, child)| {
-                let how = match process::process_state(*pid)? {
+            .filter_map(|incarnation| {
+                let pid = incarnation.pid;
+                let how = match process::process_state(pid)? {
                     'T' => "process stopped by a signal: it runs again only on SIGCONT",
                     't' => "process stopped by a tracer",
                     _ => return None,
                 };
-                Some((*pid, self.name(*child), how))
+                Some((pid, self.name(incarnation.child), how))
             })
             .collect();
         stopped.sort_unstable();
@@ -549,31 +553,78 @@ impl Loop {
     /// Collect every ended child; hand exits of services to the core.
     fn reap(&mut self) {
         for (pid, status) in process::reap() {
-            if let Some(event) = self.exec_probes.exited(pid, status) {
-                process::kill_group(pid);
+            if let Some(event) = self.collected(pid, status) {
                 self.pending.push_back(event);
-                continue;
             }
-            match self.children.remove(&pid) {
-                Some(child) => {
-                    // Whatever the main process left in its group goes with it, before
-                    // any restart: a forked worker must not hold the next one's port.
-                    process::kill_group(pid);
-                    if let Some(notify) = &mut self.notify {
-                        notify.clear_current(child.id);
-                    }
-                    if let Some(watch) = self.ready_fd_watches.remove(&child.id) {
-                        watch.abort();
-                    }
-                    // Its probes still running would only report on a dead incarnation.
-                    for probe in self.exec_probes.abandon(child) {
-                        process::kill_group(probe);
-                    }
-                    self.pending.push_back(Event::Exited { child, status });
+        }
+    }
+
+    /// The reaper collected `pid`: the event for the core, if any. Ending a service's
+    /// record kills what is left of its process group, in this same turn, before any
+    /// restart (a forked worker must not hold the next one's port), and the exec
+    /// probes still running for it (their results would be about a dead process).
+    fn collected(&mut self, pid: i32, status: ExitStatus) -> Option<Event> {
+        if let Some(event) = self.exec_probes.exited(pid, status) {
+            process::kill_group(pid);
+            if let Event::ProbeResult { child, .. } = &event {
+                self.children.exec_probe_reaped(*child, pid);
+            }
+            return Some(event);
+        }
+        match self.children.end(pid) {
+            Some(child) => Some(Event::Exited { child, status }),
+            None => {
+                self.orphans_reaped += 1;
+                tracing::debug!(pid, ?status, "reaped an orphan");
+                None
+            }
+        }
+    }
+
+    /// Turns what a task observed into events for the core, if the process it is about
+    /// is still the current one; facts about an ended process are dropped.
+    fn on_fact(&mut self, fact: Fact) {
+        match fact {
+            Fact::Notify { service, message } => {
+                let name = self.processes.name(service);
+                match self
+                    .children
+                    .of_service_mut(service)
+                    .and_then(|incarnation| incarnation.notify.as_mut())
+                {
+                    Some(slot) => self.pending.extend(slot.accept(name, &message)),
+                    None => notify::unattributed(name),
                 }
-                None => {
-                    self.orphans_reaped += 1;
-                    tracing::debug!(pid, ?status, "reaped an orphan");
+            }
+            Fact::Probe {
+                child,
+                kind,
+                outcome,
+            } => {
+                if self.children.is_current(child) {
+                    self.pending.push_back(Event::ProbeResult {
+                        child,
+                        kind,
+                        outcome,
+                    });
+                }
+            }
+            Fact::MemoryScan { groups, asked } => {
+                for child in asked {
+                    let Some(incarnation) = self.children.current_mut(child) else {
+                        continue;
+                    };
+                    let bytes = groups.get(&incarnation.pid).copied().unwrap_or(0);
+                    self.pending.push_back(Event::ProbeResult {
+                        child,
+                        kind: ProbeKind::Memory,
+                        outcome: ProbeOutcome::Memory(bytes),
+                    });
+                }
+            }
+            Fact::ReadyLine { child } => {
+                if self.children.is_current(child) {
+                    self.pending.push_back(Event::Ready { child });
                 }
             }
         }
@@ -584,7 +635,7 @@ impl Loop {
             match effect {
                 Effect::Spawn { child } => self.spawn(child),
                 Effect::Signal { child, pid, signal } => {
-                    if self.children.get(&pid) != Some(&child) {
+                    if self.children.child(pid) != Some(child) {
                         continue;
                     }
                     // The core signals a service only to stop it, with its stop_signal.
@@ -606,7 +657,7 @@ impl Loop {
                     }
                 }
                 Effect::Kill { child, pid } => {
-                    if self.children.get(&pid) == Some(&child) {
+                    if self.children.child(pid) == Some(child) {
                         process::kill_group(pid);
                     }
                 }
@@ -659,34 +710,30 @@ impl Loop {
         }
         match process::spawn(&request) {
             Ok(spawned) => {
-                self.children.insert(spawned.pid, child);
-                // Attribute notify messages to this incarnation from now on (same turn
-                // as the spawn, before any message of it can be read).
-                if let Some(notify) = &mut self.notify {
-                    notify.set_current(child.id, child, spawned.pid);
+                let mut incarnation = Incarnation::new(child, spawned.pid);
+                // Notify messages are judged against this process from now on (same
+                // turn as the spawn, before any message of it can be read).
+                if self
+                    .notify
+                    .as_ref()
+                    .is_some_and(|notify| notify.has_socket(child.id))
+                {
+                    incarnation = incarnation.with_notify(NotifySlot::new(child, spawned.pid));
                 }
                 if let Some(fd) = spawned.ready_fd {
-                    let watch = self.prober.watch_ready_fd(child, fd);
-                    if let Some(previous) = self.ready_fd_watches.insert(child.id, watch) {
-                        previous.abort();
-                    }
+                    incarnation = incarnation.with_ready_fd(self.prober.watch_ready_fd(child, fd));
                 }
                 if let (Some(outputs), Some(stdout), Some(stderr)) =
                     (&self.outputs, spawned.stdout, spawned.stderr)
                 {
                     match outputs.attach(&spec.name, stdout, stderr) {
-                        Ok(attachment) => {
-                            // Readers of ended incarnations finish at end of file;
-                            // keep only the ones still reading.
-                            let readers = self.attachments.entry(child.id).or_default();
-                            readers.retain(|a| !a.is_finished());
-                            readers.push(attachment);
-                        }
+                        Ok(attachment) => incarnation = incarnation.with_output(attachment),
                         Err(error) => {
                             tracing::warn!(service = spec.name, "capture output: {error}")
                         }
                     }
                 }
+                self.children.insert(incarnation);
                 self.pending.push_back(Event::Spawned {
                     child,
                     pid: spawned.pid,
@@ -708,12 +755,12 @@ impl Loop {
     /// `ProbeResult`, so the core never waits forever.
     fn probe(&mut self, child: ChildRef, pid: i32, check: Check) {
         // The incarnation may have ended in this same turn; its result would be stale.
-        if self.children.get(&pid) != Some(&child) {
+        if self.children.child(pid) != Some(child) {
             return;
         }
         let kind = check.kind();
         let (Check::Ready(probe) | Check::Health(probe)) = check else {
-            self.prober.memory(child, pid);
+            self.prober.memory(child);
             return;
         };
         let timeout = probe.timeout;
@@ -743,6 +790,11 @@ impl Loop {
                 request.command = Some(command);
                 match process::spawn(&request) {
                     Ok(spawned) => {
+                        // Listed in the same turn as the spawn: should the service's
+                        // process end first, its record's drop kills the probe.
+                        if let Some(incarnation) = self.children.current_mut(child) {
+                            incarnation.add_exec_probe(spawned.pid);
+                        }
                         self.exec_probes.register(
                             spawned.pid,
                             child,
@@ -927,11 +979,7 @@ impl Loop {
         let Some(outputs) = self.outputs.take() else {
             return;
         };
-        let attachments = self
-            .attachments
-            .drain()
-            .flat_map(|(_, readers)| readers)
-            .collect();
+        let attachments = self.children.take_outputs();
         let started = self.shutdown_started.unwrap_or_else(Instant::now);
         // Durations are capped at 10 years, so this cannot overflow; if it did, a
         // deadline that far is no deadline.
@@ -971,8 +1019,8 @@ impl Loop {
                 // SAFETY: kill has no memory-safety preconditions.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
-            for (pid, _) in process::reap() {
-                self.children.remove(&pid);
+            for (pid, status) in process::reap() {
+                self.collected(pid, status);
             }
             if !has_children() || Instant::now() >= deadline {
                 break;
@@ -1083,7 +1131,9 @@ fn services(group: &crate::spec::GroupSpec) -> Box<dyn Iterator<Item = &ServiceS
 /// After an orderly exit there is nothing left and this finds nothing.
 impl Drop for Loop {
     fn drop(&mut self) {
-        for pid in self.children.keys().copied().chain(self.exec_probes.pids()) {
+        // Ending each record kills its process group and its exec probes' groups.
+        self.children.clear();
+        for pid in self.exec_probes.pids() {
             process::kill_group(pid);
         }
         for pid in descendants() {
