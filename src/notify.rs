@@ -340,6 +340,13 @@ impl NotifyServer {
             return Ok(existing.path.clone());
         }
         let path = self.socket_path(service, name)?;
+        // Binding removes a leftover file at the path first: never one of a live service.
+        if self.services.values().any(|other| other.path == path) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("notify socket {} is another service's", path.display()),
+            ));
+        }
         let socket = bind_socket(&path, owner)?;
         let socket = tokio::net::UnixDatagram::from_std(socket.into()).inspect_err(|_| {
             let _ = std::fs::remove_file(&path);
@@ -375,7 +382,7 @@ impl NotifyServer {
         }
     }
 
-    /// `notify-<name>.sock` in the directory; `notify-<slot>.sock` when the name does
+    /// `notify-<name>.sock` in the directory; `notify-#<slot>.sock` when the name does
     /// not make a plain file name or the path would be too long.
     fn socket_path(&self, service: ServiceId, name: &str) -> io::Result<PathBuf> {
         let plain = !name.is_empty()
@@ -387,7 +394,9 @@ impl NotifyServer {
         if plain && by_name.as_os_str().len() <= MAX_SOCKET_PATH {
             return Ok(by_name);
         }
-        let by_slot = self.dir.join(format!("notify-{}.sock", service.0));
+        // `#` is in no service name, so a slot path never equals a name path (a service
+        // may well be named `0`).
+        let by_slot = self.dir.join(format!("notify-#{}.sock", service.0));
         if by_slot.as_os_str().len() <= MAX_SOCKET_PATH {
             return Ok(by_slot);
         }

@@ -169,6 +169,8 @@ fn lines_are_prefixed_per_stream_and_bytes_kept() {
             r"echo one; echo oops >&2; printf 'bin\377\376ary\n'; printf 'no newline'",
         );
         wait_until("both readers to end", || attachment.is_finished()).await;
+        // Each sink has its own writer thread: wait until both have written.
+        assert!(hub.flush(Instant::now() + Duration::from_secs(10)).await);
         assert_eq!(
             out.bytes(),
             b"web.0 | one\nweb.0 | bin\xff\xfeary\nweb.0 | no newline\n"

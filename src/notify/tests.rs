@@ -498,7 +498,7 @@ async fn sockets_live_across_restarts_and_go_away_with_the_server() {
     assert_eq!(odd.parent(), Some(server.dir()));
     assert_eq!(
         odd.file_name().and_then(|n| n.to_str()),
-        Some("notify-5.sock")
+        Some("notify-#5.sock")
     );
     server.remove(ServiceId(5));
     assert!(!odd.exists());
@@ -585,4 +585,19 @@ fn a_sender_belongs_by_its_pid_session_or_group_as_read_at_once() {
         place: Err("read /proc/999999/stat: No such file or directory".into()),
     };
     assert!(gone.belongs_to(41).is_err());
+}
+
+#[tokio::test]
+async fn regression_a_long_named_service_and_a_service_named_by_its_slot_shared_a_socket() {
+    let (mut server, _events) = server();
+    // Too long for a socket path by name: it falls back to its slot, 0.
+    let long = server
+        .socket_for(ServiceId(0), &"a".repeat(100), None)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let named_zero = server
+        .socket_for(ServiceId(1), "0", None)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_ne!(long, named_zero);
+    // The first socket was not removed to make room for the second.
+    assert!(long.exists() && named_zero.exists());
 }
