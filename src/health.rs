@@ -12,10 +12,11 @@
 //!
 //! It must not decide anything: thresholds, intervals, start periods and what a failure
 //! leads to live in the core (`supervisor`), which also ignores results for a stale
-//! generation. It must not spawn, signal or wait for processes either: `exec` probes
-//! are started, killed at their timeout and reaped by the loop (the single spawner and
-//! reaper); `ExecProbes` only keeps the loop's books on them and maps their ends to
-//! outcomes. Nothing here panics on what it reads from the network, /proc or a pipe:
+//! generation. Nor does it decide when a probe has run too long: the core does, and
+//! the loop cancels the probe when told (`Effect::CancelProbe`). It must not spawn,
+//! signal or wait for processes either: `exec` probes are started, killed and reaped by
+//! the loop (the single spawner and reaper); `ExecProbes` only keeps the loop's books
+//! on them and maps their ends to outcomes. Nothing here panics on what it reads from the network, /proc or a pipe:
 //! every problem is a `Failed` outcome or a quiet end.
 
 mod memory;
@@ -23,7 +24,7 @@ mod resolve;
 
 use crate::process::SpawnError;
 use crate::spec::Probe;
-use crate::supervisor::{ChildRef, Event, ExitStatus, ProbeKind, ProbeOutcome};
+use crate::supervisor::{ChildRef, Event, ExitStatus, ProbeKind, ProbeOutcome, ServiceId};
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use memory::MemorySampler;
@@ -50,6 +51,9 @@ pub struct Prober {
     resolver: Resolver,
     /// The memory guard's sampling thread.
     memory: MemorySampler,
+    /// The task of the latest network probe of each check, so the loop can cancel it
+    /// (`cancel`). A finished task's handle is harmless: aborting it does nothing.
+    network_tasks: HashMap<(ServiceId, ProbeKind), (ChildRef, AbortHandle)>,
 }
 
 impl Prober {
@@ -59,6 +63,7 @@ impl Prober {
             memory: MemorySampler::new(events.clone()),
             resolver: Resolver::default(),
             events,
+            network_tasks: HashMap::new(),
         }
     }
 
@@ -71,7 +76,8 @@ impl Prober {
     /// from this check's previous probe is waited for rather than repeated (see
     /// `resolve`); a lookup that does not answer within `timeout` fails the probe with
     /// "name lookup timed out". The timeout bounds lookup, connection and request
-    /// together. An address literal is not looked up.
+    /// together (a second bound: the core's own deadline for the probe comes first and
+    /// cancels it, see `cancel`). An address literal is not looked up.
     pub fn network(&mut self, child: ChildRef, kind: ProbeKind, probe: &Probe, timeout: Duration) {
         let (target, http) = match probe {
             Probe::Tcp { address } => (address.clone(), None),
@@ -92,7 +98,7 @@ impl Prober {
         };
         let resolution = self.resolver.resolve((child.id, kind), &target);
         let events = self.events.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let outcome = network_check(resolution, &target, http, timeout).await;
             // The loop has gone away only when minder is exiting: nothing to tell.
             let _ = events.send(Event::ProbeResult {
@@ -101,6 +107,21 @@ impl Prober {
                 outcome,
             });
         });
+        self.network_tasks
+            .insert((child.id, kind), (child, task.abort_handle()));
+    }
+
+    /// The core gave up on `child`'s network probe of `kind` (its timeout passed):
+    /// abort its task, if it is one of this prober's. A name lookup it started goes on
+    /// on its own thread and may serve the next probe of the check.
+    pub fn cancel(&mut self, child: ChildRef, kind: ProbeKind) {
+        if let Some((owner, task)) = self.network_tasks.remove(&(child.id, kind)) {
+            if owner == child {
+                task.abort();
+            } else {
+                self.network_tasks.insert((child.id, kind), (owner, task));
+            }
+        }
     }
 
     /// Reports `outcome` at once, for a probe that cannot run.
@@ -158,7 +179,7 @@ impl Prober {
 
 /// The `exec` probes in flight, by pid: bookkeeping for the loop, which spawns them
 /// (`process::spawn` with `StdioMode::Null` and the probe's argv as `command`), kills
-/// their process group at the timeout and reaps them. This type spawns, kills and waits
+/// their process group when the core cancels them and reaps them. This type spawns, kills and waits
 /// for nothing; it only remembers what each pid is for and turns its end into the
 /// `Event::ProbeResult` the core expects. Created by the loop at startup and held by
 /// it; dropping it forgets the probes (the loop kills every group at exit anyway).
@@ -173,12 +194,9 @@ pub struct ExecProbes {
 struct ExecProbe {
     child: ChildRef,
     kind: ProbeKind,
-    timeout: Duration,
-    /// When the loop must kill its group; `None` when the timeout lies beyond what the
-    /// clock can hold.
-    deadline: Option<Instant>,
-    /// The loop killed it at the deadline: its end is a timeout, whatever the status.
-    timed_out: bool,
+    /// The loop killed it (the core cancelled it, or its incarnation ended): its end
+    /// answers nothing, the core has either counted it already or no longer asks.
+    cancelled: bool,
 }
 
 impl ExecProbes {
@@ -188,23 +206,13 @@ impl ExecProbes {
 
     /// Remembers a probe the loop has just spawned, in the same turn (before the next
     /// reap), as for services.
-    pub fn register(
-        &mut self,
-        pid: i32,
-        child: ChildRef,
-        kind: ProbeKind,
-        timeout: Duration,
-        now: Instant,
-    ) {
+    pub fn register(&mut self, pid: i32, child: ChildRef, kind: ProbeKind) {
         self.running.insert(
             pid,
             ExecProbe {
                 child,
                 kind,
-                timeout,
-                // Far beyond the clock: the probe is bounded by nothing but its end.
-                deadline: now.checked_add(timeout),
-                timed_out: false,
+                cancelled: false,
             },
         );
     }
@@ -223,45 +231,35 @@ impl ExecProbes {
         self.running.is_empty()
     }
 
-    /// The earliest timeout among probes not yet killed: the loop wakes then and calls
-    /// `expire`.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.running
-            .values()
-            .filter(|probe| !probe.timed_out)
-            .filter_map(|probe| probe.deadline)
-            .min()
-    }
-
-    /// Marks every probe past its deadline as timed out and returns their pids: the
-    /// loop SIGKILLs those process groups (`process::kill_group`). Their results come
-    /// when the reaper collects them (`exited`).
-    pub fn expire(&mut self, now: Instant) -> Vec<i32> {
-        let mut expired = Vec::new();
+    /// The core cancelled `child`'s probe of `kind` (its timeout passed): marks it
+    /// cancelled and returns its pid, whose process group the loop SIGKILLs
+    /// (`process::kill_group`). The reaper collects it later; its end answers nothing.
+    pub fn cancel(&mut self, child: ChildRef, kind: ProbeKind) -> Vec<i32> {
+        let mut cancelled = Vec::new();
         for (pid, probe) in &mut self.running {
-            if !probe.timed_out && probe.deadline.is_some_and(|deadline| deadline <= now) {
-                probe.timed_out = true;
-                expired.push(*pid);
+            if probe.child == child && probe.kind == kind && !probe.cancelled {
+                probe.cancelled = true;
+                cancelled.push(*pid);
             }
         }
-        expired
+        cancelled
     }
 
-    /// The reaper collected `pid`. For a probe: forgets it and returns its result
-    /// (`Passed` on exit code 0; `Failed` with the code, the signal, or the timeout).
-    /// `None` when `pid` is not a probe. The loop should also kill the probe's group
-    /// (whatever the probe left behind), as it does for services.
+    /// The reaper collected `pid`, a probe (see `contains`): forgets it and returns
+    /// its result (`Passed` on exit code 0; `Failed` with the code or the signal), or
+    /// `None` for a probe the loop killed, whose end answers nothing. The loop should
+    /// also kill the probe's group (whatever the probe left behind), as it does for
+    /// services.
     pub fn exited(&mut self, pid: i32, status: ExitStatus) -> Option<Event> {
         let probe = self.running.remove(&pid)?;
-        let outcome = if probe.timed_out {
-            timed_out(probe.timeout)
-        } else {
-            match status {
-                ExitStatus::Exited(0) => ProbeOutcome::Passed,
-                ExitStatus::Exited(code) => ProbeOutcome::Failed(format!("exit code {code}")),
-                ExitStatus::Signaled(signal) => {
-                    ProbeOutcome::Failed(format!("killed by {}", signal_name(signal)))
-                }
+        if probe.cancelled {
+            return None;
+        }
+        let outcome = match status {
+            ExitStatus::Exited(0) => ProbeOutcome::Passed,
+            ExitStatus::Exited(code) => ProbeOutcome::Failed(format!("exit code {code}")),
+            ExitStatus::Signaled(signal) => {
+                ProbeOutcome::Failed(format!("killed by {}", crate::signals::signal_name(signal)))
             }
         };
         Some(Event::ProbeResult {
@@ -286,13 +284,13 @@ impl ExecProbes {
     }
 
     /// The probes still running for `child` and not yet killed: once that incarnation
-    /// has ended their results would be stale, so the loop kills them (marked timed
-    /// out, their result is a failure nobody listens to).
+    /// has ended their results would be stale, so the loop kills them (marked
+    /// cancelled, their end answers nothing).
     pub fn abandon(&mut self, child: ChildRef) -> Vec<i32> {
         let mut abandoned = Vec::new();
         for (pid, probe) in &mut self.running {
-            if probe.child == child && !probe.timed_out {
-                probe.timed_out = true;
+            if probe.child == child && !probe.cancelled {
+                probe.cancelled = true;
                 abandoned.push(*pid);
             }
         }
@@ -305,12 +303,6 @@ fn timed_out(timeout: Duration) -> ProbeOutcome {
         "timed out after {}",
         humantime::format_duration(timeout)
     ))
-}
-
-/// `SIGTERM` for 15; the number when nix does not know it (real-time signals).
-fn signal_name(signal: i32) -> String {
-    nix::sys::signal::Signal::try_from(signal)
-        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
 }
 
 /// True once a newline has been read; false at end of file or on a read error.

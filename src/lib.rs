@@ -14,6 +14,7 @@ pub mod notify;
 pub mod process;
 pub mod procfs;
 pub mod runtime;
+pub mod signals;
 pub mod spec;
 
 pub use minder_core::{exit, supervisor};

@@ -471,34 +471,29 @@ async fn a_ready_fd_that_is_not_a_pipe_reports_nothing() {
 }
 
 #[test]
-fn exec_probe_bookkeeping_maps_exits_timeouts_and_start_failures() {
-    let origin = Instant::now();
+fn exec_probe_bookkeeping_maps_exits_cancels_and_start_failures() {
     let mut probes = ExecProbes::new();
-    let second = Duration::from_secs(1);
-    probes.register(100, CHILD, ProbeKind::Ready, second, origin);
-    probes.register(101, CHILD, ProbeKind::Health, 3 * second, origin);
-    probes.register(102, CHILD, ProbeKind::Health, 3 * second, origin);
-    probes.register(103, CHILD, ProbeKind::Health, 3 * second, origin);
+    probes.register(100, CHILD, ProbeKind::Ready);
+    probes.register(101, CHILD, ProbeKind::Health);
+    probes.register(102, CHILD, ProbeKind::Health);
+    probes.register(103, CHILD, ProbeKind::Health);
     assert_eq!(probes.len(), 4);
-    assert_eq!(probes.next_deadline(), Some(origin + second));
-    assert_eq!(probes.expire(origin + second / 2), Vec::<i32>::new());
-    assert_eq!(probes.expire(origin + second), vec![100]);
-    // A killed probe has no deadline left.
-    assert_eq!(probes.next_deadline(), Some(origin + 3 * second));
-    assert!(probes.expire(origin + second).is_empty());
+    // The core cancels the ready probe: only that one, and only once.
+    assert_eq!(probes.cancel(CHILD, ProbeKind::Ready), vec![100]);
+    assert!(probes.cancel(CHILD, ProbeKind::Ready).is_empty());
     let result = |outcome: ProbeOutcome, kind| Event::ProbeResult {
         child: CHILD,
         kind,
         outcome,
     };
-    // Killed at the timeout: a timeout, whatever the status says.
+    // Cancelled: the core has counted it already; its end answers nothing, but it is
+    // still a probe (not an orphan) until reaped.
+    assert!(probes.contains(100));
     assert_eq!(
         probes.exited(100, ExitStatus::Signaled(libc::SIGKILL)),
-        Some(result(
-            ProbeOutcome::Failed("timed out after 1s".into()),
-            ProbeKind::Ready
-        ))
+        None
     );
+    assert!(!probes.contains(100));
     assert_eq!(
         probes.exited(101, ExitStatus::Exited(0)),
         Some(result(ProbeOutcome::Passed, ProbeKind::Health))
@@ -519,7 +514,7 @@ fn exec_probe_bookkeeping_maps_exits_timeouts_and_start_failures() {
     );
     // Not a probe (a service or an orphan), or already answered.
     assert_eq!(probes.exited(101, ExitStatus::Exited(0)), None);
-    assert!(probes.is_empty() && probes.next_deadline().is_none());
+    assert!(probes.is_empty());
     let error = process::SpawnError {
         code: process::CODE_NOT_FOUND,
         reason: "spawn db: exec pg_isready: No such file or directory (os error 2)".into(),
@@ -533,44 +528,43 @@ fn exec_probe_bookkeeping_maps_exits_timeouts_and_start_failures() {
     );
 }
 
-/// The whole exec path as the loop will run it: spawn with the probe's argv in Null
-/// mode, register, kill at the deadline, reap, map.
+/// The whole exec path as the loop runs it: spawn with the probe's argv in Null mode,
+/// register, kill when cancelled (as the core asks once the probe's timeout has
+/// passed), reap, map.
 #[tokio::test]
 async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
     let spec = service(&["sleep", "30"]);
     let mut probes = ExecProbes::new();
-    let timeout = Duration::from_millis(300);
-    let commands: [&[&str]; 3] = [&["true"], &["/bin/sh", "-c", "exit 4"], &["sleep", "30"]];
+    let commands: [(&[&str], ProbeKind); 3] = [
+        (&["true"], ProbeKind::Health),
+        (&["/bin/sh", "-c", "exit 4"], ProbeKind::Health),
+        (&["sleep", "30"], ProbeKind::Ready),
+    ];
     let mut pids = Vec::new();
-    for command in commands {
+    for (command, kind) in commands {
         let argv: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         let mut request = SpawnRequest::new(&spec, StdioMode::Null, &[]);
         request.command = Some(&argv);
         let spawned = process::spawn(&request).unwrap_or_else(|error| panic!("{error}"));
-        probes.register(
-            spawned.pid,
-            CHILD,
-            ProbeKind::Health,
-            timeout,
-            Instant::now(),
-        );
+        probes.register(spawned.pid, CHILD, kind);
         pids.push(spawned.pid);
+    }
+    for pid in probes.cancel(CHILD, ProbeKind::Ready) {
+        process::kill_group(pid);
     }
     let mut results = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while results.len() < pids.len() {
+    while !probes.is_empty() {
         assert!(
             Instant::now() < deadline,
             "probes did not finish: {results:?}"
         );
-        for pid in probes.expire(Instant::now()) {
-            process::kill_group(pid);
-        }
         for (pid, status) in process::reap() {
+            assert!(probes.contains(pid), "reaped {pid}, not a probe");
             if let Some(Event::ProbeResult { outcome, .. }) = probes.exited(pid, status) {
-                process::kill_group(pid);
                 results.insert(pid, outcome);
             }
+            process::kill_group(pid);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -579,37 +573,22 @@ async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
         results[&pids[1]],
         ProbeOutcome::Failed("exit code 4".into())
     );
-    assert_eq!(
-        results[&pids[2]],
-        ProbeOutcome::Failed("timed out after 300ms".into())
-    );
+    // The cancelled (hung) probe was killed and reaped, and answered nothing.
+    assert!(!results.contains_key(&pids[2]));
 }
 
 #[test]
 fn probes_of_an_ended_incarnation_are_abandoned_once() {
-    let origin = Instant::now();
     let mut probes = ExecProbes::new();
     let other = ChildRef {
         id: CHILD.id,
         generation: CHILD.generation + 1,
     };
-    probes.register(
-        200,
-        CHILD,
-        ProbeKind::Health,
-        Duration::from_secs(5),
-        origin,
-    );
-    probes.register(
-        201,
-        other,
-        ProbeKind::Health,
-        Duration::from_secs(5),
-        origin,
-    );
+    probes.register(200, CHILD, ProbeKind::Health);
+    probes.register(201, other, ProbeKind::Health);
     assert_eq!(probes.abandon(CHILD), vec![200]);
-    // Marked as killed: not abandoned twice, not expired later, no deadline left.
+    // Marked as killed: not abandoned or cancelled twice.
     assert!(probes.abandon(CHILD).is_empty());
-    assert!(probes.expire(origin + Duration::from_secs(10)) == vec![201]);
-    assert_eq!(probes.next_deadline(), None);
+    assert!(probes.cancel(CHILD, ProbeKind::Health).is_empty());
+    assert_eq!(probes.cancel(other, ProbeKind::Health), vec![201]);
 }

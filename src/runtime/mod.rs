@@ -1,12 +1,15 @@
 //! The event loop: owns the supervision core and performs its effects.
 //!
 //! One tokio current-thread runtime on minder's main thread runs one loop. Everything
-//! that can happen (SIGCHLD, a signal to minder, a deadline of the core, a probe
-//! result or notify message on the event channel, an exec probe's timeout) wakes the
-//! same `select!`, becomes an `Event` for the `Supervisor`, and the effects that come
-//! back are carried out here, in order, through `process` (spawn, signal, kill),
-//! `health` (probes), `notify` (sockets) and `logs` (output capture). The loop decides
-//! nothing itself; it only translates.
+//! that can happen (SIGCHLD, a signal to minder, the core's deadline, a probe result or
+//! notify message on the event channel) wakes the same `select!`, becomes an `Event`
+//! for the `Supervisor`, and the effects that come back are carried out here, in order,
+//! through `process` (spawn, signal, kill), `health` (probes), `notify` (sockets),
+//! `logs` (output capture) and `systemd`. The loop decides nothing itself; it only
+//! translates: every signal minder receives goes to the core as it is (container-mode
+//! forwarding and its kill time are the core's), and it keeps no timer of the core's:
+//! the core's one deadline covers stop and forward kill times, probe timeouts and the
+//! shutdown bound.
 //!
 //! Because spawning and reaping both happen on this one thread, a pid is registered in
 //! `Loop::children` before the `reap()` that could return it: no exit is ever missed or
@@ -22,13 +25,15 @@ use crate::health::{ExecProbes, Prober};
 use crate::logs::{Attachment, OutputHub, OwnLogWriter};
 use crate::notify::{self, NotifyServer};
 use crate::process::{self, SpawnRequest, StdioMode};
+use crate::signals::signal_name;
 use crate::spec::{LogFormat, Spec};
 use crate::spec::{Probe, ProcessTable, ReadyCheck, ServiceSpec};
 use crate::supervisor::ServiceId;
 use crate::supervisor::{
-    Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeOutcome, Report,
-    ShutdownCause, Supervisor, Time,
+    Announcement, Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus,
+    ProbeOutcome, Report, ShutdownCause, Supervisor, Time,
 };
+use minder_core::spec::SignalMode;
 use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -186,11 +191,8 @@ enum Wake {
     Signal(i32),
     Deadline,
     Sweep,
-    ContainerKill,
     /// A probe result or a notify message.
     Event(Event),
-    /// An exec probe reached its timeout.
-    ProbeTimeout,
     /// Time to tell systemd the loop is alive (`WatchdogSec=`).
     SystemdWatchdog,
     /// Time to send systemd an undelivered state message again.
@@ -227,13 +229,12 @@ struct Loop {
     orphans_reaped: u64,
     /// Set by `Effect::Exit`.
     exit_code: Option<i32>,
-    /// Container mode: after forwarding TERM/INT/QUIT, when to kill the group.
-    container_kill_at: Option<Instant>,
     /// Probe results, ready-fd newlines and notify messages, from tasks of this runtime.
     events: mpsc::UnboundedReceiver<Event>,
     /// Runs tcp/http probes and memory samples as tasks; answers through `events`.
     prober: Prober,
-    /// Exec probes in flight: registered at spawn, answered at reap or at their timeout.
+    /// Exec probes in flight: registered at spawn, answered at reap, killed when the
+    /// core cancels them.
     exec_probes: ExecProbes,
     /// The sd_notify sockets; created only when some service has `ready.notify`.
     /// Dropping it removes the sockets and their directory.
@@ -242,7 +243,8 @@ struct Loop {
     /// aborted when that incarnation ends.
     ready_fd_watches: HashMap<ServiceId, AbortHandle>,
     /// minder's own service manager (`NOTIFY_SOCKET`), if it has one: created at
-    /// start, told READY=1/STOPPING=1 and pinged by this loop, never blocking it.
+    /// start, told READY=1 (once `tree_ready`) and STOPPING=1 (`Effect::Announce`) and
+    /// pinged by this loop, never blocking it.
     systemd: Option<SystemdNotifier>,
     /// Whether systemd has been told `READY=1` (queued for it, at least).
     announced_ready: bool,
@@ -274,7 +276,11 @@ impl Loop {
         } else {
             None
         };
-        let (core_spec, probes) = crate::spec::lower(spec);
+        let (mut core_spec, probes) = crate::spec::lower(spec);
+        core_spec.signals = match mode {
+            RunMode::Config => SignalMode::Supervise,
+            RunMode::Container => SignalMode::Forward,
+        };
         let supervisor = Supervisor::new(&core_spec, seed);
         let processes = ProcessTable::new(spec, probes, &supervisor);
         Ok(Loop {
@@ -297,7 +303,6 @@ impl Loop {
             pending: VecDeque::new(),
             orphans_reaped: 0,
             exit_code: None,
-            container_kill_at: None,
         })
     }
 
@@ -345,11 +350,6 @@ impl Loop {
                 // A deadline past what the clock can hold is no deadline at all.
                 .and_then(|at| self.origin.checked_add(at.0))
                 .map(tokio::time::Instant::from_std);
-            let container_kill = self.container_kill_at.map(tokio::time::Instant::from_std);
-            let probe_timeout = self
-                .exec_probes
-                .next_deadline()
-                .map(tokio::time::Instant::from_std);
             let systemd_retry = self
                 .systemd
                 .as_ref()
@@ -365,8 +365,6 @@ impl Loop {
                 _ = signals.user2.recv() => Wake::Signal(libc::SIGUSR2),
                 _ = signals.window.recv() => Wake::Signal(libc::SIGWINCH),
                 _ = sleep_until(deadline) => Wake::Deadline,
-                _ = sleep_until(container_kill) => Wake::ContainerKill,
-                _ = sleep_until(probe_timeout) => Wake::ProbeTimeout,
                 Some(event) = self.events.recv() => Wake::Event(event),
                 _ = tick(systemd_watchdog.as_mut()) => Wake::SystemdWatchdog,
                 _ = sleep_until(systemd_retry) => Wake::SystemdRetry,
@@ -376,9 +374,9 @@ impl Loop {
                 // waitpid(-1) costs the kernel a walk over all of minder's children, so
                 // it runs only when a child may have ended.
                 Wake::ChildExited | Wake::Sweep => self.reap(),
-                Wake::Signal(number) => self.on_signal(number),
+                // What a signal means (shutdown, forwarding) is the core's decision.
+                Wake::Signal(number) => self.pending.push_back(Event::Signal(number)),
                 Wake::Deadline => self.pending.push_back(Event::Timer),
-                Wake::ContainerKill => self.container_kill(),
                 Wake::Event(event) => {
                     // Take every result already queued in this one turn.
                     self.pending.push_back(event);
@@ -393,12 +391,6 @@ impl Loop {
                 }
                 // `tell_systemd` below retries.
                 Wake::SystemdRetry => {}
-                Wake::ProbeTimeout => {
-                    // Its result (a failure) comes when the killed group is reaped.
-                    for pid in self.exec_probes.expire(Instant::now()) {
-                        process::kill_group(pid);
-                    }
-                }
             }
             self.settle();
             self.tell_systemd();
@@ -459,26 +451,6 @@ impl Loop {
         }
     }
 
-    fn on_signal(&mut self, number: i32) {
-        match (self.mode, number) {
-            (RunMode::Container, _) => self.forward(number),
-            (RunMode::Config, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) => {
-                tracing::info!(signal = signal_name(number), "shutdown requested");
-                self.pending.push_back(Event::Shutdown);
-            }
-            (RunMode::Config, libc::SIGHUP) => {
-                tracing::warn!("SIGHUP: reload not supported yet; nothing changed");
-            }
-            (RunMode::Config, libc::SIGUSR1) => {
-                tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");
-            }
-            (RunMode::Config, libc::SIGUSR2) => {
-                tracing::info!("state of the tree:\n{}", self.describe_tree());
-            }
-            (RunMode::Config, _) => {}
-        }
-    }
-
     /// The core's description of the tree (SIGUSR2), with each service whose main
     /// process is stopped (SIGSTOP, SIGTSTP, a debugger) marked: the core cannot know
     /// it, and such a service looks running while it does nothing at all. Only the
@@ -500,49 +472,15 @@ impl Loop {
         mark_stopped(&self.supervisor.describe(), &stopped)
     }
 
-    /// Container mode: pass the signal on to the service's process group; after
-    /// TERM/INT/QUIT, kill it if it is still there after its stop_timeout. Those three
-    /// end the command, so like a stop signal in run mode they are followed by
-    /// SIGCONT: a command stopped by SIGSTOP (or a Ctrl-Z minder did not see) then
-    /// handles them at once instead of waiting for the kill.
-    fn forward(&mut self, number: i32) {
-        let ends = matches!(number, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT);
-        for pid in self.children.keys() {
-            let sent = if ends {
-                process::stop_group(*pid, number)
-            } else {
-                process::signal_group(*pid, number)
-            };
-            if let Err(errno) = sent {
-                tracing::debug!(pid, %errno, "forward {}", signal_name(number));
-            }
-        }
-        if ends && self.container_kill_at.is_none() {
-            let timeout = self
-                .processes
-                .service(crate::supervisor::ServiceId(0))
-                .map_or(container::STOP_TIMEOUT, |spec| spec.stop_timeout);
-            self.container_kill_at = Instant::now().checked_add(timeout);
-        }
-    }
-
-    fn container_kill(&mut self) {
-        self.container_kill_at = None;
-        for pid in self.children.keys() {
-            tracing::warn!(
-                pid,
-                "the service did not exit after the forwarded signal; killing its process group"
-            );
-            process::kill_group(*pid);
-        }
-    }
-
     /// Collect every ended child; hand exits of services to the core.
     fn reap(&mut self) {
         for (pid, status) in process::reap() {
-            if let Some(event) = self.exec_probes.exited(pid, status) {
+            if self.exec_probes.contains(pid) {
                 process::kill_group(pid);
-                self.pending.push_back(event);
+                // A cancelled probe answers nothing: the core has counted it already.
+                if let Some(event) = self.exec_probes.exited(pid, status) {
+                    self.pending.push_back(event);
+                }
                 continue;
             }
             match self.children.remove(&pid) {
@@ -578,22 +516,41 @@ impl Loop {
                     if self.children.get(&pid) != Some(&child) {
                         continue;
                     }
-                    // The core signals a service only to stop it, with its stop_signal.
-                    // A stop signal is followed by SIGCONT, as systemd does: a service
-                    // stopped with SIGSTOP would otherwise never run its handler and
-                    // only go at stop_timeout. Should the core ever pass on another
-                    // signal, it goes alone.
-                    let is_stop = self
-                        .processes
-                        .service(child.id)
-                        .is_some_and(|spec| spec.stop_signal == signal);
-                    let sent = if is_stop {
+                    // A stop signal, followed by SIGCONT (see `Effect::Signal`).
+                    if let Err(errno) = process::stop_group(pid, signal) {
+                        tracing::debug!(pid, %errno, "signal {}", signal_name(signal));
+                    }
+                }
+                Effect::Forward {
+                    child,
+                    pid,
+                    signal,
+                    and_continue,
+                } => {
+                    if self.children.get(&pid) != Some(&child) {
+                        continue;
+                    }
+                    let sent = if and_continue {
                         process::stop_group(pid, signal)
                     } else {
                         process::signal_group(pid, signal)
                     };
                     if let Err(errno) = sent {
-                        tracing::debug!(pid, %errno, "signal {}", signal_name(signal));
+                        tracing::debug!(pid, %errno, "forward {}", signal_name(signal));
+                    }
+                }
+                Effect::CancelProbe { child, kind } => {
+                    // An exec probe's end is then collected by `reap` and answers
+                    // nothing; a network probe's task just stops.
+                    for pid in self.exec_probes.cancel(child, kind) {
+                        process::kill_group(pid);
+                    }
+                    self.prober.cancel(child, kind);
+                }
+                Effect::Announce(Announcement::Stopping) => {
+                    self.shutdown_started.get_or_insert_with(Instant::now);
+                    if let Some(systemd) = &mut self.systemd {
+                        systemd.stopping();
                     }
                 }
                 Effect::Kill { child, pid } => {
@@ -603,15 +560,7 @@ impl Loop {
                 }
                 Effect::Probe { child, pid, check } => self.probe(child, pid, check),
                 Effect::Exit { code } => self.exit_code = Some(code),
-                Effect::Report(report) => {
-                    if matches!(report, Report::ShuttingDown { .. }) {
-                        self.shutdown_started.get_or_insert_with(Instant::now);
-                        if let Some(systemd) = &mut self.systemd {
-                            systemd.stopping();
-                        }
-                    }
-                    self.log(report)
-                }
+                Effect::Report(report) => self.log(report),
             }
         }
     }
@@ -733,15 +682,7 @@ impl Loop {
                 let mut request = SpawnRequest::new(spec, StdioMode::Null, &[]);
                 request.command = Some(command);
                 match process::spawn(&request) {
-                    Ok(spawned) => {
-                        self.exec_probes.register(
-                            spawned.pid,
-                            child,
-                            kind,
-                            timeout,
-                            Instant::now(),
-                        );
-                    }
+                    Ok(spawned) => self.exec_probes.register(spawned.pid, child, kind),
                     Err(error) => {
                         self.pending
                             .push_back(ExecProbes::spawn_failed(child, kind, &error));
@@ -811,6 +752,13 @@ impl Loop {
                     "did not stop within its stop_timeout; killing its process group"
                 );
             }
+            Report::ForwardTimedOut { child } => {
+                tracing::warn!(
+                    service = self.name(child),
+                    "the service did not exit within its stop_timeout after the forwarded signal; killing its process group"
+                );
+            }
+            Report::Signal { signal } => self.log_signal(signal),
             Report::HealthFailed {
                 child,
                 kind,
@@ -837,6 +785,26 @@ impl Loop {
                     "internal error: the supervisor did not settle in {passes} passes; it goes on at once"
                 );
             }
+        }
+    }
+
+    /// A signal to minder in config mode: the core has already acted on TERM, INT and
+    /// QUIT (a shutdown); SIGUSR2 asks for the tree's state in the log.
+    fn log_signal(&self, signal: i32) {
+        match signal {
+            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
+                tracing::info!(signal = signal_name(signal), "shutdown requested");
+            }
+            libc::SIGHUP => {
+                tracing::warn!("SIGHUP: reload not supported yet; nothing changed");
+            }
+            libc::SIGUSR1 => {
+                tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");
+            }
+            libc::SIGUSR2 => {
+                tracing::info!("state of the tree:\n{}", self.describe_tree());
+            }
+            _ => {}
         }
     }
 
@@ -1091,10 +1059,4 @@ fn end_name(end: EndKind) -> String {
         EndKind::Failure(reason) => format!("failure: {reason}"),
         EndKind::StartFailure => "start failure".into(),
     }
-}
-
-/// `SIGTERM` for 15, `signal 42` for what has no name.
-pub fn signal_name(number: i32) -> String {
-    nix::sys::signal::Signal::try_from(number)
-        .map_or_else(|_| format!("signal {number}"), |s| s.as_str().to_string())
 }

@@ -18,6 +18,8 @@ pub fn lower(spec: &Spec) -> (core::Spec, Vec<Probe>) {
     let core = core::Spec {
         shutdown_timeout: spec.daemon.shutdown_timeout,
         root: lower_group(&spec.root, &mut probes),
+        // Container mode is the runtime's to set: the file says nothing about it.
+        signals: core::SignalMode::Supervise,
     };
     (core, probes)
 }

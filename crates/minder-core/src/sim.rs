@@ -10,7 +10,10 @@
 //! `stubborn NAME` (ignores its stop signal) · `stale NAME CODE` (an exit report for
 //! the previous generation) · `probe NAME ready|health pass|fail` and `memory NAME BYTES`
 //! (answer the pending probe of that kind) · `ping NAME` (WATCHDOG=1) ·
-//! `watchdog NAME DURATION` (WATCHDOG_USEC=).
+//! `watchdog NAME DURATION` (WATCHDOG_USEC=) · `receive SIGNAL` (a signal to minder
+//! itself) · `late NAME ready|health pass|fail` (a result of the probe of that kind
+//! the core has cancelled). A make-believe process ends on its stop signal and on a
+//! forwarded TERM, INT or QUIT (unless stubborn), and ignores other forwarded signals.
 
 use crate::spec::Spec;
 use crate::supervisor::{
@@ -37,6 +40,8 @@ pub struct Sim {
     queue: VecDeque<Event>,
     /// Probes asked for and not answered yet, by service slot and kind.
     probes: BTreeMap<(usize, u8), ChildRef>,
+    /// Probes the core has cancelled, by service slot and kind: `late` answers them.
+    cancelled: BTreeMap<(usize, u8), ChildRef>,
 }
 
 fn kind_key(kind: ProbeKind) -> u8 {
@@ -61,6 +66,7 @@ impl Sim {
             violations: Vec::new(),
             queue: VecDeque::new(),
             probes: BTreeMap::new(),
+            cancelled: BTreeMap::new(),
         };
         let effects = sim.supervisor.boot(sim.now);
         sim.apply(effects);
@@ -176,6 +182,32 @@ impl Sim {
                     kind,
                     outcome,
                 });
+                Ok(())
+            }
+            Some("late") => {
+                let id = self.service_id(arg(1)?).ok_or("no such service")?;
+                let kind = match arg(2)? {
+                    "ready" => ProbeKind::Ready,
+                    "health" => ProbeKind::Health,
+                    other => return Err(format!("unknown probe kind {other}")),
+                };
+                let outcome = match arg(3)? {
+                    "pass" => ProbeOutcome::Passed,
+                    _ => ProbeOutcome::Failed("refused".into()),
+                };
+                let child = self
+                    .cancelled
+                    .remove(&(id.0, kind_key(kind)))
+                    .ok_or("no cancelled probe of that kind")?;
+                self.feed(Event::ProbeResult {
+                    child,
+                    kind,
+                    outcome,
+                });
+                Ok(())
+            }
+            Some("receive") => {
+                self.feed(Event::Signal(number(1)?));
                 Ok(())
             }
             Some("memory") => {
@@ -347,6 +379,52 @@ impl Sim {
                         });
                     }
                 }
+                Effect::Forward {
+                    child,
+                    pid,
+                    signal,
+                    and_continue,
+                } => {
+                    let name = self.name(child.id);
+                    let _ = writeln!(
+                        self.transcript,
+                        "{now} forward {name}#{} pid {pid} sig {signal}{}",
+                        child.generation,
+                        if and_continue { " +cont" } else { "" }
+                    );
+                    self.check_pid(child, pid);
+                    if and_continue
+                        && !self.stubborn.contains(&name)
+                        && self.live.get(&child.id.0).is_some_and(|(c, _)| *c == child)
+                    {
+                        self.live.remove(&child.id.0);
+                        self.queue.push_back(Event::Exited {
+                            child,
+                            status: ExitStatus::Signaled(signal),
+                        });
+                    }
+                }
+                Effect::CancelProbe { child, kind } => {
+                    let name = self.name(child.id);
+                    let _ = writeln!(
+                        self.transcript,
+                        "{now} cancel {name}#{} {}",
+                        child.generation,
+                        format!("{kind:?}").to_lowercase()
+                    );
+                    let key = (child.id.0, kind_key(kind));
+                    if self.probes.get(&key) == Some(&child) {
+                        self.probes.remove(&key);
+                        self.cancelled.insert(key, child);
+                    } else {
+                        self.violations.push(format!(
+                            "cancel of a {kind:?} probe of {name} not in flight"
+                        ));
+                    }
+                }
+                Effect::Announce(announcement) => {
+                    let _ = writeln!(self.transcript, "{now} announce {announcement:?}");
+                }
                 Effect::Kill { child, pid } => {
                     let name = self.name(child.id);
                     let _ = writeln!(
@@ -447,6 +525,12 @@ impl Sim {
                 )
             }
             Report::ShuttingDown { cause } => format!("shutting down: {cause:?}"),
+            Report::ForwardTimedOut { child } => format!(
+                "{}#{} did not end after the forwarded signal",
+                self.name(child.id),
+                child.generation
+            ),
+            Report::Signal { signal } => format!("received signal {signal}"),
             Report::HealthFailed {
                 child,
                 kind,
