@@ -156,7 +156,15 @@ pub struct ProbeId(pub usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeSpec {
     pub id: ProbeId,
+    /// The configured bound on one run.
     pub timeout: Duration,
+    /// How long past `timeout` the core waits for the runner's own answer before it
+    /// counts the run as timed out and cancels it. Zero for an exec probe, which
+    /// nothing but the core bounds. A network probe bounds itself by `timeout` too and
+    /// then says where it was stuck (a name lookup, a connect); a short grace lets
+    /// that answer, whose timer starts a moment after the core's, come first, while
+    /// the core's deadline still ends a probe that does not answer at all.
+    pub grace: Duration,
 }
 
 /// How the core learns that a service is ready.

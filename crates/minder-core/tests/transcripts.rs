@@ -1707,12 +1707,16 @@ fn in_config_mode_term_int_and_quit_shut_down_and_other_signals_are_only_reporte
     );
 }
 
-/// `a` with a health probe every 10 s, bounded by 2 s, condemned after 2 failures.
+/// `a` with an exec health probe every 10 s, bounded by 2 s (and by nothing else:
+/// no grace), condemned after 2 failures.
 fn slow_probe() -> minder_core::spec::Spec {
     with_checks(
         &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
         |service| {
-            let mut health = HealthSpec::new(Some(tcp()));
+            let exec = Probe::Exec {
+                command: vec!["check".into()],
+            };
+            let mut health = HealthSpec::new(Some(exec));
             health.interval = Duration::from_secs(10);
             health.timeout = Duration::from_secs(2);
             health.failures = 2;
@@ -1803,6 +1807,33 @@ fn stopping_is_announced_once_however_the_shutdown_goes() {
             [  1000ms] shutting down: Forced
             [  1000ms] kill a#1 pid 100
             [  1000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn a_network_probe_gets_a_short_grace_to_report_its_own_timeout() {
+    // A tcp probe bounds itself by its timeout and says why it ran out; the core's
+    // deadline comes 100 ms later and cancels one that did not answer at all.
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            let mut health = HealthSpec::new(Some(tcp()));
+            health.interval = Duration::from_secs(10);
+            health.timeout = Duration::from_secs(2);
+            service.health = Some(health);
+        },
+    );
+    run(
+        &spec,
+        "advance 12s\nprobe a health fail\nadvance 10s\nadvance 100ms",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [ 10000ms] probe a#1 health
+            [ 12000ms] a#1 health check failed (refused), 1 counted
+            [ 20000ms] probe a#1 health
+            [ 22100ms] cancel a#1 health
+            [ 22100ms] a#1 health check failed (timed out after 2s), 2 counted
         "#]],
     );
 }

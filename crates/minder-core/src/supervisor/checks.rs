@@ -216,7 +216,9 @@ impl Checks {
                 && at <= now
             {
                 let deadline = match periodic.check {
-                    Check::Ready(probe) | Check::Health(probe) => Some(now + probe.timeout),
+                    Check::Ready(probe) | Check::Health(probe) => {
+                        Some(now + probe.timeout + probe.grace)
+                    }
                     Check::Memory => None,
                 };
                 periodic.slot = Slot::InFlight { due: at, deadline };
