@@ -53,7 +53,7 @@ pub struct Prober {
     memory: MemorySampler,
     /// The task of the latest network probe of each check, so the loop can cancel it
     /// (`cancel`). A finished task's handle is harmless: aborting it does nothing.
-    network_tasks: HashMap<(ServiceId, ProbeKind), (ChildRef, AbortHandle)>,
+    network_tasks: HashMap<(ServiceId, ProbeKind), (ChildRef, u64, AbortHandle)>,
 }
 
 impl Prober {
@@ -68,7 +68,7 @@ impl Prober {
     }
 
     /// Runs one `tcp` or `http` probe for `child` and reports `Event::ProbeResult
-    /// { child, kind, outcome }` within `timeout` (plus scheduling slack): `Passed`, or
+    /// { child, kind, run, outcome }` within `timeout` (plus scheduling slack): `Passed`, or
     /// `Failed` with the reason. An `exec` probe is not run here (the loop spawns it):
     /// it is answered `Failed` at once, which points at the caller's mistake.
     ///
@@ -78,13 +78,20 @@ impl Prober {
     /// "name lookup timed out". The timeout bounds lookup, connection and request
     /// together (a second bound: the core's own deadline for the probe comes first and
     /// cancels it, see `cancel`). An address literal is not looked up.
-    pub fn network(&mut self, child: ChildRef, kind: ProbeKind, probe: &Probe, timeout: Duration) {
+    pub fn network(
+        &mut self,
+        child: ChildRef,
+        kind: ProbeKind,
+        run: u64,
+        probe: &Probe,
+        timeout: Duration,
+    ) {
         let (target, http) = match probe {
             Probe::Tcp { address } => (address.clone(), None),
             Probe::Http { url } => match HttpTarget::parse(url) {
                 Ok(parsed) => (parsed.connect_address(), Some((url.clone(), parsed))),
                 Err(reason) => {
-                    self.answer(child, kind, ProbeOutcome::Failed(reason));
+                    self.answer(child, kind, run, ProbeOutcome::Failed(reason));
                     return;
                 }
             },
@@ -92,7 +99,7 @@ impl Prober {
                 let outcome = ProbeOutcome::Failed(
                     "exec probes are run by the loop, not by the network prober".into(),
                 );
-                self.answer(child, kind, outcome);
+                self.answer(child, kind, run, outcome);
                 return;
             }
         };
@@ -104,37 +111,40 @@ impl Prober {
             let _ = events.send(Event::ProbeResult {
                 child,
                 kind,
+                run,
                 outcome,
             });
         });
         self.network_tasks
-            .insert((child.id, kind), (child, task.abort_handle()));
+            .insert((child.id, kind), (child, run, task.abort_handle()));
     }
 
-    /// The core gave up on `child`'s network probe of `kind` (its timeout passed):
-    /// abort its task, if it is one of this prober's. A name lookup it started goes on
-    /// on its own thread and may serve the next probe of the check.
-    pub fn cancel(&mut self, child: ChildRef, kind: ProbeKind) {
-        if let Some((owner, task)) = self.network_tasks.remove(&(child.id, kind)) {
-            if owner == child {
+    /// The core gave up on run `run` of `child`'s network probe of `kind` (its timeout
+    /// passed): abort its task, if that run is one of this prober's. A name lookup it
+    /// started goes on on its own thread and may serve the next probe of the check.
+    pub fn cancel(&mut self, child: ChildRef, kind: ProbeKind, run: u64) {
+        let key = (child.id, kind);
+        if let Some((owner, owner_run, task)) = self.network_tasks.remove(&key) {
+            if (owner, owner_run) == (child, run) {
                 task.abort();
             } else {
-                self.network_tasks.insert((child.id, kind), (owner, task));
+                self.network_tasks.insert(key, (owner, owner_run, task));
             }
         }
     }
 
     /// Reports `outcome` at once, for a probe that cannot run.
-    fn answer(&self, child: ChildRef, kind: ProbeKind, outcome: ProbeOutcome) {
+    fn answer(&self, child: ChildRef, kind: ProbeKind, run: u64, outcome: ProbeOutcome) {
         let _ = self.events.send(Event::ProbeResult {
             child,
             kind,
+            run,
             outcome,
         });
     }
 
     /// Samples the resident memory of the process group `pgid` (the service's pid) and
-    /// reports `Event::ProbeResult { child, kind: Memory, outcome: Memory(bytes) }`:
+    /// reports `Event::ProbeResult { child, kind: Memory, run, outcome: Memory(bytes) }`:
     /// the sum of the resident set of every process whose process group is `pgid`
     /// (0 when the group is empty). Always a `Memory` outcome, never `Failed`: the core
     /// schedules the next sample only on a `Memory` answer.
@@ -144,8 +154,8 @@ impl Prober {
     ///
     /// One walk over /proc answers every memory probe asked within
     /// `MEMORY_SCAN_FRESH` of it; the walk runs on the sampler's own thread.
-    pub fn memory(&mut self, child: ChildRef, pgid: i32) {
-        self.memory.sample(child, pgid);
+    pub fn memory(&mut self, child: ChildRef, run: u64, pgid: i32) {
+        self.memory.sample(child, run, pgid);
     }
 
     /// Watches the read end of a service's readiness pipe (`ready.fd = N`, from
@@ -194,6 +204,8 @@ pub struct ExecProbes {
 struct ExecProbe {
     child: ChildRef,
     kind: ProbeKind,
+    /// The run of the check it answers (from `Effect::Probe`).
+    run: u64,
     /// The loop killed it (the core cancelled it, or its incarnation ended): its end
     /// answers nothing, the core has either counted it already or no longer asks.
     cancelled: bool,
@@ -206,12 +218,13 @@ impl ExecProbes {
 
     /// Remembers a probe the loop has just spawned, in the same turn (before the next
     /// reap), as for services.
-    pub fn register(&mut self, pid: i32, child: ChildRef, kind: ProbeKind) {
+    pub fn register(&mut self, pid: i32, child: ChildRef, kind: ProbeKind, run: u64) {
         self.running.insert(
             pid,
             ExecProbe {
                 child,
                 kind,
+                run,
                 cancelled: false,
             },
         );
@@ -231,13 +244,13 @@ impl ExecProbes {
         self.running.is_empty()
     }
 
-    /// The core cancelled `child`'s probe of `kind` (its timeout passed): marks it
-    /// cancelled and returns its pid, whose process group the loop SIGKILLs
+    /// The core cancelled run `run` of `child`'s probe of `kind` (its timeout passed):
+    /// marks it cancelled and returns its pid, whose process group the loop SIGKILLs
     /// (`process::kill_group`). The reaper collects it later; its end answers nothing.
-    pub fn cancel(&mut self, child: ChildRef, kind: ProbeKind) -> Vec<i32> {
+    pub fn cancel(&mut self, child: ChildRef, kind: ProbeKind, run: u64) -> Vec<i32> {
         let mut cancelled = Vec::new();
         for (pid, probe) in &mut self.running {
-            if probe.child == child && probe.kind == kind && !probe.cancelled {
+            if (probe.child, probe.kind, probe.run) == (child, kind, run) && !probe.cancelled {
                 probe.cancelled = true;
                 cancelled.push(*pid);
             }
@@ -265,15 +278,17 @@ impl ExecProbes {
         Some(Event::ProbeResult {
             child: probe.child,
             kind: probe.kind,
+            run: probe.run,
             outcome,
         })
     }
 
     /// The answer for a probe command that could not be started at all.
-    pub fn spawn_failed(child: ChildRef, kind: ProbeKind, error: &SpawnError) -> Event {
+    pub fn spawn_failed(child: ChildRef, kind: ProbeKind, run: u64, error: &SpawnError) -> Event {
         Event::ProbeResult {
             child,
             kind,
+            run,
             outcome: ProbeOutcome::Failed(error.reason.clone()),
         }
     }

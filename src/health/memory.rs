@@ -22,9 +22,10 @@ use tokio::sync::mpsc::UnboundedSender;
 /// 10 s, probes come in bursts; one scan serves every probe of a burst.
 pub(super) const MEMORY_SCAN_FRESH: Duration = Duration::from_millis(200);
 
-/// One memory probe: the incarnation asking and its process group.
+/// One memory probe: the incarnation asking, the run of its check, its process group.
 struct Request {
     child: ChildRef,
+    run: u64,
     pgid: i32,
 }
 
@@ -53,8 +54,8 @@ impl MemorySampler {
     /// `Event::ProbeResult { kind: Memory }`. Every call is answered, even if the thread
     /// cannot be started (with 0 bytes and a warning: the core's schedule of samples
     /// must go on, and the next probe tries again).
-    pub(super) fn sample(&mut self, child: ChildRef, pgid: i32) {
-        let mut request = Request { child, pgid };
+    pub(super) fn sample(&mut self, child: ChildRef, run: u64, pgid: i32) {
+        let mut request = Request { child, run, pgid };
         if let Some(requests) = &self.requests {
             match requests.send(request) {
                 Ok(()) => return,
@@ -79,7 +80,7 @@ impl MemorySampler {
             Err(error) => {
                 tracing::warn!("start the memory sampling thread: {error}");
                 self.requests = None;
-                let _ = self.events.send(memory_result(child, 0));
+                let _ = self.events.send(memory_result(child, run, 0));
             }
         }
     }
@@ -109,19 +110,20 @@ fn serve(requests: &mpsc::Receiver<Request>, events: &UnboundedSender<Event>, sc
             });
             scanned_at = Some(Instant::now());
         }
-        for Request { child, pgid } in batch {
+        for Request { child, run, pgid } in batch {
             let bytes = table.get(&pgid).copied().unwrap_or(0);
-            if events.send(memory_result(child, bytes)).is_err() {
+            if events.send(memory_result(child, run, bytes)).is_err() {
                 return;
             }
         }
     }
 }
 
-pub(super) fn memory_result(child: ChildRef, bytes: u64) -> Event {
+pub(super) fn memory_result(child: ChildRef, run: u64, bytes: u64) -> Event {
     Event::ProbeResult {
         child,
         kind: ProbeKind::Memory,
+        run,
         outcome: ProbeOutcome::Memory(bytes),
     }
 }

@@ -33,14 +33,15 @@ async fn next_event(events: &mut UnboundedReceiver<Event>, within: Duration) -> 
 
 async fn probe_outcome(probe: Probe, timeout: Duration) -> ProbeOutcome {
     let (mut prober, mut events) = prober();
-    prober.network(CHILD, ProbeKind::Health, &probe, timeout);
+    prober.network(CHILD, ProbeKind::Health, 7, &probe, timeout);
     match next_event(&mut events, timeout + Duration::from_secs(5)).await {
         Event::ProbeResult {
             child,
             kind,
+            run,
             outcome,
         } => {
-            assert_eq!((child, kind), (CHILD, ProbeKind::Health));
+            assert_eq!((child, kind, run), (CHILD, ProbeKind::Health, 7));
             outcome
         }
         other => panic!("unexpected event {other:?}"),
@@ -326,11 +327,12 @@ async fn memory_sample(
     events: &mut UnboundedReceiver<Event>,
     pgid: i32,
 ) -> u64 {
-    prober.memory(CHILD, pgid);
+    prober.memory(CHILD, 3, pgid);
     match next_event(events, Duration::from_secs(5)).await {
         Event::ProbeResult {
             child: CHILD,
             kind: ProbeKind::Memory,
+            run: 3,
             outcome: ProbeOutcome::Memory(bytes),
         } => bytes,
         other => panic!("unexpected event {other:?}"),
@@ -383,6 +385,7 @@ async fn memory_probes_of_a_burst_share_one_scan() {
                 id: ServiceId(1),
                 generation,
             },
+            1,
             ours,
         );
     }
@@ -473,17 +476,20 @@ async fn a_ready_fd_that_is_not_a_pipe_reports_nothing() {
 #[test]
 fn exec_probe_bookkeeping_maps_exits_cancels_and_start_failures() {
     let mut probes = ExecProbes::new();
-    probes.register(100, CHILD, ProbeKind::Ready);
-    probes.register(101, CHILD, ProbeKind::Health);
-    probes.register(102, CHILD, ProbeKind::Health);
-    probes.register(103, CHILD, ProbeKind::Health);
+    probes.register(100, CHILD, ProbeKind::Ready, 1);
+    probes.register(101, CHILD, ProbeKind::Health, 1);
+    probes.register(102, CHILD, ProbeKind::Health, 2);
+    probes.register(103, CHILD, ProbeKind::Health, 3);
     assert_eq!(probes.len(), 4);
     // The core cancels the ready probe: only that one, and only once.
-    assert_eq!(probes.cancel(CHILD, ProbeKind::Ready), vec![100]);
-    assert!(probes.cancel(CHILD, ProbeKind::Ready).is_empty());
-    let result = |outcome: ProbeOutcome, kind| Event::ProbeResult {
+    assert_eq!(probes.cancel(CHILD, ProbeKind::Ready, 1), vec![100]);
+    assert!(probes.cancel(CHILD, ProbeKind::Ready, 1).is_empty());
+    // Another run of a check is not the one cancelled.
+    assert!(probes.cancel(CHILD, ProbeKind::Health, 9).is_empty());
+    let result = |outcome: ProbeOutcome, kind, run| Event::ProbeResult {
         child: CHILD,
         kind,
+        run,
         outcome,
     };
     // Cancelled: the core has counted it already; its end answers nothing, but it is
@@ -496,20 +502,22 @@ fn exec_probe_bookkeeping_maps_exits_cancels_and_start_failures() {
     assert!(!probes.contains(100));
     assert_eq!(
         probes.exited(101, ExitStatus::Exited(0)),
-        Some(result(ProbeOutcome::Passed, ProbeKind::Health))
+        Some(result(ProbeOutcome::Passed, ProbeKind::Health, 1))
     );
     assert_eq!(
         probes.exited(102, ExitStatus::Exited(2)),
         Some(result(
             ProbeOutcome::Failed("exit code 2".into()),
-            ProbeKind::Health
+            ProbeKind::Health,
+            2
         ))
     );
     assert_eq!(
         probes.exited(103, ExitStatus::Signaled(libc::SIGSEGV)),
         Some(result(
             ProbeOutcome::Failed("killed by SIGSEGV".into()),
-            ProbeKind::Health
+            ProbeKind::Health,
+            3
         ))
     );
     // Not a probe (a service or an orphan), or already answered.
@@ -520,10 +528,11 @@ fn exec_probe_bookkeeping_maps_exits_cancels_and_start_failures() {
         reason: "spawn db: exec pg_isready: No such file or directory (os error 2)".into(),
     };
     assert_eq!(
-        ExecProbes::spawn_failed(CHILD, ProbeKind::Health, &error),
+        ExecProbes::spawn_failed(CHILD, ProbeKind::Health, 4, &error),
         result(
             ProbeOutcome::Failed(error.reason.clone()),
-            ProbeKind::Health
+            ProbeKind::Health,
+            4
         )
     );
 }
@@ -546,10 +555,10 @@ async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
         let mut request = SpawnRequest::new(&spec, StdioMode::Null, &[]);
         request.command = Some(&argv);
         let spawned = process::spawn(&request).unwrap_or_else(|error| panic!("{error}"));
-        probes.register(spawned.pid, CHILD, kind);
+        probes.register(spawned.pid, CHILD, kind, 1);
         pids.push(spawned.pid);
     }
-    for pid in probes.cancel(CHILD, ProbeKind::Ready) {
+    for pid in probes.cancel(CHILD, ProbeKind::Ready, 1) {
         process::kill_group(pid);
     }
     let mut results = HashMap::new();
@@ -584,11 +593,11 @@ fn probes_of_an_ended_incarnation_are_abandoned_once() {
         id: CHILD.id,
         generation: CHILD.generation + 1,
     };
-    probes.register(200, CHILD, ProbeKind::Health);
-    probes.register(201, other, ProbeKind::Health);
+    probes.register(200, CHILD, ProbeKind::Health, 1);
+    probes.register(201, other, ProbeKind::Health, 1);
     assert_eq!(probes.abandon(CHILD), vec![200]);
     // Marked as killed: not abandoned or cancelled twice.
     assert!(probes.abandon(CHILD).is_empty());
-    assert!(probes.cancel(CHILD, ProbeKind::Health).is_empty());
-    assert_eq!(probes.cancel(other, ProbeKind::Health), vec![201]);
+    assert!(probes.cancel(CHILD, ProbeKind::Health, 1).is_empty());
+    assert_eq!(probes.cancel(other, ProbeKind::Health, 1), vec![201]);
 }

@@ -539,13 +539,13 @@ impl Loop {
                         tracing::debug!(pid, %errno, "forward {}", signal_name(signal));
                     }
                 }
-                Effect::CancelProbe { child, kind } => {
+                Effect::CancelProbe { child, kind, run } => {
                     // An exec probe's end is then collected by `reap` and answers
                     // nothing; a network probe's task just stops.
-                    for pid in self.exec_probes.cancel(child, kind) {
+                    for pid in self.exec_probes.cancel(child, kind, run) {
                         process::kill_group(pid);
                     }
-                    self.prober.cancel(child, kind);
+                    self.prober.cancel(child, kind, run);
                 }
                 Effect::Announce(Announcement::Stopping) => {
                     self.shutdown_started.get_or_insert_with(Instant::now);
@@ -558,7 +558,12 @@ impl Loop {
                         process::kill_group(pid);
                     }
                 }
-                Effect::Probe { child, pid, check } => self.probe(child, pid, check),
+                Effect::Probe {
+                    child,
+                    pid,
+                    check,
+                    run,
+                } => self.probe(child, pid, check, run),
                 Effect::Exit { code } => self.exit_code = Some(code),
                 Effect::Report(report) => self.log(report),
             }
@@ -646,14 +651,14 @@ impl Loop {
     /// exec probes are spawned here, on the loop's thread, like every process, and
     /// answered when reaped or killed at their timeout. Every path answers with one
     /// `ProbeResult`, so the core never waits forever.
-    fn probe(&mut self, child: ChildRef, pid: i32, check: Check) {
+    fn probe(&mut self, child: ChildRef, pid: i32, check: Check, run: u64) {
         // The incarnation may have ended in this same turn; its result would be stale.
         if self.children.get(&pid) != Some(&child) {
             return;
         }
         let kind = check.kind();
         let (Check::Ready(probe) | Check::Health(probe)) = check else {
-            self.prober.memory(child, pid);
+            self.prober.memory(child, run, pid);
             return;
         };
         let timeout = probe.timeout;
@@ -670,22 +675,23 @@ impl Loop {
             self.pending.push_back(Event::ProbeResult {
                 child,
                 kind,
+                run,
                 outcome: ProbeOutcome::Failed("internal error: unknown probe".into()),
             });
             return;
         };
         match probe {
             Probe::Tcp { .. } | Probe::Http { .. } => {
-                self.prober.network(child, kind, probe, timeout)
+                self.prober.network(child, kind, run, probe, timeout)
             }
             Probe::Exec { command } => {
                 let mut request = SpawnRequest::new(spec, StdioMode::Null, &[]);
                 request.command = Some(command);
                 match process::spawn(&request) {
-                    Ok(spawned) => self.exec_probes.register(spawned.pid, child, kind),
+                    Ok(spawned) => self.exec_probes.register(spawned.pid, child, kind, run),
                     Err(error) => {
                         self.pending
-                            .push_back(ExecProbes::spawn_failed(child, kind, &error));
+                            .push_back(ExecProbes::spawn_failed(child, kind, run, &error));
                     }
                 }
             }

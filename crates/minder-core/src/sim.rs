@@ -17,8 +17,8 @@
 
 use crate::spec::Spec;
 use crate::supervisor::{
-    ChildRef, Effect, EndKind, Event, ExitStatus, FailureReason, ProbeKind, ProbeOutcome, Report,
-    ServiceId, Supervisor, Time,
+    Check, ChildRef, Effect, EndKind, Event, ExitStatus, FailureReason, ProbeKind, ProbeOutcome,
+    Report, ServiceId, Supervisor, Time,
 };
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::{format, string::String, string::ToString, vec::Vec};
@@ -39,9 +39,12 @@ pub struct Sim {
     pub violations: Vec<String>,
     queue: VecDeque<Event>,
     /// Probes asked for and not answered yet, by service slot and kind.
-    probes: BTreeMap<(usize, u8), ChildRef>,
+    probes: BTreeMap<(usize, u8), (ChildRef, u64)>,
+    /// When each ready or health probe in `probes` must have been answered or
+    /// cancelled at the latest (its timeout plus grace from when it was asked for).
+    probe_bounds: BTreeMap<(usize, u8), Time>,
     /// Probes the core has cancelled, by service slot and kind: `late` answers them.
-    cancelled: BTreeMap<(usize, u8), ChildRef>,
+    cancelled: BTreeMap<(usize, u8), (ChildRef, u64)>,
 }
 
 fn kind_key(kind: ProbeKind) -> u8 {
@@ -67,6 +70,7 @@ impl Sim {
             queue: VecDeque::new(),
             probes: BTreeMap::new(),
             cancelled: BTreeMap::new(),
+            probe_bounds: BTreeMap::new(),
         };
         let effects = sim.supervisor.boot(sim.now);
         sim.apply(effects);
@@ -174,12 +178,14 @@ impl Sim {
                     "pass" => ProbeOutcome::Passed,
                     _ => ProbeOutcome::Failed("refused".into()),
                 };
-                let child = self.probes.remove(&(id.0, kind_key(kind))).ok_or_else(|| {
-                    format!("no {kind:?} probe of {} pending", arg(1).unwrap_or(""))
-                })?;
+                let (child, run) =
+                    self.probes.remove(&(id.0, kind_key(kind))).ok_or_else(|| {
+                        format!("no {kind:?} probe of {} pending", arg(1).unwrap_or(""))
+                    })?;
                 self.feed(Event::ProbeResult {
                     child,
                     kind,
+                    run,
                     outcome,
                 });
                 Ok(())
@@ -195,13 +201,14 @@ impl Sim {
                     "pass" => ProbeOutcome::Passed,
                     _ => ProbeOutcome::Failed("refused".into()),
                 };
-                let child = self
+                let (child, run) = self
                     .cancelled
                     .remove(&(id.0, kind_key(kind)))
                     .ok_or("no cancelled probe of that kind")?;
                 self.feed(Event::ProbeResult {
                     child,
                     kind,
+                    run,
                     outcome,
                 });
                 Ok(())
@@ -213,13 +220,14 @@ impl Sim {
             Some("memory") => {
                 let id = self.service_id(arg(1)?).ok_or("no such service")?;
                 let bytes: u64 = arg(2)?.parse().map_err(|_| "not a number")?;
-                let child = self
+                let (child, run) = self
                     .probes
                     .remove(&(id.0, kind_key(ProbeKind::Memory)))
                     .ok_or("no memory probe pending")?;
                 self.feed(Event::ProbeResult {
                     child,
                     kind: ProbeKind::Memory,
+                    run,
                     outcome: ProbeOutcome::Memory(bytes),
                 });
                 Ok(())
@@ -295,6 +303,7 @@ impl Sim {
             self.feed(Event::Timer);
         }
         self.now = target;
+        self.check_probe_bounds();
     }
 
     fn process_ended(&mut self, child: ChildRef, status: ExitStatus) {
@@ -404,7 +413,7 @@ impl Sim {
                         });
                     }
                 }
-                Effect::CancelProbe { child, kind } => {
+                Effect::CancelProbe { child, kind, run } => {
                     let name = self.name(child.id);
                     let _ = writeln!(
                         self.transcript,
@@ -413,9 +422,9 @@ impl Sim {
                         format!("{kind:?}").to_lowercase()
                     );
                     let key = (child.id.0, kind_key(kind));
-                    if self.probes.get(&key) == Some(&child) {
+                    if self.probes.get(&key) == Some(&(child, run)) {
                         self.probes.remove(&key);
-                        self.cancelled.insert(key, child);
+                        self.cancelled.insert(key, (child, run));
                     } else {
                         self.violations.push(format!(
                             "cancel of a {kind:?} probe of {name} not in flight"
@@ -441,8 +450,16 @@ impl Sim {
                         });
                     }
                 }
-                Effect::Probe { child, check, .. } => {
+                Effect::Probe {
+                    child, check, run, ..
+                } => {
                     let kind = check.kind();
+                    if let Check::Ready(probe) | Check::Health(probe) = check {
+                        self.probe_bounds.insert(
+                            (child.id.0, kind_key(kind)),
+                            self.now + probe.timeout + probe.grace,
+                        );
+                    }
                     let name = self.name(child.id);
                     let _ = writeln!(
                         self.transcript,
@@ -451,8 +468,10 @@ impl Sim {
                         format!("{kind:?}").to_lowercase()
                     );
                     // A probe of an older generation may still be out; it is stale.
-                    let previous = self.probes.insert((child.id.0, kind_key(kind)), child);
-                    if previous.is_some_and(|old| old.generation == child.generation) {
+                    let previous = self
+                        .probes
+                        .insert((child.id.0, kind_key(kind)), (child, run));
+                    if previous.is_some_and(|(old, _)| old.generation == child.generation) {
                         self.violations
                             .push(format!("two {kind:?} probes of {name} in flight"));
                     }
@@ -556,6 +575,29 @@ impl Sim {
             }
         };
         let _ = writeln!(self.transcript, "{now} {line}");
+    }
+
+    /// One deadline is enough: a ready or health probe of a running incarnation that
+    /// never answers is cancelled by its timeout (plus grace), with no timer but
+    /// `next_deadline`.
+    fn check_probe_bounds(&mut self) {
+        let mut late = Vec::new();
+        for (key, (child, _)) in &self.probes {
+            let Some(bound) = self.probe_bounds.get(key) else {
+                continue;
+            };
+            let current = self.supervisor.view(child.id).is_some_and(|view| {
+                view.generation == child.generation && matches!(view.state, "started" | "running")
+            });
+            if current && *bound < self.now {
+                late.push(format!(
+                    "a probe of {}#{} outlived its timeout",
+                    self.name(child.id),
+                    child.generation
+                ));
+            }
+        }
+        self.violations.extend(late);
     }
 
     /// The budget never holds more than `intensity` decisions unless the group is

@@ -1131,7 +1131,14 @@ enum Action {
     Stale(usize),
     Probe(usize, bool, bool),
     Ping(usize),
+    /// A result of a probe the core has cancelled.
+    Late(usize, bool, bool),
+    /// A signal to minder (HUP, INT, QUIT, USR1, USR2, TERM or WINCH).
+    Receive(i32),
 }
+
+/// The signals minder listens to.
+const SIGNALS: [i32; 7] = [1, 2, 3, 10, 12, 15, 28];
 
 const NAMES: [&str; 6] = ["a", "b", "w.0", "w.1", "c", "d"];
 const NODES: [&str; 7] = ["a", "b", "w", "c", "d", "g", "h"];
@@ -1151,6 +1158,8 @@ fn action() -> impl Strategy<Value = Action> {
         (0..NAMES.len()).prop_map(Action::Stale),
         (0..NAMES.len(), any::<bool>(), any::<bool>()).prop_map(|(n, r, p)| Action::Probe(n, r, p)),
         (0..NAMES.len()).prop_map(Action::Ping),
+        (0..NAMES.len(), any::<bool>(), any::<bool>()).prop_map(|(n, r, p)| Action::Late(n, r, p)),
+        (0..SIGNALS.len()).prop_map(|n| Action::Receive(SIGNALS[n])),
     ]
 }
 
@@ -1173,8 +1182,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     /// For any sequence of events: never two live processes for one child, the budget
-    /// never exceeds intensity without escalation, no deadline lies in the past, and a
-    /// shutdown always ends with every spawned process stopped and one exit.
+    /// never exceeds intensity without escalation, no deadline lies in the past, no
+    /// probe outlives its timeout unanswered or uncancelled, and a shutdown always
+    /// ends with every spawned process stopped and one exit.
     #[test]
     fn invariants_hold_for_random_event_sequences(
         strategies in (0..3usize, 0..3usize, 0..3usize),
@@ -1221,6 +1231,13 @@ proptest! {
                     if pass { "pass" } else { "fail" }
                 ),
                 Action::Ping(n) => format!("ping {}", NAMES[n]),
+                Action::Late(n, ready, pass) => format!(
+                    "late {} {} {}",
+                    NAMES[n],
+                    if ready { "ready" } else { "health" },
+                    if pass { "pass" } else { "fail" }
+                ),
+                Action::Receive(signal) => format!("receive {signal}"),
             };
             // Exits of services with no live process are not events that can happen.
             let _ = sim.step(&line);
@@ -1235,6 +1252,58 @@ proptest! {
         prop_assert_eq!(sim.live_count(), 0);
         prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Container mode, driven by nothing but signals, the command's whims and the
+    /// core's one deadline: every signal is forwarded, never more than one process
+    /// lives, and once a TERM has been forwarded minder exits within the command's
+    /// stop_timeout even if the command ignores it.
+    #[test]
+    fn container_mode_always_ends_after_a_forwarded_term(
+        actions in proptest::collection::vec(container_action(), 0..30),
+    ) {
+        let mut sim = Sim::new(&container());
+        for action in actions {
+            if sim.exit_code.is_some() {
+                break;
+            }
+            let line = match action {
+                ContainerAction::Receive(signal) => format!("receive {signal}"),
+                ContainerAction::Advance(ms) => format!("advance {ms}ms"),
+                ContainerAction::Stubborn => "stubborn main".to_string(),
+                ContainerAction::Exit(code) => format!("exit main {code}"),
+            };
+            let _ = sim.step(&line);
+            prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
+        }
+        if sim.exit_code.is_none() {
+            sim.step("receive 15").unwrap();
+            sim.advance(Duration::from_secs(8));
+        }
+        prop_assert!(sim.exit_code.is_some(), "no exit after TERM\n{}", sim.transcript);
+        prop_assert_eq!(sim.live_count(), 0);
+        prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
+    }
+}
+
+#[derive(Clone, Debug)]
+enum ContainerAction {
+    Receive(i32),
+    Advance(u64),
+    Stubborn,
+    Exit(i32),
+}
+
+fn container_action() -> impl Strategy<Value = ContainerAction> {
+    prop_oneof![
+        (0..SIGNALS.len()).prop_map(|n| ContainerAction::Receive(SIGNALS[n])),
+        (0u64..10_000).prop_map(ContainerAction::Advance),
+        Just(ContainerAction::Stubborn),
+        prop_oneof![Just(0), Just(3)].prop_map(ContainerAction::Exit),
+    ]
 }
 
 // ----- readiness, liveness, watchdog, memory ------------------------------------------
@@ -1465,6 +1534,9 @@ fn a_probe_result_for_an_old_generation_is_ignored() {
     sim.feed(Event::ProbeResult {
         child: old,
         kind: minder_core::supervisor::ProbeKind::Ready,
+        // The run in flight for generation 2 is also run 1: only the generation
+        // tells this result apart.
+        run: 1,
         outcome: minder_core::supervisor::ProbeOutcome::Passed,
     });
     assert_eq!(sim.supervisor.view(ServiceId(0)).unwrap().state, "started");
@@ -1834,6 +1906,38 @@ fn a_network_probe_gets_a_short_grace_to_report_its_own_timeout() {
             [ 20000ms] probe a#1 health
             [ 22100ms] cancel a#1 health
             [ 22100ms] a#1 health check failed (timed out after 2s), 2 counted
+        "#]],
+    );
+}
+
+#[test]
+fn regression_a_late_result_of_a_cancelled_run_was_taken_for_the_next_run() {
+    // Found by the property test. The ready probe times out at 1 s and, being overdue,
+    // runs again at once; the cancelled run's late "fail" must not answer the new run,
+    // whose "pass" then makes the service ready.
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            if service.name == "a" {
+                let exec = Probe::Exec {
+                    command: vec!["check".into()],
+                };
+                let mut ready = ReadySpec::new(ReadyCheck::Probe(exec));
+                ready.interval = Duration::from_secs(1);
+                ready.timeout = Duration::from_secs(1);
+                service.ready = Some(ready);
+            }
+        },
+    );
+    run(
+        &spec,
+        "advance 1s\nlate a ready fail\nprobe a ready pass",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] probe a#1 ready
+            [  1000ms] cancel a#1 ready
+            [  1000ms] probe a#1 ready
+            [  1000ms] spawn b#1 pid 101
         "#]],
     );
 }

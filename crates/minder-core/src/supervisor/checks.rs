@@ -32,8 +32,13 @@ pub(super) enum Slot {
     /// is due an interval after that, not after the result, so results that arrive
     /// together (one reap collects many exec probes) do not pull their next probes
     /// together. `deadline` is when it times out (`None` for a memory sample, which
-    /// has no timeout: the sampler always answers).
-    InFlight { due: Time, deadline: Option<Time> },
+    /// has no timeout: the sampler always answers). `run` is the number its result
+    /// must carry.
+    InFlight {
+        due: Time,
+        deadline: Option<Time>,
+        run: u64,
+    },
 }
 
 /// A check that runs every `interval`.
@@ -42,6 +47,8 @@ pub(super) struct Periodic {
     pub(super) check: Check,
     pub(super) interval: Duration,
     pub(super) slot: Slot,
+    /// Runs asked for so far: the next run's number.
+    runs: u64,
 }
 
 impl Periodic {
@@ -50,6 +57,7 @@ impl Periodic {
             check,
             interval,
             slot: Slot::Due(first),
+            runs: 0,
         }
     }
 
@@ -63,19 +71,22 @@ impl Periodic {
         }
     }
 
-    fn in_flight(&self) -> bool {
-        matches!(self.slot, Slot::InFlight { .. })
+    fn in_flight(&self, run: u64) -> bool {
+        matches!(self.slot, Slot::InFlight { run: current, .. } if current == run)
     }
 
-    /// The timeout of the run in flight, if it has passed by `now`.
-    fn timed_out(&self, now: Time) -> Option<Duration> {
+    /// The number and timeout of the run in flight, if its deadline has passed by
+    /// `now`.
+    fn timed_out(&self, now: Time) -> Option<(u64, Duration)> {
         match (self.slot, self.check) {
             (
                 Slot::InFlight {
-                    deadline: Some(at), ..
+                    deadline: Some(at),
+                    run,
+                    ..
                 },
                 Check::Ready(probe) | Check::Health(probe),
-            ) if at <= now => Some(probe.timeout),
+            ) if at <= now => Some((run, probe.timeout)),
             _ => None,
         }
     }
@@ -203,8 +214,8 @@ impl Checks {
         };
     }
 
-    /// The probes due by `now`, marked in flight.
-    fn take_due(&mut self, now: Time) -> Vec<Check> {
+    /// The probes due by `now`, marked in flight, with their run numbers.
+    fn take_due(&mut self, now: Time) -> Vec<(Check, u64)> {
         let mut due = Vec::new();
         let periodics = [
             self.ready.as_mut(),
@@ -221,34 +232,43 @@ impl Checks {
                     }
                     Check::Memory => None,
                 };
-                periodic.slot = Slot::InFlight { due: at, deadline };
-                due.push(periodic.check);
+                periodic.runs += 1;
+                let run = periodic.runs;
+                periodic.slot = Slot::InFlight {
+                    due: at,
+                    deadline,
+                    run,
+                };
+                due.push((periodic.check, run));
             }
         }
         due
     }
 
-    /// The ready and health probes in flight past their timeout, with that timeout.
-    fn timed_out(&self, now: Time) -> Vec<(ProbeKind, Duration)> {
+    /// The ready and health probes in flight past their timeout: kind, run, timeout.
+    fn timed_out(&self, now: Time) -> Vec<(ProbeKind, u64, Duration)> {
         let probes = [
             (ProbeKind::Ready, self.ready.as_ref()),
             (ProbeKind::Health, self.health.as_ref().map(|h| &h.periodic)),
         ];
         probes
             .into_iter()
-            .filter_map(|(kind, periodic)| Some((kind, periodic?.timed_out(now)?)))
+            .filter_map(|(kind, periodic)| {
+                let (run, timeout) = periodic?.timed_out(now)?;
+                Some((kind, run, timeout))
+            })
             .collect()
     }
 
-    /// Whether a probe of `kind` is in flight, i.e. whether a result of that kind is
-    /// awaited.
-    fn awaits(&self, kind: ProbeKind) -> bool {
+    /// Whether run `run` of the probe of `kind` is in flight, i.e. whether that result
+    /// is awaited.
+    fn awaits(&self, kind: ProbeKind, run: u64) -> bool {
         let periodic = match kind {
             ProbeKind::Ready => self.ready.as_ref(),
             ProbeKind::Health => self.health.as_ref().map(|h| &h.periodic),
             ProbeKind::Memory => self.memory.as_ref().map(|m| &m.periodic),
         };
-        periodic.is_some_and(Periodic::in_flight)
+        periodic.is_some_and(|periodic| periodic.in_flight(run))
     }
 }
 
@@ -282,17 +302,22 @@ impl Supervisor {
             self.begin_stop(id, StopCause::Failure(FailureReason::Watchdog));
             return;
         }
-        for (kind, timeout) in checks.timed_out(now) {
-            self.out.push(Effect::CancelProbe { child, kind });
+        for (kind, run, timeout) in checks.timed_out(now) {
+            self.out.push(Effect::CancelProbe { child, kind, run });
             let reason = format!("timed out after {}", DurationText(timeout));
-            self.on_probe_result(child, kind, ProbeOutcome::Failed(reason));
+            self.on_probe_result(child, kind, run, ProbeOutcome::Failed(reason));
         }
         // A timeout may have condemned the service; if not, a probe may be due again.
         let Run::Running { checks, .. } = &mut self.services[id].run else {
             return;
         };
-        for check in checks.take_due(now) {
-            self.out.push(Effect::Probe { child, pid, check });
+        for (check, run) in checks.take_due(now) {
+            self.out.push(Effect::Probe {
+                child,
+                pid,
+                check,
+                run,
+            });
         }
     }
 
@@ -318,6 +343,7 @@ impl Supervisor {
         &mut self,
         child: ChildRef,
         kind: ProbeKind,
+        run: u64,
         outcome: ProbeOutcome,
     ) {
         let Some(id) = self.current(child) else {
@@ -334,10 +360,10 @@ impl Supervisor {
         else {
             return;
         };
-        // Only the probe in flight is answered: a result of a probe the core has
-        // already counted as timed out (and cancelled), or of a ready probe after
-        // readiness, is stale.
-        if !checks.awaits(kind) {
+        // Only the run in flight is answered: a result of a run the core has already
+        // counted as timed out (and cancelled), or of a ready probe after readiness,
+        // is stale.
+        if !checks.awaits(kind, run) {
             return;
         }
         let record = ProbeRecord {

@@ -136,8 +136,9 @@ impl Supervisor {
             Event::ProbeResult {
                 child,
                 kind,
+                run,
                 outcome,
-            } => self.on_probe_result(child, kind, outcome),
+            } => self.on_probe_result(child, kind, run, outcome),
             Event::WatchdogPing { child } => self.on_watchdog_ping(child),
             Event::WatchdogTimeout { child, timeout } => self.on_watchdog_timeout(child, timeout),
             Event::Timer => self.on_timer(),

@@ -146,11 +146,14 @@ pub enum Event {
         child: ChildRef,
         reason: FailureReason,
     },
-    /// A probe asked for by `Effect::Probe` finished. A result that comes after the
-    /// core has cancelled that probe (`Effect::CancelProbe`) is ignored.
+    /// A probe asked for by `Effect::Probe` finished. `run` is the one that effect
+    /// carried: a result of a run the core has already cancelled at its timeout
+    /// (`Effect::CancelProbe`) is stale and ignored, even when a later run of the same
+    /// check is in flight.
     ProbeResult {
         child: ChildRef,
         kind: ProbeKind,
+        run: u64,
         outcome: ProbeOutcome,
     },
     /// `WATCHDOG=1` arrived from the service.
@@ -201,17 +204,24 @@ pub enum Effect {
     /// SIGKILL the child's process group.
     Kill { child: ChildRef, pid: i32 },
     /// Run one check for the child (process group `pid`) and answer with one
-    /// `ProbeResult` of `check.kind()`. The core bounds a ready or health probe by its
-    /// timeout itself: past it, it records the probe as failed and cancels it.
+    /// `ProbeResult` of `check.kind()` carrying `run`. The core bounds a ready or
+    /// health probe by its timeout itself: past it, it records the probe as failed and
+    /// cancels it.
     Probe {
         child: ChildRef,
         pid: i32,
         check: Check,
+        /// Numbers the runs of this check of this child; the result hands it back.
+        run: u64,
     },
-    /// The child's probe of this kind ran past its timeout and has been counted as
-    /// failed: stop it (kill an exec probe's process group, abort a network probe).
-    /// Whatever it might still answer is ignored.
-    CancelProbe { child: ChildRef, kind: ProbeKind },
+    /// Run `run` of the child's probe of this kind went past its timeout and has been
+    /// counted as failed: stop it (kill an exec probe's process group, abort a
+    /// network probe). Whatever it might still answer is ignored.
+    CancelProbe {
+        child: ChildRef,
+        kind: ProbeKind,
+        run: u64,
+    },
     /// Tell minder's own service manager (systemd's `NOTIFY_SOCKET`, if any).
     Announce(Announcement),
     /// Everything is down: exit minder with this code.
