@@ -1128,8 +1128,8 @@ impl IdleResult {
         }
     }
 
-    /// The one periodic wake-up the design allows: the reaper's safety sweep, once a
-    /// minute. Anything more often is a polling tick.
+    /// The one periodic wake-up ARCHITECTURE.md allows ("The loop never polls"): the
+    /// reaper's safety sweep, once a minute. Anything more often is a polling tick.
     fn allowed_wakeups(&self) -> u64 {
         (self.seconds / 60.0).ceil() as u64
     }

@@ -6,9 +6,11 @@
 //! fd watcher run as tokio tasks on the loop's runtime; the name lookups of network
 //! probes (`resolve`) and the /proc scans of the memory guard (`memory`) block, so each
 //! runs on threads of its own, apart from one another and from tokio's blocking pool:
-//! a resolver that never answers cannot delay the memory guard. Results go through the
-//! loop's event channel: `Event::ProbeResult` for a probe the core asked for with
-//! `Effect::Probe`, `Event::Ready` for a readiness fd.
+//! a resolver that never answers cannot delay the memory guard. Results go to the loop
+//! as plain facts over its channel (`runtime::Fact`: a probe's outcome, a memory scan,
+//! a readiness line); the loop, which knows which process is current, turns them into
+//! events for the core and drops those of a process that has ended. No state is
+//! shared with the loop.
 //!
 //! It must not decide anything: thresholds, intervals, start periods and what a failure
 //! leads to live in the core (`supervisor`), which also ignores results for a stale
@@ -16,15 +18,16 @@
 //! the loop cancels the probe when told (`Effect::CancelProbe`). It must not spawn,
 //! signal or wait for processes either: `exec` probes are started, killed and reaped by
 //! the loop (the single spawner and reaper); `ExecProbes` only keeps the loop's books
-//! on them and maps their ends to outcomes. Nothing here panics on what it reads from the network, /proc or a pipe:
-//! every problem is a `Failed` outcome or a quiet end.
+//! on them and maps their ends to outcomes. Nothing here panics on what it reads from
+//! the network, /proc or a pipe: every problem is a `Failed` outcome or a quiet end.
 
 mod memory;
 mod resolve;
 
 use crate::process::SpawnError;
+use crate::runtime::Fact;
 use crate::spec::Probe;
-use crate::supervisor::{ChildRef, Event, ExitStatus, ProbeKind, ProbeOutcome, ServiceId};
+use crate::supervisor::{ChildRef, Event, ExitStatus, ProbeKind, ProbeOutcome};
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use memory::MemorySampler;
@@ -45,29 +48,25 @@ use tokio::task::AbortHandle;
 /// thread when the system resolver gives up, and the memory thread once it has
 /// answered what it was asked.
 pub struct Prober {
-    /// The loop's event channel; each task holds a clone until it has reported.
-    events: UnboundedSender<Event>,
+    /// The loop's channel; each task holds a clone until it has reported.
+    facts: UnboundedSender<Fact>,
     /// The name lookups of network probes, at most one in flight per probe.
     resolver: Resolver,
     /// The memory guard's sampling thread.
     memory: MemorySampler,
-    /// The task of the latest network probe of each check, so the loop can cancel it
-    /// (`cancel`). A finished task's handle is harmless: aborting it does nothing.
-    network_tasks: HashMap<(ServiceId, ProbeKind), (ChildRef, u64, AbortHandle)>,
 }
 
 impl Prober {
-    /// `events` is the sender of the channel the loop `select!`s on.
-    pub fn new(events: UnboundedSender<Event>) -> Prober {
+    /// `facts` is the sender of the channel the loop `select!`s on.
+    pub fn new(facts: UnboundedSender<Fact>) -> Prober {
         Prober {
-            memory: MemorySampler::new(events.clone()),
+            memory: MemorySampler::new(facts.clone()),
             resolver: Resolver::default(),
-            events,
-            network_tasks: HashMap::new(),
+            facts,
         }
     }
 
-    /// Runs one `tcp` or `http` probe for `child` and reports `Event::ProbeResult
+    /// Runs one `tcp` or `http` probe for `child` and reports `Fact::ProbeResult
     /// { child, kind, run, outcome }` within `timeout` (plus scheduling slack): `Passed`, or
     /// `Failed` with the reason. An `exec` probe is not run here (the loop spawns it):
     /// it is answered `Failed` at once, which points at the caller's mistake.
@@ -77,7 +76,13 @@ impl Prober {
     /// `resolve`); a lookup that does not answer within `timeout` fails the probe with
     /// "name lookup timed out". The timeout bounds lookup, connection and request
     /// together (a second bound: the core's own deadline for the probe comes first and
-    /// cancels it, see `cancel`). An address literal is not looked up.
+    /// cancels it). An address literal is not looked up.
+    ///
+    /// Returns the handle of the probe's task, which the loop keeps in the record of
+    /// `child`'s process: aborting it (`Effect::CancelProbe`, or that process's end)
+    /// stops the probe, and its result is never sent. A name lookup it started goes on
+    /// on its own thread and may serve the check's next probe. `None` when the probe
+    /// was answered at once.
     pub fn network(
         &mut self,
         child: ChildRef,
@@ -85,14 +90,14 @@ impl Prober {
         run: u64,
         probe: &Probe,
         timeout: Duration,
-    ) {
+    ) -> Option<AbortHandle> {
         let (target, http) = match probe {
             Probe::Tcp { address } => (address.clone(), None),
             Probe::Http { url } => match HttpTarget::parse(url) {
                 Ok(parsed) => (parsed.connect_address(), Some((url.clone(), parsed))),
                 Err(reason) => {
                     self.answer(child, kind, run, ProbeOutcome::Failed(reason));
-                    return;
+                    return None;
                 }
             },
             Probe::Exec { .. } => {
@@ -100,42 +105,27 @@ impl Prober {
                     "exec probes are run by the loop, not by the network prober".into(),
                 );
                 self.answer(child, kind, run, outcome);
-                return;
+                return None;
             }
         };
         let resolution = self.resolver.resolve((child.id, kind), &target);
-        let events = self.events.clone();
+        let facts = self.facts.clone();
         let task = tokio::spawn(async move {
             let outcome = network_check(resolution, &target, http, timeout).await;
             // The loop has gone away only when minder is exiting: nothing to tell.
-            let _ = events.send(Event::ProbeResult {
+            let _ = facts.send(Fact::ProbeResult {
                 child,
                 kind,
                 run,
                 outcome,
             });
         });
-        self.network_tasks
-            .insert((child.id, kind), (child, run, task.abort_handle()));
-    }
-
-    /// The core gave up on run `run` of `child`'s network probe of `kind` (its timeout
-    /// passed): abort its task, if that run is one of this prober's. A name lookup it
-    /// started goes on on its own thread and may serve the next probe of the check.
-    pub fn cancel(&mut self, child: ChildRef, kind: ProbeKind, run: u64) {
-        let key = (child.id, kind);
-        if let Some((owner, owner_run, task)) = self.network_tasks.remove(&key) {
-            if (owner, owner_run) == (child, run) {
-                task.abort();
-            } else {
-                self.network_tasks.insert(key, (owner, owner_run, task));
-            }
-        }
+        Some(task.abort_handle())
     }
 
     /// Reports `outcome` at once, for a probe that cannot run.
     fn answer(&self, child: ChildRef, kind: ProbeKind, run: u64, outcome: ProbeOutcome) {
-        let _ = self.events.send(Event::ProbeResult {
+        let _ = self.facts.send(Fact::ProbeResult {
             child,
             kind,
             run,
@@ -143,23 +133,25 @@ impl Prober {
         });
     }
 
-    /// Samples the resident memory of the process group `pgid` (the service's pid) and
-    /// reports `Event::ProbeResult { child, kind: Memory, run, outcome: Memory(bytes) }`:
-    /// the sum of the resident set of every process whose process group is `pgid`
-    /// (0 when the group is empty). Always a `Memory` outcome, never `Failed`: the core
-    /// schedules the next sample only on a `Memory` answer.
+    /// Asks for a sample of the resident memory of `child`'s process group for run
+    /// `run` of its memory check: the sampler answers with `Fact::MemoryScan`, a table
+    /// of the resident bytes of every process group (the sum over the processes of each
+    /// group), naming `(child, run)` among those it answers. The loop looks its process
+    /// group up in the table (0 when the group is not there) and answers the core with
+    /// a `Memory` outcome for that run, never `Failed`: the core schedules the next
+    /// sample only on a `Memory` answer.
     ///
     /// Shared pages (libraries, copy-on-write after fork) count once per process, as in
     /// `ps` and `top`, so a forking server is over-counted; a cgroup would be exact.
     ///
     /// One walk over /proc answers every memory probe asked within
     /// `MEMORY_SCAN_FRESH` of it; the walk runs on the sampler's own thread.
-    pub fn memory(&mut self, child: ChildRef, run: u64, pgid: i32) {
-        self.memory.sample(child, run, pgid);
+    pub fn memory(&mut self, child: ChildRef, run: u64) {
+        self.memory.sample(child, run);
     }
 
     /// Watches the read end of a service's readiness pipe (`ready.fd = N`, from
-    /// `SpawnedProcess::ready_fd`): once a newline arrives, reports `Event::Ready
+    /// `SpawnedProcess::ready_fd`): once a newline arrives, reports `Fact::ReadyLine
     /// { child }` and closes the pipe. Bytes before the newline are ignored (as by
     /// s6-supervise). End of file without a newline reports nothing: the core's ready
     /// deadline decides. If the fd is not a pipe's read end, nothing is reported either
@@ -170,7 +162,7 @@ impl Prober {
     /// kept fd N. The returned handle lets the loop end the watch earlier (on the
     /// child's exit, for instance); dropping the handle does not end it.
     pub fn watch_ready_fd(&self, child: ChildRef, fd: OwnedFd) -> AbortHandle {
-        let events = self.events.clone();
+        let facts = self.facts.clone();
         let task = tokio::spawn(async move {
             let receiver = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
                 Ok(receiver) => receiver,
@@ -180,7 +172,7 @@ impl Prober {
                 }
             };
             if wait_for_newline(&receiver).await {
-                let _ = events.send(Event::Ready { child });
+                let _ = facts.send(Fact::ReadyLine { child });
             }
         });
         task.abort_handle()
@@ -189,10 +181,13 @@ impl Prober {
 
 /// The `exec` probes in flight, by pid: bookkeeping for the loop, which spawns them
 /// (`process::spawn` with `StdioMode::Null` and the probe's argv as `command`), kills
-/// their process group when the core cancels them and reaps them. This type spawns, kills and waits
-/// for nothing; it only remembers what each pid is for and turns its end into the
-/// `Event::ProbeResult` the core expects. Created by the loop at startup and held by
-/// it; dropping it forgets the probes (the loop kills every group at exit anyway).
+/// their process group when the core cancels them and reaps them. This type spawns,
+/// kills and waits for nothing; it only remembers what each pid is for and turns its
+/// end into the `Event::ProbeResult` the core expects. Created by the loop at startup
+/// and held by it; dropping it forgets the probes (the loop kills every group at exit
+/// anyway). The record of the service's running process lists its probes too: it
+/// kills one the core cancels, and those still running when that process ends; their
+/// ends still come here, through the one reaper.
 #[derive(Debug, Default)]
 pub struct ExecProbes {
     /// By pid, which is also the probe's process group (its own session).
@@ -206,8 +201,10 @@ struct ExecProbe {
     kind: ProbeKind,
     /// The run of the check it answers (from `Effect::Probe`).
     run: u64,
-    /// The loop killed it (the core cancelled it, or its incarnation ended): its end
-    /// answers nothing, the core has either counted it already or no longer asks.
+    /// The loop killed it because the core cancelled it: its end answers nothing, the
+    /// core has counted it already. (A probe killed because its service's process
+    /// ended is answered, and the loop drops that answer as it drops every fact about
+    /// an ended process.)
     cancelled: bool,
 }
 
@@ -230,6 +227,11 @@ impl ExecProbes {
         );
     }
 
+    /// The incarnation `pid` probes, if it is a probe in flight.
+    pub fn owner(&self, pid: i32) -> Option<ChildRef> {
+        self.running.get(&pid).map(|probe| probe.child)
+    }
+
     /// Whether `pid` is a probe in flight.
     pub fn contains(&self, pid: i32) -> bool {
         self.running.contains_key(&pid)
@@ -244,18 +246,18 @@ impl ExecProbes {
         self.running.is_empty()
     }
 
-    /// The core cancelled run `run` of `child`'s probe of `kind` (its timeout passed):
-    /// marks it cancelled and returns its pid, whose process group the loop SIGKILLs
-    /// (`process::kill_group`). The reaper collects it later; its end answers nothing.
-    pub fn cancel(&mut self, child: ChildRef, kind: ProbeKind, run: u64) -> Vec<i32> {
-        let mut cancelled = Vec::new();
-        for (pid, probe) in &mut self.running {
-            if (probe.child, probe.kind, probe.run) == (child, kind, run) && !probe.cancelled {
+    /// The loop killed the probe `pid` because the core cancelled its run (its timeout
+    /// passed; the record of its service's process did the kill): its end, collected
+    /// later by the reaper, answers nothing. False when `pid` is not a probe in flight
+    /// or was already cancelled.
+    pub fn cancel(&mut self, pid: i32) -> bool {
+        match self.running.get_mut(&pid) {
+            Some(probe) if !probe.cancelled => {
                 probe.cancelled = true;
-                cancelled.push(*pid);
+                true
             }
+            _ => false,
         }
-        cancelled
     }
 
     /// The reaper collected `pid`, a probe (see `contains`): forgets it and returns
@@ -296,20 +298,6 @@ impl ExecProbes {
     /// Every probe in flight (pids = process groups), for the final cleanup.
     pub fn pids(&self) -> impl Iterator<Item = i32> + '_ {
         self.running.keys().copied()
-    }
-
-    /// The probes still running for `child` and not yet killed: once that incarnation
-    /// has ended their results would be stale, so the loop kills them (marked
-    /// cancelled, their end answers nothing).
-    pub fn abandon(&mut self, child: ChildRef) -> Vec<i32> {
-        let mut abandoned = Vec::new();
-        for (pid, probe) in &mut self.running {
-            if probe.child == child && !probe.cancelled {
-                probe.cancelled = true;
-                abandoned.push(*pid);
-            }
-        }
-        abandoned
     }
 }
 

@@ -11,6 +11,8 @@ pub mod config;
 pub mod health;
 pub mod logs;
 pub mod notify;
+#[cfg(test)]
+mod own_process;
 pub mod process;
 pub mod procfs;
 pub mod runtime;

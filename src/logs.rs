@@ -45,7 +45,8 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Sizes of the capture machinery. The defaults are design.md's.
+/// Sizes of the capture machinery. docs/design.md §3 states the per-service queue and
+/// the line limit as behaviour; the tail and minder's own queue are internal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutputConfig {
     /// Per service and stream: bytes of lines read but not yet written. When spent,

@@ -1,6 +1,8 @@
 //! The sd_notify server: one datagram socket per service with `ready.notify = true`,
-//! read by a task on the loop's runtime, turning `READY=1`, `WATCHDOG=1`,
-//! `WATCHDOG_USEC=` and `STATUS=` into events for the core (design.md §4).
+//! read by a task on the loop's runtime that sends each datagram to the loop as a
+//! `Fact::Notify`; the loop, which knows the service's current process, turns its
+//! `READY=1`, `WATCHDOG=1`, `WATCHDOG_USEC=` and `WATCHDOG=trigger` lines into events for
+//! the core through that incarnation's `NotifySlot` (which also keeps its last `STATUS=`).
 //!
 //! Owns a private directory (`$RUNTIME_DIR/minder-<pid>/`, mode 0711, removed on drop,
 //! and held with an exclusive `flock` for minder's life) and in it one socket per service, `notify-<name>.sock`, owned by the service's uid
@@ -8,11 +10,14 @@
 //! which service a message is for. Which *process* of the service sent it is checked
 //! too: the kernel attaches the sender's pid (SCM_CREDENTIALS, enabled by
 //! SO_PASSCRED), and a sender must be the service's main process or in its session or
-//! process group, as /proc shows at the time the message is read. A message is
-//! attributed to the generation the loop last declared with `set_current`.
+//! process group, as /proc shows at the time the message is read: the reader task reads
+//! the sender's `/proc/PID/stat` before anything else and sends what it found along
+//! (`Sender`); the loop compares it with the main pid of the incarnation it holds. A
+//! message that arrives while the service has no running process is dropped. The reader
+//! shares no state with the loop: it only sends.
 //!
-//! Every file descriptor that arrives with a message is closed once the message is
-//! handled, whatever it said: `systemd-notify` (v252) sends `BARRIER=1` with a pipe and
+//! Every file descriptor that arrives with a message is closed by the reader at once,
+//! right after the sender's /proc entry was read, whatever the message said: `systemd-notify` (v252) sends `BARRIER=1` with a pipe and
 //! waits up to 5 s for minder to close it, and a client that passes fds for a store
 //! (`FDSTORE=1`) gets them closed, since minder keeps none.
 //!
@@ -36,13 +41,13 @@
 //! long-lived processes meet that; `systemd-notify --no-block` from a short-lived
 //! helper may not.
 
+use crate::runtime::Fact;
 use crate::supervisor::{ChildRef, Event, FailureReason, ServiceId};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::AbortHandle;
@@ -62,8 +67,8 @@ const MAX_SOCKET_PATH: usize = 107;
 /// held by it until minder exits. Dropping it aborts every reader task and removes
 /// the sockets and the directory.
 pub struct NotifyServer {
-    /// The loop's event channel; each reader task holds a clone.
-    events: UnboundedSender<Event>,
+    /// The loop's channel; each reader task holds a clone.
+    facts: UnboundedSender<Fact>,
     /// The private directory holding the sockets; created by `new`, removed on drop.
     dir: PathBuf,
     /// `dir` itself, open and locked with `flock(LOCK_EX)` until minder exits (or dies:
@@ -78,37 +83,208 @@ pub struct NotifyServer {
 /// loop needs to reach and end it.
 struct ServiceSocket {
     path: PathBuf,
-    /// Shared with the reader task: who may send, and the last status.
-    state: Arc<Mutex<ServiceState>>,
     /// Ends the reader task (closing the socket) when the server drops or forgets the
     /// service.
     reader: AbortHandle,
 }
 
-/// What the reader task needs to attribute a message, and what it records.
-struct ServiceState {
-    /// The service's name, for log lines.
-    name: String,
-    /// The generation messages are for, and its main pid (which is also its process
-    /// group and, in config mode, its session). `None` before the first `set_current`
-    /// and after `clear_current`: messages are dropped.
-    current: Option<(ChildRef, i32)>,
-    /// The last `STATUS=` of the current generation.
+/// One datagram as the reader task read it, sent to the loop in `Fact::Notify`. Its
+/// fds are already closed; what the loop needs to judge it is here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The payload (at most `MAX_DATAGRAM` bytes).
+    pub payload: Vec<u8>,
+    /// Longer than the reader's buffer: the kernel dropped the rest.
+    pub truncated: bool,
+    /// Who sent it, as the kernel and /proc said at the time it was read.
+    pub sender: Sender,
+}
+
+/// The sender of a datagram, with what `/proc/PID/stat` said of it when the datagram
+/// was read (the reader reads it at once, while a client waiting for its barrier is
+/// sure to be alive).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// No SCM_CREDENTIALS came with it.
+    Unknown,
+    /// Pid 0: a process outside minder's pid namespace.
+    Invisible,
+    /// A process of minder's pid namespace, with its (process group, session) at read
+    /// time, or why they could not be read (it had already exited, for one).
+    Process {
+        pid: i32,
+        place: Result<(i32, i32), String>,
+    },
+}
+
+impl Sender {
+    /// Reads the sender's process group and session from /proc, now.
+    fn read(pid: Option<i32>) -> Sender {
+        match pid {
+            None => Sender::Unknown,
+            Some(pid) if pid <= 0 => Sender::Invisible,
+            Some(pid) => Sender::Process {
+                pid,
+                place: crate::procfs::stat(pid)
+                    .map(|stat| (stat.pgrp, stat.session))
+                    .map_err(|error| format!("read /proc/{pid}/stat: {error}")),
+            },
+        }
+    }
+
+    /// Whether the sender belongs to the service whose main process is `main_pid`: it
+    /// is that process, or its session or process group (as read) is that pid (the
+    /// service's session in config mode, its process group in container mode).
+    pub fn belongs_to(&self, main_pid: i32) -> Result<(), String> {
+        match self {
+            Sender::Process { pid, .. } if *pid == main_pid => Ok(()),
+            Sender::Unknown => Err("no credentials".into()),
+            Sender::Invisible => Err("sender not visible in minder's pid namespace".into()),
+            Sender::Process {
+                place: Err(why), ..
+            } => Err(why.clone()),
+            Sender::Process {
+                pid,
+                place: Ok((pgrp, session)),
+            } => {
+                if *session == main_pid || *pgrp == main_pid {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "pid {pid} is in session {session}, process group {pgrp}"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// What the loop keeps for one running process of a service with a notify socket (in
+/// its `Incarnation`): whom messages are attributed to, and the last `STATUS=`. Made
+/// at the spawn, in the same turn, so no message of the new process can be judged
+/// against the old one; gone with the incarnation, so messages read after its main
+/// process was reaped find no slot and are dropped.
+#[derive(Debug)]
+pub struct NotifySlot {
+    /// The generation messages are for.
+    child: ChildRef,
+    /// Its main pid: also its process group and, in config mode, its session.
+    main_pid: i32,
+    /// The last `STATUS=` it sent.
     status: Option<String>,
-    /// Datagrams read from the socket so far, accepted or not.
-    datagrams: u64,
+}
+
+impl NotifySlot {
+    pub fn new(child: ChildRef, main_pid: i32) -> NotifySlot {
+        NotifySlot {
+            child,
+            main_pid,
+            status: None,
+        }
+    }
+
+    /// The last `STATUS=` this process sent, if any.
+    pub fn status(&self) -> Option<&str> {
+        self.status.as_deref()
+    }
+
+    /// Judges one message of the service `name` and turns it into events, in the order
+    /// of its lines; a message from outside the service, truncated or without
+    /// credentials gives none (logged). Records `STATUS=`.
+    pub fn accept(&mut self, name: &str, message: &Message) -> Vec<Event> {
+        let service = name;
+        if message.truncated {
+            tracing::warn!(
+                service,
+                "notify message longer than {MAX_DATAGRAM} bytes; dropped"
+            );
+            return Vec::new();
+        }
+        if message.sender == Sender::Unknown {
+            tracing::warn!(service, "notify message without credentials; dropped");
+            return Vec::new();
+        }
+        if let Err(why) = message.sender.belongs_to(self.main_pid) {
+            let sender = match message.sender {
+                Sender::Process { pid, .. } => pid,
+                _ => 0,
+            };
+            tracing::warn!(
+                service,
+                sender,
+                "notify message from outside the service ({why}); dropped"
+            );
+            return Vec::new();
+        }
+        let child = self.child;
+        let mut events = Vec::new();
+        for line in message.payload.split(|&b| b == b'\n') {
+            let Some(equals) = line.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let (key, value) = (&line[..equals], &line[equals + 1..]);
+            let event = match key {
+                b"READY" if value == b"1" => Some(Event::Ready { child }),
+                b"WATCHDOG" if value == b"1" => Some(Event::WatchdogPing { child }),
+                // systemd's "fail the watchdog now".
+                b"WATCHDOG" if value == b"trigger" => Some(Event::Failed {
+                    child,
+                    reason: FailureReason::Watchdog,
+                }),
+                b"WATCHDOG_USEC" => match parse_micros(value) {
+                    Some(timeout) => Some(Event::WatchdogTimeout { child, timeout }),
+                    None => {
+                        tracing::debug!(service, "ignored WATCHDOG_USEC={}", lossy(value));
+                        None
+                    }
+                },
+                b"STATUS" => {
+                    let status = lossy(value);
+                    tracing::debug!(service, "status: {status}");
+                    self.status = Some(status);
+                    None
+                }
+                b"STOPPING" if value == b"1" => {
+                    tracing::info!(service, "the service says it is stopping (STOPPING=1)");
+                    None
+                }
+                // minder tracks the process it started: signals go to that pid's
+                // process group and its exit is the service's end. Adopting another
+                // pid would let the service point minder at a process it never started.
+                b"MAINPID" => {
+                    tracing::debug!(service, "ignored MAINPID={}", lossy(value));
+                    None
+                }
+                // The fd that came with it was closed by the reader: that is the whole
+                // answer to a barrier.
+                b"BARRIER" => None,
+                _ => None,
+            };
+            events.extend(event);
+        }
+        events
+    }
+}
+
+/// For a message read while its service has no running process (none started yet, or
+/// its main process already reaped): dropped, with a debug line.
+pub fn unattributed(name: &str) {
+    tracing::debug!(
+        service = name,
+        "notify message while no process is current; dropped"
+    );
 }
 
 impl NotifyServer {
     /// Creates the private directory under `/run` when minder can write there (as
     /// root), else under `$XDG_RUNTIME_DIR` when set, else under the system's
     /// temporary directory. No socket exists until `socket_for`.
-    pub fn new(events: UnboundedSender<Event>) -> io::Result<NotifyServer> {
-        NotifyServer::in_dir(events, &runtime_dir())
+    pub fn new(facts: UnboundedSender<Fact>) -> io::Result<NotifyServer> {
+        NotifyServer::in_dir(facts, &runtime_dir())
     }
 
     /// As `new`, with the directory `minder-<pid>` created in `base`.
-    pub fn in_dir(events: UnboundedSender<Event>, base: &Path) -> io::Result<NotifyServer> {
+    pub fn in_dir(facts: UnboundedSender<Fact>, base: &Path) -> io::Result<NotifyServer> {
         let dir = base.join(format!("minder-{}", std::process::id()));
         if dir.to_str().is_none() {
             return Err(io::Error::new(
@@ -137,7 +313,7 @@ impl NotifyServer {
             }
         };
         Ok(NotifyServer {
-            events,
+            facts,
             dir,
             _lock: lock,
             services: HashMap::new(),
@@ -168,62 +344,26 @@ impl NotifyServer {
         let socket = tokio::net::UnixDatagram::from_std(socket.into()).inspect_err(|_| {
             let _ = std::fs::remove_file(&path);
         })?;
-        let state = Arc::new(Mutex::new(ServiceState {
-            name: name.to_string(),
-            current: None,
-            status: None,
-            datagrams: 0,
-        }));
         let reader = tokio::spawn(read_datagrams(
             socket,
-            Arc::clone(&state),
-            self.events.clone(),
+            service,
+            name.to_string(),
+            self.facts.clone(),
         ))
         .abort_handle();
         self.services.insert(
             service,
             ServiceSocket {
                 path: path.clone(),
-                state,
                 reader,
             },
         );
         Ok(path)
     }
 
-    /// Declares the process messages on the service's socket now belong to: the
-    /// generation `child`, whose main process is `pid` (its process group, and its
-    /// session in config mode). Call it right after the spawn, in the same loop turn,
-    /// so no message is read in between. Clears the recorded status. Does nothing for
-    /// a service without a socket.
-    pub fn set_current(&mut self, service: ServiceId, child: ChildRef, pid: i32) {
-        if let Some(socket) = self.services.get(&service) {
-            let mut state = lock(&socket.state);
-            state.current = Some((child, pid));
-            state.status = None;
-        }
-    }
-
-    /// No process of the service may send any more (its main process has exited):
-    /// messages are dropped until the next `set_current`. The status is kept.
-    pub fn clear_current(&mut self, service: ServiceId) {
-        if let Some(socket) = self.services.get(&service) {
-            lock(&socket.state).current = None;
-        }
-    }
-
-    /// The last `STATUS=` the current generation sent, if any.
-    pub fn status(&self, service: ServiceId) -> Option<String> {
-        let socket = self.services.get(&service)?;
-        lock(&socket.state).status.clone()
-    }
-
-    /// How many datagrams the service's socket has delivered, accepted or not (0 for
-    /// a service without a socket).
-    pub fn datagrams(&self, service: ServiceId) -> u64 {
-        self.services
-            .get(&service)
-            .map_or(0, |socket| lock(&socket.state).datagrams)
+    /// Whether the service has a socket (its processes get a `NotifySlot`).
+    pub fn has_socket(&self, service: ServiceId) -> bool {
+        self.services.contains_key(&service)
     }
 
     /// Closes and removes the service's socket (a reload removed the service or its
@@ -532,28 +672,21 @@ fn bind_socket(path: &Path, owner: Option<(u32, u32)>) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-fn lock(state: &Mutex<ServiceState>) -> MutexGuard<'_, ServiceState> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The reader task of one socket: reads every datagram as soon as the socket is
-/// readable, in order, and handles it. Ends when aborted (the socket closes with it).
+/// readable, in order, reads its sender's /proc entry, closes its fds and sends it to
+/// the loop. Ends when aborted (the socket closes with it).
 async fn read_datagrams(
     socket: tokio::net::UnixDatagram,
-    state: Arc<Mutex<ServiceState>>,
-    events: UnboundedSender<Event>,
+    service: ServiceId,
+    name: String,
+    facts: UnboundedSender<Fact>,
 ) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     let mut control = vec![0u8; control_space()];
     let fd = socket.as_raw_fd();
     loop {
         if let Err(error) = socket.readable().await {
-            tracing::warn!(
-                service = lock(&state).name,
-                "notify socket unusable: {error}"
-            );
+            tracing::warn!(service = name, "notify socket unusable: {error}");
             return;
         }
         // `try_io` clears the readiness on WouldBlock, so the next `readable` waits.
@@ -561,10 +694,16 @@ async fn read_datagrams(
             receive(fd, &mut buffer, &mut control)
         }) {
             Ok(datagram) => {
-                handle(&state, &events, &buffer[..datagram.length], &datagram);
-                // The sender's fds are closed here, after its credentials were checked
-                // while it was still waiting for them.
+                // The sender is placed while it still waits for its fds (a barrier)...
+                let message = Message {
+                    payload: buffer[..datagram.length].to_vec(),
+                    truncated: datagram.truncated,
+                    sender: Sender::read(datagram.sender),
+                };
+                // ... and they are closed at once, whatever the message says.
                 drop(datagram);
+                // A closed channel means the loop is gone (minder exiting).
+                let _ = facts.send(Fact::Notify { service, message });
             }
             Err(error)
                 if matches!(
@@ -574,7 +713,7 @@ async fn read_datagrams(
             Err(error) => {
                 // Not expected on a bound datagram socket (ENOMEM at worst). The
                 // readiness stays set, so pause before the next try rather than spin.
-                tracing::warn!(service = lock(&state).name, "read notify socket: {error}");
+                tracing::warn!(service = name, "read notify socket: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -672,91 +811,6 @@ fn receive(socket: RawFd, buffer: &mut [u8], control: &mut [u8]) -> io::Result<D
     Ok(datagram)
 }
 
-/// Checks the sender and turns the message into events, in the order of its lines.
-fn handle(
-    state: &Mutex<ServiceState>,
-    events: &UnboundedSender<Event>,
-    payload: &[u8],
-    datagram: &Datagram,
-) {
-    let mut state = lock(state);
-    state.datagrams += 1;
-    let service = state.name.clone();
-    let Some((child, main_pid)) = state.current else {
-        tracing::debug!(
-            service,
-            "notify message while no process is current; dropped"
-        );
-        return;
-    };
-    if datagram.truncated {
-        tracing::warn!(
-            service,
-            "notify message longer than {MAX_DATAGRAM} bytes; dropped"
-        );
-        return;
-    }
-    let Some(sender) = datagram.sender else {
-        tracing::warn!(service, "notify message without credentials; dropped");
-        return;
-    };
-    if let Err(why) = sender_belongs(sender, main_pid) {
-        tracing::warn!(
-            service,
-            sender,
-            "notify message from outside the service ({why}); dropped"
-        );
-        return;
-    }
-    for line in payload.split(|&b| b == b'\n') {
-        let Some(equals) = line.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        let (key, value) = (&line[..equals], &line[equals + 1..]);
-        let event = match key {
-            b"READY" if value == b"1" => Some(Event::Ready { child }),
-            b"WATCHDOG" if value == b"1" => Some(Event::WatchdogPing { child }),
-            // systemd's "fail the watchdog now".
-            b"WATCHDOG" if value == b"trigger" => Some(Event::Failed {
-                child,
-                reason: FailureReason::Watchdog,
-            }),
-            b"WATCHDOG_USEC" => match parse_micros(value) {
-                Some(timeout) => Some(Event::WatchdogTimeout { child, timeout }),
-                None => {
-                    tracing::debug!(service, "ignored WATCHDOG_USEC={}", lossy(value));
-                    None
-                }
-            },
-            b"STATUS" => {
-                let status = lossy(value);
-                tracing::debug!(service, "status: {status}");
-                state.status = Some(status);
-                None
-            }
-            b"STOPPING" if value == b"1" => {
-                tracing::info!(service, "the service says it is stopping (STOPPING=1)");
-                None
-            }
-            // minder tracks the process it started: signals go to that pid's process
-            // group and its exit is the service's end. Adopting another pid would let
-            // the service point minder at a process it never started.
-            b"MAINPID" => {
-                tracing::debug!(service, "ignored MAINPID={}", lossy(value));
-                None
-            }
-            // The fd that came with it is closed when the message is done: that is
-            // the whole answer to a barrier.
-            b"BARRIER" => None,
-            _ => None,
-        };
-        if let Some(event) = event {
-            // A closed channel means the loop is gone (minder exiting).
-            let _ = events.send(event);
-        }
-    }
-}
-
 /// `WATCHDOG_USEC` value: positive decimal microseconds.
 fn parse_micros(value: &[u8]) -> Option<Duration> {
     let text = std::str::from_utf8(value).ok()?;
@@ -766,41 +820,6 @@ fn parse_micros(value: &[u8]) -> Option<Duration> {
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Whether the process `sender` belongs to the service whose main process is
-/// `main_pid`: it is that process, or its session or process group is that pid (the
-/// service's session in config mode, its process group in container mode). Read from
-/// /proc at the time the message is handled; a sender that no longer exists fails.
-fn sender_belongs(sender: i32, main_pid: i32) -> Result<(), String> {
-    if sender == main_pid {
-        return Ok(());
-    }
-    if sender <= 0 {
-        return Err("sender not visible in minder's pid namespace".into());
-    }
-    let path = format!("/proc/{sender}/stat");
-    let stat = std::fs::read(&path).map_err(|error| format!("read {path}: {error}"))?;
-    let (pgrp, session) =
-        parse_stat_pgrp_and_session(&stat).ok_or_else(|| format!("unreadable {path}"))?;
-    if session == main_pid || pgrp == main_pid {
-        Ok(())
-    } else {
-        Err(format!(
-            "pid {sender} is in session {session}, process group {pgrp}"
-        ))
-    }
-}
-
-/// (process group, session) from /proc/PID/stat: fields 5 and 6, counted after the
-/// last `)` (the command name may contain spaces and parentheses).
-fn parse_stat_pgrp_and_session(stat: &[u8]) -> Option<(i32, i32)> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let pgrp = fields.nth(2)?.parse().ok()?;
-    let session = fields.next()?.parse().ok()?;
-    Some((pgrp, session))
 }
 
 #[cfg(test)]

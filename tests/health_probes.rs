@@ -1,7 +1,8 @@
 //! Black-box tests of liveness on the real binary: health probes (exec, http, tcp)
 //! restart a service after exactly `failures` failures in a row and never during
 //! `start_period`; a hung exec probe is killed at its timeout, counted as a failure
-//! and reaped; the memory guard restarts a service over `max_memory`; a service never
+//! and reaped, and so is one still running when its service's main process dies;
+//! the memory guard restarts a service over `max_memory`; a service never
 //! ready by its deadline is restarted until the root's budget is spent (exit 3); a bad
 //! probe in the config is refused with its position; a probe target that does not
 //! exist is a failure, never a crash.
@@ -460,4 +461,51 @@ fn a_probe_in_flight_at_shutdown_is_killed_and_reaped() {
     assert_eq!(code, 0, "stderr:\n{}", minder.stderr_text());
     assert!(!is_alive(probe), "the probe {probe} outlived minder");
     minder.assert_nothing_left();
+}
+
+#[test]
+fn a_probe_in_flight_when_its_service_dies_is_killed_and_reaped_at_once() {
+    // The probe hangs well inside its 30 s timeout, with a fork of its own in its
+    // process group, when the service's main process is killed from outside. The
+    // probe runs in a session of its own, so killing the service's group does not
+    // reach it: only the end of the service's record does. Its result would be about
+    // a process that is gone; it must not wait for its timeout, nor be left behind.
+    let config = format!(
+        "[root]\nintensity = 10\n\n{}[service.svc.health]\n\
+         exec = [\"sh\", \"-c\", \"[ -e probe.pid ] && exit 0; sleep 100 & echo $! > fork.pid; \
+         echo $$ > probe.pid; exec sleep 100\"]\n\
+         timeout = \"30s\"\ninterval = \"100ms\"\n",
+        sh_service(
+            "svc",
+            &pid_then_sleep("svc"),
+            "backoff = { initial = \"10ms\" }"
+        ),
+    );
+    let mut minder = Minder::run(&config);
+    let first = minder.wait_pid("svc", None);
+    let probe = minder.wait_pid("probe", None);
+    let fork = minder.wait_pid("fork", None);
+    send_signal(first, Signal::SIGKILL);
+    let mut left = Vec::new();
+    let reaped = wait_for(PATIENCE, || {
+        left = [probe, fork]
+            .into_iter()
+            .filter(|pid| proc_state(*pid).is_some())
+            .collect();
+        left.is_empty()
+    });
+    assert!(
+        reaped,
+        "the probe of the dead process is still there:\n{}stderr:\n{}",
+        minder.describe(&left),
+        minder.stderr_text()
+    );
+    // The service itself goes on: restarted, and later probes pass.
+    minder.wait_pid("svc", Some(first));
+    assert!(
+        wait_for(PATIENCE, || zombies_under(minder.pid()).is_empty()),
+        "zombies under minder: {:?}",
+        zombies_under(minder.pid())
+    );
+    assert!(minder.is_running());
 }

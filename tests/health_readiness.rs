@@ -117,7 +117,7 @@ fn a_service_that_stops_sending_watchdog_is_restarted_and_one_that_keeps_sending
     );
     let minder = Minder::run(&config);
     let steady = minder.wait_pid("steady", None);
-    // The client is told the timeout; not WATCHDOG_PID (design.md §4).
+    // The client is told the timeout; not WATCHDOG_PID (docs/design.md §4).
     assert_eq!(
         env_var_of(steady, "WATCHDOG_USEC").as_deref(),
         Some("700000")

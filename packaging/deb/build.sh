@@ -61,6 +61,10 @@ gzip -9n <man/minder.toml.5 >"$root/usr/share/man/man5/minder.toml.5.gz"
 chmod 0644 "$root/usr/share/man/man8/minder.8.gz" "$root/usr/share/man/man5/minder.toml.5.gz"
 install -d -m 0755 "$root/usr/share/doc/minder/examples"
 install -m 0644 README.md "$root/usr/share/doc/minder/README.md"
+install -d -m 0755 "$root/usr/share/doc/minder/docs"
+for doc in docs/*.md; do
+    install -m 0644 "$doc" "$root/usr/share/doc/minder/docs/"
+done
 for example in config/example.toml config/sidecars.toml config/reference.toml; do
     install -m 0644 "$example" "$root/usr/share/doc/minder/examples/"
 done

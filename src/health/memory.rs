@@ -1,19 +1,21 @@
 //! The memory guard's sampler: one thread of its own that walks /proc and answers
-//! memory probes with the resident bytes of a process group.
+//! memory probes with a table of the resident bytes of every process group.
 //!
 //! The walk is blocking file I/O (one read per process), so it cannot run on the loop's
 //! thread; it does not run on tokio's blocking pool either, where it would queue
 //! behind whatever else waits there (stuck name lookups once delayed it by seconds).
 //! The thread starts at the first memory probe, so a tree without `max_memory` never
-//! has it, owns the last scan (no state is shared with the loop), and ends when the
-//! `MemorySampler` is dropped. It must not decide anything: it reports a number, the
-//! core compares it with the limit.
+//! has it, owns the last scan (no state is shared with the loop: each answer is a
+//! `Fact::MemoryScan` carrying the table, immutable, and the probes it answers), and
+//! ends when the `MemorySampler` is dropped. It must not decide anything: it reports
+//! numbers, the loop picks the asking process's group and the core compares it with
+//! the limit.
 
 use crate::procfs;
-use crate::supervisor::{ChildRef, Event, ProbeKind, ProbeOutcome};
+use crate::runtime::Fact;
+use crate::supervisor::ChildRef;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -22,40 +24,35 @@ use tokio::sync::mpsc::UnboundedSender;
 /// 10 s, probes come in bursts; one scan serves every probe of a burst.
 pub(super) const MEMORY_SCAN_FRESH: Duration = Duration::from_millis(200);
 
-/// One memory probe: the incarnation asking, the run of its check, its process group.
+/// One memory probe: the incarnation asking and the run of its check it answers.
 struct Request {
     child: ChildRef,
     run: u64,
-    pgid: i32,
 }
 
 /// The loop's handle on the sampling thread. Created with the `Prober`, held by it.
 pub(super) struct MemorySampler {
     /// Where the thread reports; it holds a clone while it runs.
-    events: UnboundedSender<Event>,
+    facts: UnboundedSender<Fact>,
     /// Requests to the thread. `None` until the first probe starts the thread.
     /// Dropping the sender ends the thread once it has answered what it was sent.
     requests: Option<mpsc::Sender<Request>>,
-    /// How many walks of /proc the thread has made: a statistic (shared, written only
-    /// by the thread) that shows bursts being served by one scan.
-    scans: Arc<AtomicUsize>,
 }
 
 impl MemorySampler {
-    pub(super) fn new(events: UnboundedSender<Event>) -> MemorySampler {
+    pub(super) fn new(facts: UnboundedSender<Fact>) -> MemorySampler {
         MemorySampler {
-            events,
+            facts,
             requests: None,
-            scans: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Asks for the resident bytes of `pgid`; the thread answers with one
-    /// `Event::ProbeResult { kind: Memory }`. Every call is answered, even if the thread
-    /// cannot be started (with 0 bytes and a warning: the core's schedule of samples
-    /// must go on, and the next probe tries again).
-    pub(super) fn sample(&mut self, child: ChildRef, run: u64, pgid: i32) {
-        let mut request = Request { child, run, pgid };
+    /// Asks for a scan on behalf of run `run` of `child`'s memory check; the thread
+    /// answers with a `Fact::MemoryScan` that names them. Every call is answered, even
+    /// if the thread cannot be started (with an empty table, so 0 bytes, and a warning:
+    /// the core's schedule of samples must go on, and the next probe tries again).
+    pub(super) fn sample(&mut self, child: ChildRef, run: u64) {
+        let mut request = Request { child, run };
         if let Some(requests) = &self.requests {
             match requests.send(request) {
                 Ok(()) => return,
@@ -65,11 +62,10 @@ impl MemorySampler {
             }
         }
         let (sender, receiver) = mpsc::channel();
-        let events = self.events.clone();
-        let scans = Arc::clone(&self.scans);
+        let facts = self.facts.clone();
         let started = std::thread::Builder::new()
             .name("minder-memory".into())
-            .spawn(move || serve(&receiver, &events, &scans));
+            .spawn(move || serve(&receiver, &facts));
         match started {
             Ok(_) => {
                 // The receiver lives in the thread, which ends only once this sender
@@ -80,51 +76,45 @@ impl MemorySampler {
             Err(error) => {
                 tracing::warn!("start the memory sampling thread: {error}");
                 self.requests = None;
-                let _ = self.events.send(memory_result(child, run, 0));
+                let _ = self.facts.send(Fact::MemoryScan {
+                    groups: Arc::default(),
+                    asked: vec![(child, run)],
+                });
             }
         }
-    }
-
-    /// How many scans of /proc have been made so far.
-    #[cfg(test)]
-    pub(super) fn scans(&self) -> usize {
-        self.scans.load(Ordering::Relaxed)
     }
 }
 
 /// The thread's body: answers requests until the sender is dropped (or the loop's
 /// channel is closed, when minder is exiting). Requests that arrive together, or
-/// within `MEMORY_SCAN_FRESH` of the last scan, share one scan.
-fn serve(requests: &mpsc::Receiver<Request>, events: &UnboundedSender<Event>, scans: &AtomicUsize) {
-    let mut table: HashMap<i32, u64> = HashMap::new();
+/// within `MEMORY_SCAN_FRESH` of the last scan, share one scan: the same table is
+/// sent again.
+fn serve(requests: &mpsc::Receiver<Request>, facts: &UnboundedSender<Fact>) {
+    let mut table: Arc<HashMap<i32, u64>> = Arc::default();
     let mut scanned_at: Option<Instant> = None;
     while let Ok(first) = requests.recv() {
         let batch: Vec<Request> = std::iter::once(first).chain(requests.try_iter()).collect();
         if scanned_at.is_none_or(|at| at.elapsed() >= MEMORY_SCAN_FRESH) {
-            scans.fetch_add(1, Ordering::Relaxed);
             // A bug in the walk must not end the thread with requests unanswered: the
             // core waits for each answer before it schedules the next sample.
-            table = std::panic::catch_unwind(resident_bytes_by_group).unwrap_or_else(|_| {
-                tracing::warn!("memory scan of /proc failed; answering 0 bytes");
-                HashMap::new()
-            });
+            table = Arc::new(
+                std::panic::catch_unwind(resident_bytes_by_group).unwrap_or_else(|_| {
+                    tracing::warn!("memory scan of /proc failed; answering 0 bytes");
+                    HashMap::new()
+                }),
+            );
             scanned_at = Some(Instant::now());
         }
-        for Request { child, run, pgid } in batch {
-            let bytes = table.get(&pgid).copied().unwrap_or(0);
-            if events.send(memory_result(child, run, bytes)).is_err() {
-                return;
-            }
+        let fact = Fact::MemoryScan {
+            groups: Arc::clone(&table),
+            asked: batch
+                .into_iter()
+                .map(|request| (request.child, request.run))
+                .collect(),
+        };
+        if facts.send(fact).is_err() {
+            return;
         }
-    }
-}
-
-pub(super) fn memory_result(child: ChildRef, run: u64, bytes: u64) -> Event {
-    Event::ProbeResult {
-        child,
-        kind: ProbeKind::Memory,
-        run,
-        outcome: ProbeOutcome::Memory(bytes),
     }
 }
 

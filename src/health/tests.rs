@@ -1,7 +1,8 @@
 //! Probe runners against real listeners, servers, processes and pipes on this machine.
 //!
 //! Tests that spawn processes collect them with `process::reap`, which takes *any*
-//! child of the test process: run them under `cargo nextest` (one process per test).
+//! child of the test process, so they start with `own_process!` (one process per test
+//! under any runner, see `crate::own_process`).
 
 use super::*;
 use crate::process::{self, SpawnRequest, StdioMode};
@@ -17,17 +18,17 @@ const CHILD: ChildRef = ChildRef {
     generation: 3,
 };
 
-fn prober() -> (Prober, UnboundedReceiver<Event>) {
+fn prober() -> (Prober, UnboundedReceiver<Fact>) {
     let (sender, receiver) = mpsc::unbounded_channel();
     (Prober::new(sender), receiver)
 }
 
-/// The next event, or a panic after `within`.
-async fn next_event(events: &mut UnboundedReceiver<Event>, within: Duration) -> Event {
+/// The next fact, or a panic after `within`.
+async fn next_event(events: &mut UnboundedReceiver<Fact>, within: Duration) -> Fact {
     match tokio::time::timeout(within, events.recv()).await {
-        Ok(Some(event)) => event,
-        Ok(None) => panic!("event channel closed"),
-        Err(_) => panic!("no event within {within:?}"),
+        Ok(Some(fact)) => fact,
+        Ok(None) => panic!("fact channel closed"),
+        Err(_) => panic!("no fact within {within:?}"),
     }
 }
 
@@ -35,7 +36,7 @@ async fn probe_outcome(probe: Probe, timeout: Duration) -> ProbeOutcome {
     let (mut prober, mut events) = prober();
     prober.network(CHILD, ProbeKind::Health, 7, &probe, timeout);
     match next_event(&mut events, timeout + Duration::from_secs(5)).await {
-        Event::ProbeResult {
+        Fact::ProbeResult {
             child,
             kind,
             run,
@@ -44,7 +45,7 @@ async fn probe_outcome(probe: Probe, timeout: Duration) -> ProbeOutcome {
             assert_eq!((child, kind, run), (CHILD, ProbeKind::Health, 7));
             outcome
         }
-        other => panic!("unexpected event {other:?}"),
+        other => panic!("unexpected fact {other:?}"),
     }
 }
 
@@ -106,6 +107,7 @@ async fn tcp_probe_fails_on_a_closed_port_naming_it() {
 
 #[tokio::test]
 async fn tcp_probe_of_an_address_without_port_fails_without_panicking() {
+    crate::own_process::own_process!(tcp_probe_of_an_address_without_port_fails_without_panicking);
     let outcome = probe_outcome(
         Probe::Tcp {
             address: "no port here".into(),
@@ -179,6 +181,7 @@ async fn http_probe_fails_on_4xx_and_5xx_with_the_status() {
 
 #[tokio::test]
 async fn http_probe_of_a_server_that_never_answers_times_out_in_time() {
+    crate::own_process::own_process!(http_probe_of_a_server_that_never_answers_times_out_in_time);
     let (listener, port) = listener().await;
     // Accepts and holds every connection, never writing a byte.
     tokio::spawn(async move {
@@ -249,6 +252,7 @@ async fn an_exec_probe_given_to_the_network_prober_fails_at_once() {
 
 #[test]
 fn http_urls_parse_into_what_the_probe_needs() {
+    crate::own_process::own_process!(http_urls_parse_into_what_the_probe_needs);
     let target = |url: &str| HttpTarget::parse(url);
     let ok = |authority: &str, host: &str, port: u16, path: &str| {
         Ok(HttpTarget {
@@ -322,25 +326,25 @@ fn wait_for_exit(pid: i32) -> ExitStatus {
     }
 }
 
+/// The resident bytes of `pgid` in the scan that answers one memory probe, looked up
+/// as the loop does (a group not in the table has none).
 async fn memory_sample(
     prober: &mut Prober,
-    events: &mut UnboundedReceiver<Event>,
+    events: &mut UnboundedReceiver<Fact>,
     pgid: i32,
 ) -> u64 {
-    prober.memory(CHILD, 3, pgid);
+    prober.memory(CHILD, 3);
     match next_event(events, Duration::from_secs(5)).await {
-        Event::ProbeResult {
-            child: CHILD,
-            kind: ProbeKind::Memory,
-            run: 3,
-            outcome: ProbeOutcome::Memory(bytes),
-        } => bytes,
-        other => panic!("unexpected event {other:?}"),
+        Fact::MemoryScan { groups, asked } if asked == [(CHILD, 3)] => {
+            groups.get(&pgid).copied().unwrap_or(0)
+        }
+        other => panic!("unexpected fact {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn memory_of_a_process_group_counts_its_grandchildren() {
+    crate::own_process::own_process!(memory_of_a_process_group_counts_its_grandchildren);
     const MIB: u64 = 1024 * 1024;
     // The main process is a shell; the 50 MiB belong to a process it started, in its
     // group. `b'x' * n` writes every page, so they are resident.
@@ -377,6 +381,7 @@ async fn memory_of_a_process_group_counts_its_grandchildren() {
 
 #[tokio::test]
 async fn memory_probes_of_a_burst_share_one_scan() {
+    crate::own_process::own_process!(memory_probes_of_a_burst_share_one_scan);
     let (mut prober, mut events) = prober();
     let ours = nix::unistd::getpgrp().as_raw();
     for generation in 0..50 {
@@ -386,22 +391,30 @@ async fn memory_probes_of_a_burst_share_one_scan() {
                 generation,
             },
             1,
-            ours,
         );
     }
     let mut answered = 0;
+    let mut tables: Vec<std::sync::Arc<std::collections::HashMap<i32, u64>>> = Vec::new();
     while answered < 50 {
         match next_event(&mut events, Duration::from_secs(5)).await {
-            Event::ProbeResult {
-                outcome: ProbeOutcome::Memory(bytes),
-                ..
-            } => assert!(bytes > 0),
-            other => panic!("unexpected event {other:?}"),
+            Fact::MemoryScan { groups, asked } => {
+                assert!(groups.get(&ours).is_some_and(|bytes| *bytes > 0));
+                answered += asked.len();
+                tables.push(groups);
+            }
+            other => panic!("unexpected fact {other:?}"),
         }
-        answered += 1;
     }
-    // The 50 requests were sent within microseconds: one scan answered them all.
-    assert_eq!(prober.memory.scans(), 1);
+    assert_eq!(answered, 50);
+    // The 50 requests were sent within microseconds: one scan answered them all (a
+    // table sent again is the same allocation; a new scan makes a new one).
+    assert!(
+        tables
+            .iter()
+            .all(|table| std::sync::Arc::ptr_eq(table, &tables[0])),
+        "{} answers, not all from one scan",
+        tables.len()
+    );
 }
 
 fn spawn_with_ready_fd(command: &[&str], ready_fd: i32) -> process::SpawnedProcess {
@@ -413,6 +426,7 @@ fn spawn_with_ready_fd(command: &[&str], ready_fd: i32) -> process::SpawnedProce
 
 #[tokio::test]
 async fn a_newline_on_the_ready_fd_reports_ready_once() {
+    crate::own_process::own_process!(a_newline_on_the_ready_fd_reports_ready_once);
     let mut child = spawn_with_ready_fd(
         &[
             "/bin/sh",
@@ -428,7 +442,7 @@ async fn a_newline_on_the_ready_fd_reports_ready_once() {
     let watch = prober.watch_ready_fd(CHILD, fd);
     assert_eq!(
         next_event(&mut events, Duration::from_secs(5)).await,
-        Event::Ready { child: CHILD }
+        Fact::ReadyLine { child: CHILD }
     );
     // The watch ended with the newline (and closed the pipe): nothing more comes.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -442,6 +456,7 @@ async fn a_newline_on_the_ready_fd_reports_ready_once() {
 
 #[tokio::test]
 async fn end_of_file_on_the_ready_fd_without_a_newline_reports_nothing() {
+    crate::own_process::own_process!(end_of_file_on_the_ready_fd_without_a_newline_reports_nothing);
     let mut child = spawn_with_ready_fd(&["/bin/sh", "-c", "printf 'no newline' >&4; exit 3"], 4);
     let (prober, mut events) = prober();
     let Some(fd) = child.ready_fd.take() else {
@@ -475,17 +490,20 @@ async fn a_ready_fd_that_is_not_a_pipe_reports_nothing() {
 
 #[test]
 fn exec_probe_bookkeeping_maps_exits_cancels_and_start_failures() {
+    crate::own_process::own_process!(exec_probe_bookkeeping_maps_exits_cancels_and_start_failures);
     let mut probes = ExecProbes::new();
     probes.register(100, CHILD, ProbeKind::Ready, 1);
     probes.register(101, CHILD, ProbeKind::Health, 1);
     probes.register(102, CHILD, ProbeKind::Health, 2);
     probes.register(103, CHILD, ProbeKind::Health, 3);
     assert_eq!(probes.len(), 4);
-    // The core cancels the ready probe: only that one, and only once.
-    assert_eq!(probes.cancel(CHILD, ProbeKind::Ready, 1), vec![100]);
-    assert!(probes.cancel(CHILD, ProbeKind::Ready, 1).is_empty());
-    // Another run of a check is not the one cancelled.
-    assert!(probes.cancel(CHILD, ProbeKind::Health, 9).is_empty());
+    assert_eq!(probes.owner(101), Some(CHILD));
+    assert_eq!(probes.owner(999), None);
+    // The core cancels the ready probe (the loop killed it): only once, and only a
+    // probe in flight.
+    assert!(probes.cancel(100));
+    assert!(!probes.cancel(100));
+    assert!(!probes.cancel(999));
     let result = |outcome: ProbeOutcome, kind, run| Event::ProbeResult {
         child: CHILD,
         kind,
@@ -542,6 +560,7 @@ fn exec_probe_bookkeeping_maps_exits_cancels_and_start_failures() {
 /// passed), reap, map.
 #[tokio::test]
 async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
+    crate::own_process::own_process!(exec_probes_run_through_spawn_and_reap_end_to_end);
     let spec = service(&["sleep", "30"]);
     let mut probes = ExecProbes::new();
     let commands: [(&[&str], ProbeKind); 3] = [
@@ -558,9 +577,8 @@ async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
         probes.register(spawned.pid, CHILD, kind, 1);
         pids.push(spawned.pid);
     }
-    for pid in probes.cancel(CHILD, ProbeKind::Ready, 1) {
-        process::kill_group(pid);
-    }
+    assert!(probes.cancel(pids[2]));
+    process::kill_group(pids[2]);
     let mut results = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !probes.is_empty() {
@@ -586,18 +604,36 @@ async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
     assert!(!results.contains_key(&pids[2]));
 }
 
-#[test]
-fn probes_of_an_ended_incarnation_are_abandoned_once() {
-    let mut probes = ExecProbes::new();
-    let other = ChildRef {
-        id: CHILD.id,
-        generation: CHILD.generation + 1,
-    };
-    probes.register(200, CHILD, ProbeKind::Health, 1);
-    probes.register(201, other, ProbeKind::Health, 1);
-    assert_eq!(probes.abandon(CHILD), vec![200]);
-    // Marked as killed: not abandoned or cancelled twice.
-    assert!(probes.abandon(CHILD).is_empty());
-    assert!(probes.cancel(CHILD, ProbeKind::Health, 1).is_empty());
-    assert_eq!(probes.cancel(other, ProbeKind::Health, 1), vec![201]);
+/// The loop aborts a network probe's task when the core cancels that run (or the
+/// process it checks ends): the aborted probe never reports.
+#[tokio::test]
+async fn an_aborted_network_probe_reports_nothing() {
+    // Accepts and never answers: the http probe waits for a response until aborted.
+    let (listener, port) = listener().await;
+    let (mut prober, mut events) = prober();
+    let task = prober
+        .network(
+            CHILD,
+            ProbeKind::Health,
+            2,
+            &Probe::Http {
+                url: format!("http://127.0.0.1:{port}/"),
+            },
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|| panic!("an http probe runs as a task"));
+    let (_connection, _) = listener
+        .accept()
+        .await
+        .unwrap_or_else(|error| panic!("accept: {error}"));
+    task.abort();
+    // Once the task and the prober are gone, every sender is: the channel ends without
+    // a fact.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !task.is_finished() {
+        assert!(Instant::now() < deadline, "the aborted task did not end");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(prober);
+    assert_eq!(events.recv().await, None);
 }

@@ -1,7 +1,8 @@
 //! Output capture with real children and real pipes, written into injectable sinks.
 //!
 //! Tests that start children call `process::reap`, which collects any child of the test
-//! process: run them under `cargo nextest` (one process per test), as the project does.
+//! process, so each test starts with `own_process!` (one process per test under any
+//! runner, see `crate::own_process`).
 //! Every wait is bounded; every test runs on a current-thread runtime like minder's.
 
 use super::*;
@@ -158,6 +159,7 @@ fn written_bytes(pid: i32) -> u64 {
 
 #[test]
 fn lines_are_prefixed_per_stream_and_bytes_kept() {
+    crate::own_process::own_process!(lines_are_prefixed_per_stream_and_bytes_kept);
     let (out, err) = (Capture::default(), Capture::default());
     runtime().block_on(async {
         let hub = hub_with(&out, &err);
@@ -188,6 +190,9 @@ fn lines_are_prefixed_per_stream_and_bytes_kept() {
 
 #[test]
 fn a_100_kib_line_is_split_into_prefixed_pieces_and_nothing_is_lost() {
+    crate::own_process::own_process!(
+        a_100_kib_line_is_split_into_prefixed_pieces_and_nothing_is_lost
+    );
     let (out, err) = (Capture::default(), Capture::default());
     runtime().block_on(async {
         let hub = hub_with(&out, &err);
@@ -221,6 +226,7 @@ fn a_100_kib_line_is_split_into_prefixed_pieces_and_nothing_is_lost() {
 
 #[test]
 fn a_flooding_service_does_not_delay_a_quiet_one() {
+    crate::own_process::own_process!(a_flooding_service_does_not_delay_a_quiet_one);
     let (out, err) = (Capture::default(), Capture::default());
     out.lock().discard_flood = true;
     runtime().block_on(async {
@@ -253,6 +259,7 @@ fn a_flooding_service_does_not_delay_a_quiet_one() {
 /// by nothing and lost by nothing.
 #[test]
 fn a_blocked_sink_holds_back_each_service_by_its_own_budget() {
+    crate::own_process::own_process!(a_blocked_sink_holds_back_each_service_by_its_own_budget);
     let out = Capture::shut();
     out.lock().discard_flood = true;
     let err = Capture::default();
@@ -313,6 +320,7 @@ fn a_blocked_sink_holds_back_each_service_by_its_own_budget() {
 
 #[test]
 fn the_tail_is_bounded_in_bytes_and_ends_with_the_last_lines() {
+    crate::own_process::own_process!(the_tail_is_bounded_in_bytes_and_ends_with_the_last_lines);
     let (out, err) = (Capture::default(), Capture::default());
     runtime().block_on(async {
         let hub = hub_with(&out, &err);
@@ -337,6 +345,7 @@ fn the_tail_is_bounded_in_bytes_and_ends_with_the_last_lines() {
 
 #[test]
 fn thousand_idle_services_are_cheap() {
+    crate::own_process::own_process!(thousand_idle_services_are_cheap);
     // 1000 services × 2 pipes × 2 ends.
     let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -397,6 +406,7 @@ fn resident_bytes() -> u64 {
 
 #[test]
 fn own_log_lines_never_block_and_drops_are_counted() {
+    crate::own_process::own_process!(own_log_lines_never_block_and_drops_are_counted);
     let out = Capture::default();
     let err = Capture::shut();
     let hub = hub_with(&out, &err);
@@ -421,6 +431,7 @@ fn own_log_lines_never_block_and_drops_are_counted() {
 
 #[test]
 fn lines_a_failing_sink_refuses_are_counted() {
+    crate::own_process::own_process!(lines_a_failing_sink_refuses_are_counted);
     let out = Capture::default();
     out.lock().failing = true;
     let err = Capture::default();
@@ -436,6 +447,7 @@ fn lines_a_failing_sink_refuses_are_counted() {
 
 #[test]
 fn attach_without_a_runtime_or_with_a_non_pipe_is_an_error() {
+    crate::own_process::own_process!(attach_without_a_runtime_or_with_a_non_pipe_is_an_error);
     let (out, err) = (Capture::default(), Capture::default());
     let hub = hub_with(&out, &err);
     let (read, write) = nix::unistd::pipe().unwrap_or_else(|e| panic!("{e}"));
@@ -455,6 +467,9 @@ fn attach_without_a_runtime_or_with_a_non_pipe_is_an_error() {
 /// whose sink works, delivers all of its lines.
 #[test]
 fn drain_gives_up_at_its_deadline_and_counts_every_line_it_could_not_write() {
+    crate::own_process::own_process!(
+        drain_gives_up_at_its_deadline_and_counts_every_line_it_could_not_write
+    );
     let out = Capture::shut();
     let err = Capture::default();
     let lost = runtime().block_on(async {

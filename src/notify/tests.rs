@@ -1,8 +1,11 @@
 //! The notify server against real clients: `systemd-notify` (systemd 252) run as a
-//! service, raw datagrams from the test process, processes of other sessions.
+//! service, raw datagrams from the test process, processes of other sessions. The
+//! reader tasks' facts are judged as the loop judges them (`Judge`): against the
+//! `NotifySlot` of the process current when the fact is taken off the channel.
 //!
 //! Tests that spawn processes collect them with `process::reap`, which takes *any*
-//! child of the test process: run them under `cargo nextest` (one process per test).
+//! child of the test process, so they start with `own_process!` (one process per test
+//! under any runner, see `crate::own_process`).
 //! They need root (as CI runs them) to chown sockets and switch users.
 
 use super::*;
@@ -10,6 +13,7 @@ use crate::process::{self, SpawnRequest, SpawnedProcess, StdioMode};
 use crate::spec::ServiceSpec;
 use crate::supervisor::ExitStatus;
 use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixDatagram;
@@ -25,25 +29,96 @@ fn child(generation: u64) -> ChildRef {
     }
 }
 
-fn server() -> (NotifyServer, UnboundedReceiver<Event>) {
-    let (sender, receiver) = mpsc::unbounded_channel();
+fn server() -> (NotifyServer, Judge) {
+    let (sender, facts) = mpsc::unbounded_channel();
     let server = NotifyServer::new(sender).unwrap_or_else(|error| panic!("{error}"));
-    (server, receiver)
+    let judge = Judge {
+        facts,
+        slot: None,
+        events: VecDeque::new(),
+    };
+    (server, judge)
+}
+
+/// What the loop does with the facts of one service's socket: judges each against
+/// the slot of the process current when it takes the fact (none: dropped).
+struct Judge {
+    facts: UnboundedReceiver<Fact>,
+    slot: Option<NotifySlot>,
+    /// Events made and not yet looked at.
+    events: VecDeque<Event>,
+}
+
+impl Judge {
+    /// A new process of the service is current, as at a spawn: facts already on the
+    /// channel are judged first, as the loop does in the turns before the spawn.
+    fn set_current(&mut self, child: ChildRef, pid: i32) {
+        self.judge_queued();
+        self.slot = Some(NotifySlot::new(child, pid));
+    }
+
+    /// No process runs (its main process was reaped).
+    fn clear_current(&mut self) {
+        self.judge_queued();
+        self.slot = None;
+    }
+
+    /// The current process's last `STATUS=`.
+    fn status(&mut self) -> Option<String> {
+        self.judge_queued();
+        self.slot
+            .as_ref()
+            .and_then(|slot| slot.status().map(str::to_string))
+    }
+
+    fn judge_queued(&mut self) {
+        while let Ok(fact) = self.facts.try_recv() {
+            self.judge(fact);
+        }
+    }
+
+    fn judge(&mut self, fact: Fact) {
+        let Fact::Notify { service, message } = fact else {
+            panic!("not a notify fact: {fact:?}");
+        };
+        assert_eq!(service, SERVICE);
+        match &mut self.slot {
+            Some(slot) => self.events.extend(slot.accept("web.1", &message)),
+            None => unattributed("web.1"),
+        }
+    }
+
+    /// The next event, or a panic after `within`.
+    async fn next_event(&mut self, within: Duration) -> Event {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return event;
+            }
+            self.next_fact(deadline).await;
+        }
+    }
+
+    /// Waits for one fact (a panic at `deadline`) and judges it.
+    async fn next_fact(&mut self, deadline: tokio::time::Instant) {
+        match tokio::time::timeout_at(deadline, self.facts.recv()).await {
+            Ok(Some(fact)) => self.judge(fact),
+            Ok(None) => panic!("fact channel closed"),
+            Err(_) => panic!("no event by the deadline"),
+        }
+    }
+
+    /// An event made from what has arrived so far, if any.
+    fn try_recv(&mut self) -> Option<Event> {
+        self.judge_queued();
+        self.events.pop_front()
+    }
 }
 
 fn socket(server: &mut NotifyServer) -> PathBuf {
     server
         .socket_for(SERVICE, "web.1", None)
         .unwrap_or_else(|error| panic!("{error}"))
-}
-
-/// The next event, or a panic after `within`.
-async fn next_event(events: &mut UnboundedReceiver<Event>, within: Duration) -> Event {
-    match tokio::time::timeout(within, events.recv()).await {
-        Ok(Some(event)) => event,
-        Ok(None) => panic!("event channel closed"),
-        Err(_) => panic!("no event within {within:?}"),
-    }
 }
 
 /// Sends `payload` from the test process, with `fds` attached.
@@ -133,6 +208,9 @@ async fn wait_for_file(path: &Path) -> String {
 
 #[tokio::test]
 async fn systemd_notify_ready_arrives_and_its_barrier_is_released_at_once() {
+    crate::own_process::own_process!(
+        systemd_notify_ready_arrives_and_its_barrier_is_released_at_once
+    );
     let (mut server, mut events) = server();
     let path = socket(&mut server);
     let scratch = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
@@ -146,9 +224,9 @@ async fn systemd_notify_ready_arrives_and_its_barrier_is_released_at_once() {
     );
     let spec = service(&["/bin/sh", "-c", &script], None);
     let spawned = spawn_service(&spec, &path);
-    server.set_current(SERVICE, child(1), spawned.pid);
+    events.set_current(child(1), spawned.pid);
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::Ready { child: child(1) }
     );
     let took_ms: u64 = wait_for_file(&took)
@@ -157,12 +235,15 @@ async fn systemd_notify_ready_arrives_and_its_barrier_is_released_at_once() {
         .parse()
         .unwrap_or(u64::MAX);
     assert!(took_ms < 2000, "systemd-notify took {took_ms} ms");
-    assert_eq!(server.status(SERVICE).as_deref(), Some("up and running"));
+    assert_eq!(events.status().as_deref(), Some("up and running"));
     finish(spawned.pid);
 }
 
 #[tokio::test]
 async fn a_service_running_as_its_user_reaches_its_socket_and_another_user_does_not() {
+    crate::own_process::own_process!(
+        a_service_running_as_its_user_reaches_its_socket_and_another_user_does_not
+    );
     let (mut server, mut events) = server();
     let path = server
         .socket_for(SERVICE, "web.1", Some((65534, 65534)))
@@ -195,9 +276,9 @@ async fn a_service_running_as_its_user_reaches_its_socket_and_another_user_does_
         ),
         &path,
     );
-    server.set_current(SERVICE, child(2), spawned.pid);
+    events.set_current(child(2), spawned.pid);
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::Ready { child: child(2) }
     );
     finish(spawned.pid);
@@ -205,6 +286,7 @@ async fn a_service_running_as_its_user_reaches_its_socket_and_another_user_does_
 
 #[tokio::test]
 async fn a_message_from_outside_the_services_session_is_dropped() {
+    crate::own_process::own_process!(a_message_from_outside_the_services_session_is_dropped);
     let (mut server, mut events) = server();
     let path = socket(&mut server);
     // The service speaks only after the intruder's datagram is queued, so by the time
@@ -218,20 +300,20 @@ async fn a_message_from_outside_the_services_session_is_dropped() {
         None,
     );
     let spawned = spawn_service(&spec, &path);
-    server.set_current(SERVICE, child(1), spawned.pid);
+    events.set_current(child(1), spawned.pid);
     // Negative control: the test process is really in another session.
     let our_session = nix::unistd::getsid(None).map(|pid| pid.as_raw());
     assert_ne!(our_session, Ok(spawned.pid));
     send(&path, b"STATUS=intruder\nWATCHDOG=1\nREADY=1\n", &[]);
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::Ready { child: child(1) }
     );
     assert!(
-        events.try_recv().is_err(),
+        events.try_recv().is_none(),
         "the intruder's message made an event"
     );
-    assert_ne!(server.status(SERVICE).as_deref(), Some("intruder"));
+    assert_ne!(events.status().as_deref(), Some("intruder"));
     finish(spawned.pid);
 }
 
@@ -240,7 +322,7 @@ async fn watchdog_messages_and_status_become_events_for_the_current_generation()
     let (mut server, mut events) = server();
     let path = socket(&mut server);
     // The test process as the service's main process.
-    server.set_current(SERVICE, child(9), our_pid());
+    events.set_current(child(9), our_pid());
     send(
         &path,
         b"STATUS=warming up\nWATCHDOG=1\nWATCHDOG_USEC=2500000\nWATCHDOG_USEC=0\n\
@@ -248,52 +330,45 @@ async fn watchdog_messages_and_status_become_events_for_the_current_generation()
         &[],
     );
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::WatchdogPing { child: child(9) }
     );
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::WatchdogTimeout {
             child: child(9),
             timeout: Duration::from_micros(2_500_000)
         }
     );
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::Ready { child: child(9) }
     );
-    assert_eq!(server.status(SERVICE).as_deref(), Some("warming up"));
+    assert_eq!(events.status().as_deref(), Some("warming up"));
     send(&path, b"WATCHDOG=trigger", &[]);
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::Failed {
             child: child(9),
             reason: FailureReason::Watchdog
         }
     );
-    // A new generation starts without the old status; after clear_current nothing
+    // A new generation starts without the old status; while no process runs nothing
     // is attributed at all.
-    server.set_current(SERVICE, child(10), our_pid());
-    assert_eq!(server.status(SERVICE), None);
-    server.clear_current(SERVICE);
-    let before = server.datagrams(SERVICE);
+    events.set_current(child(10), our_pid());
+    assert_eq!(events.status(), None);
+    events.clear_current();
     send(&path, b"READY=1", &[]);
-    wait_for_datagrams(&server, before + 1).await;
-    server.set_current(SERVICE, child(11), our_pid());
+    events
+        .next_fact(tokio::time::Instant::now() + Duration::from_secs(5))
+        .await;
+    assert_eq!(events.try_recv(), None);
+    events.set_current(child(11), our_pid());
     send(&path, b"WATCHDOG=1", &[]);
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::WatchdogPing { child: child(11) }
     );
-}
-
-/// Lets the reader run until the socket has delivered `count` datagrams (bounded).
-async fn wait_for_datagrams(server: &NotifyServer, count: u64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.datagrams(SERVICE) < count {
-        assert!(Instant::now() < deadline, "datagrams were not read");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 /// A pipe whose write end is sent away: `closed` is true once every copy of the
@@ -351,26 +426,27 @@ async fn send_fds_and_check_closed(path: &Path, payload: &[u8], count: usize) {
 
 #[tokio::test]
 async fn every_fd_that_arrives_is_closed_accepted_or_not() {
+    crate::own_process::own_process!(every_fd_that_arrives_is_closed_accepted_or_not);
     let (mut server, mut events) = server();
     let path = socket(&mut server);
     // No current process: dropped, fds closed anyway.
     send_fds_and_check_closed(&path, b"BARRIER=1", 3).await;
     // Accepted, several fds.
-    server.set_current(SERVICE, child(1), our_pid());
+    events.set_current(child(1), our_pid());
     send_fds_and_check_closed(&path, b"BARRIER=1", 5).await;
     send_fds_and_check_closed(&path, b"FDSTORE=1\nREADY=1", 2).await;
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::Ready { child: child(1) }
     );
     // From outside the service: dropped, fds closed.
     let spawned = spawn_service(&service(&["sleep", "30"], None), &path);
-    server.set_current(SERVICE, child(2), spawned.pid);
+    events.set_current(child(2), spawned.pid);
     send_fds_and_check_closed(&path, b"READY=1\nBARRIER=1", 4).await;
     // The most one message can carry.
-    server.set_current(SERVICE, child(3), our_pid());
+    events.set_current(child(3), our_pid());
     send_fds_and_check_closed(&path, b"BARRIER=1", MAX_FDS).await;
-    assert!(events.try_recv().is_err());
+    assert_eq!(events.try_recv(), None);
     finish(spawned.pid);
 }
 
@@ -378,7 +454,7 @@ async fn every_fd_that_arrives_is_closed_accepted_or_not() {
 async fn garbage_and_truncated_datagrams_make_no_event_and_no_panic() {
     let (mut server, mut events) = server();
     let path = socket(&mut server);
-    server.set_current(SERVICE, child(1), our_pid());
+    events.set_current(child(1), our_pid());
     let mut oversized = b"READY=1\n".to_vec();
     oversized.resize(MAX_DATAGRAM + 100, b'x');
     let garbage: [&[u8]; 8] = [
@@ -397,11 +473,11 @@ async fn garbage_and_truncated_datagrams_make_no_event_and_no_panic() {
     send(&path, b"WATCHDOG=1", &[]);
     // The marker is the first event: nothing before it made one.
     assert_eq!(
-        next_event(&mut events, Duration::from_secs(5)).await,
+        events.next_event(Duration::from_secs(5)).await,
         Event::WatchdogPing { child: child(1) }
     );
     assert_eq!(
-        server.status(SERVICE).as_deref(),
+        events.status().as_deref(),
         Some("\u{fffd}\u{fffd} broken utf-8")
     );
 }
@@ -481,21 +557,32 @@ fn environment_has_notify_socket_and_watchdog_usec_but_no_watchdog_pid() {
 }
 
 #[test]
-fn stat_parsing_finds_group_and_session_after_the_last_parenthesis() {
-    assert_eq!(
-        parse_stat_pgrp_and_session(b"42 (a) (b) c) S 1 40 30 0 -1"),
-        Some((40, 30))
-    );
-    assert_eq!(parse_stat_pgrp_and_session(b"42 (a"), None);
-    assert_eq!(parse_stat_pgrp_and_session(b"42 (a) S 1 x y"), None);
-    assert_eq!(parse_stat_pgrp_and_session(&[0xff, b')', b' ']), None);
-    assert!(sender_belongs(our_pid(), our_pid()).is_ok());
-    assert!(sender_belongs(0, our_pid()).is_err());
-    // Our own session contains us.
+fn a_sender_belongs_by_its_pid_session_or_group_as_read_at_once() {
+    let place = |pid: i32| Sender::read(Some(pid));
+    assert!(place(our_pid()).belongs_to(our_pid()).is_ok());
+    assert!(Sender::read(Some(0)).belongs_to(our_pid()).is_err());
+    assert!(Sender::read(None).belongs_to(our_pid()).is_err());
+    // Our own session and process group contain us.
     let session = nix::unistd::getsid(None).map_or(-1, |pid| pid.as_raw());
-    assert!(sender_belongs(our_pid(), session).is_ok());
+    assert!(place(our_pid()).belongs_to(session).is_ok());
+    let group = nix::unistd::getpgrp().as_raw();
+    assert!(place(our_pid()).belongs_to(group).is_ok());
     // pid 1 (init) is not in our session unless we are it.
     if our_pid() != 1 && session != 1 {
-        assert!(sender_belongs(1, our_pid()).is_err());
+        assert!(place(1).belongs_to(our_pid()).is_err());
     }
+    // What was read is what counts: a process read while alive stays placed.
+    let read_earlier = Sender::Process {
+        pid: 999_999,
+        place: Ok((40, 30)),
+    };
+    assert!(read_earlier.belongs_to(30).is_ok());
+    assert!(read_earlier.belongs_to(40).is_ok());
+    assert!(read_earlier.belongs_to(41).is_err());
+    // A sender gone before it was read cannot be placed.
+    let gone = Sender::Process {
+        pid: 999_999,
+        place: Err("read /proc/999999/stat: No such file or directory".into()),
+    };
+    assert!(gone.belongs_to(41).is_err());
 }

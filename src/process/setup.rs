@@ -2,7 +2,7 @@
 //! file-descriptor limit, inherited descriptors, and the job-control signals.
 //!
 //! Owns the record of minder's *original* RLIMIT_NOFILE, which `spawn` gives back to
-//! every service that does not set its own (design.md §3). It must run once, on the main
+//! every service that does not set its own (docs/design.md §3). It must run once, on the main
 //! thread, before any thread is started or any fd is opened that should be inherited:
 //! it changes process-wide state (signal dispositions, limits, fd flags) and it must not
 //! install signal handlers (the runtime does that through tokio).

@@ -51,7 +51,7 @@
 //!   minder besides `reap`, limited to a fresh child of the calling thread that never
 //!   became a service: its pid is returned to nobody, and since the loop's thread is
 //!   the one that spawns and reaps, no `reap` can run in between and take it first
-//!   (process-notes §1). A child that exec'd belongs to `reap` like every other.
+//!   (docs/design.md §3). A child that exec'd belongs to `reap` like every other.
 //! - The clone is made from the calling thread, so the parent-death signal is tied to
 //!   it: the runtime spawns from its main thread, which lives as long as minder.
 //!
@@ -107,7 +107,7 @@ pub struct SpawnRequest<'a> {
     pub extra_env: &'a [(String, String)],
     /// Run this argv instead of `spec.command`, with everything else of the service
     /// (exec readiness and health probes run with the service's identity, environment
-    /// and working directory, design.md §4). `None` for the service itself.
+    /// and working directory, docs/design.md §4). `None` for the service itself.
     pub command: Option<&'a [String]>,
     /// `ready.fd = N` (s6 style): give the child the write end of a fresh pipe as its
     /// fd N (not close-on-exec, unlike every other fd beyond 2), and return the read
@@ -284,7 +284,7 @@ fn collect_failed_child(pid: libc::pid_t) {
     }
 }
 
-/// A command with a `/` is a path relative to the working directory (design.md §2);
+/// A command with a `/` is a path relative to the working directory (docs/design.md §2);
 /// one without is looked up in the `PATH` the service gets (see `ExecPlan`). Joined
 /// here because `execve` would resolve a relative path against minder's own cwd at the
 /// time of the call, not the service's. An absolute command stays as it is.

@@ -1,9 +1,11 @@
 //! Tests of spawn, reap and signalling with real processes, read back through /proc.
 //!
-//! Run them with `cargo nextest run` (the project's runner: one process per test).
 //! `reap()` collects *every* child of the test process, so under plain `cargo test`,
-//! where tests share a process, one test can steal another's exit. The tests only
-//! look at pids they spawned, which makes that rare, not impossible.
+//! where tests share a process, one test can steal another's exit. Most tests only
+//! look at pids they spawned, but some assert that nothing else is left to reap or
+//! change process-wide limits and environment, and under load a steal also delays a
+//! bounded wait. So every test here starts with `own_process!`: one process per test
+//! under any runner, as nextest gives (see `crate::own_process`).
 //!
 //! Each test that checks an OS property also checks that the parent really had the
 //! property being cleaned (a negative control), so it fails if the cleaning breaks.
@@ -129,6 +131,7 @@ fn temp_dir() -> tempfile::TempDir {
 
 #[test]
 fn reap_reports_exit_codes_and_signals() {
+    crate::own_process::own_process!(reap_reports_exit_codes_and_signals);
     let root = Path::new("/");
     let exited = start(&service(&["/bin/sh", "-c", "exit 7"], root));
     let killed = start(&service(&["/bin/sh", "-c", "kill -TERM $$; sleep 5"], root));
@@ -152,6 +155,7 @@ fn reap_reports_exit_codes_and_signals() {
 
 #[test]
 fn reap_drains_many_exits_and_never_blocks() {
+    crate::own_process::own_process!(reap_drains_many_exits_and_never_blocks);
     let root = Path::new("/");
     let pids: Vec<i32> = (0..20)
         .map(|i| start(&service(&["/bin/sh", "-c", &format!("exit {i}")], root)).pid)
@@ -171,6 +175,7 @@ fn reap_drains_many_exits_and_never_blocks() {
 
 #[test]
 fn missing_command_is_127_with_the_path_in_the_reason() {
+    crate::own_process::own_process!(missing_command_is_127_with_the_path_in_the_reason);
     let error = start_error(&service(&["/nonexistent/minder-test"], Path::new("/")));
     assert_eq!(error.code, CODE_NOT_FOUND);
     assert_eq!(
@@ -188,6 +193,7 @@ fn missing_command_is_127_with_the_path_in_the_reason() {
 
 #[test]
 fn non_executable_command_is_126() {
+    crate::own_process::own_process!(non_executable_command_is_126);
     let dir = temp_dir();
     write_script(dir.path(), "plain.txt", "#!/bin/sh\nexit 0\n", 0o644);
     let error = start_error(&service(&["./plain.txt"], dir.path()));
@@ -205,12 +211,13 @@ fn non_executable_command_is_126() {
     // `script_without_a_shebang_runs_with_bin_sh_as_execvp_does`.)
 }
 
-/// Regression for the std trap (process-notes §1): a failed exec on std's fork path
+/// Regression for the std trap (docs/design.md §3): a failed exec on std's fork path
 /// made std wait for the child itself, and a reaper that took it first turned that into
 /// a panic. `spawn` now collects a failed child itself, by pid; here the reaper runs
 /// between spawns on the same thread, as in the runtime, and must find nothing.
 #[test]
 fn repeated_exec_failures_do_not_panic() {
+    crate::own_process::own_process!(repeated_exec_failures_do_not_panic);
     let spec = service(&["/nonexistent/minder-test"], Path::new("/"));
     let sleeper = start(&service(&["sleep", "30"], Path::new("/")));
     for _ in 0..200 {
@@ -223,6 +230,7 @@ fn repeated_exec_failures_do_not_panic() {
 
 #[test]
 fn capture_child_has_its_own_session_and_group() {
+    crate::own_process::own_process!(capture_child_has_its_own_session_and_group);
     let child = start(&service(&["sleep", "30"], Path::new("/")));
     let (pgrp, session) = pgrp_and_session(child.pid);
     assert_eq!((pgrp, session), (child.pid, child.pid));
@@ -238,6 +246,9 @@ fn capture_child_has_its_own_session_and_group() {
 
 #[test]
 fn foreground_child_has_its_own_group_in_our_session_and_our_stdio() {
+    crate::own_process::own_process!(
+        foreground_child_has_its_own_group_in_our_session_and_our_stdio
+    );
     let spec = service(&["sleep", "30"], Path::new("/"));
     let child = spawn(&SpawnRequest::new(&spec, StdioMode::Foreground, &[]))
         .unwrap_or_else(|error| panic!("{error}"));
@@ -256,6 +267,7 @@ fn foreground_child_has_its_own_group_in_our_session_and_our_stdio() {
 
 #[test]
 fn child_gets_empty_signal_mask_and_default_dispositions() {
+    crate::own_process::own_process!(child_gets_empty_signal_mask_and_default_dispositions);
     // What minder does to itself (prepare_supervisor), plus a blocked signal on the
     // forking thread and a handled one.
     // A real-time signal too: exec keeps SIG_IGN for those as well.
@@ -309,6 +321,7 @@ fn wait_for_exec(pid: i32, comm: &str) {
 
 #[test]
 fn child_sees_no_fds_beyond_stdio() {
+    crate::own_process::own_process!(child_sees_no_fds_beyond_stdio);
     // An fd minder inherited without close-on-exec (dup never sets it).
     let file = std::fs::File::open("/proc/self/stat").unwrap_or_else(|e| panic!("{e}"));
     // SAFETY: dup of an open fd; the result is closed below.
@@ -323,12 +336,22 @@ fn child_sees_no_fds_beyond_stdio() {
 
     let child = start(&service(&["sleep", "30"], Path::new("/")));
     wait_for_exec(child.pid, "sleep");
-    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", child.pid))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    fds.sort_unstable();
-    assert_eq!(fds, [0, 1, 2]);
+    // `sleep` may still be opening its locale files just after exec; an fd it opens
+    // itself goes away, one it inherited stays. So look until only 0, 1, 2 are left,
+    // for a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", child.pid))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort_unstable();
+        if fds == [0, 1, 2] || Instant::now() >= deadline {
+            assert_eq!(fds, [0, 1, 2]);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     // SAFETY: closing the fd dup'ed above.
     unsafe { libc::close(leaked) };
     finish(child.pid);
@@ -336,6 +359,7 @@ fn child_sees_no_fds_beyond_stdio() {
 
 #[test]
 fn environment_rules() {
+    crate::own_process::own_process!(environment_rules);
     // SAFETY: nextest runs this test alone in its process; no other thread reads the
     // environment concurrently.
     unsafe {
@@ -385,6 +409,7 @@ fn environment_rules() {
 
 #[test]
 fn missing_env_file_is_an_error_naming_it() {
+    crate::own_process::own_process!(missing_env_file_is_an_error_naming_it);
     let mut spec = service(&["true"], Path::new("/"));
     spec.env_file = Some(PathBuf::from("/nonexistent/db.env"));
     let error = start_error(&spec);
@@ -397,6 +422,9 @@ fn missing_env_file_is_an_error_naming_it() {
 
 #[test]
 fn relative_command_runs_from_the_working_dir_and_path_is_the_childs() {
+    crate::own_process::own_process!(
+        relative_command_runs_from_the_working_dir_and_path_is_the_childs
+    );
     let dir = temp_dir();
     write_script(dir.path(), "hello.sh", "#!/bin/sh\nexec sleep 30\n", 0o755);
     let mut spec = service(&["./hello.sh"], dir.path());
@@ -439,6 +467,7 @@ fn relative_command_runs_from_the_working_dir_and_path_is_the_childs() {
 
 #[test]
 fn missing_working_dir_and_unknown_user_are_code_1() {
+    crate::own_process::own_process!(missing_working_dir_and_unknown_user_are_code_1);
     let error = start_error(&service(&["true"], Path::new("/nonexistent/dir")));
     assert_eq!(error.code, CODE_OTHER);
     assert_eq!(
@@ -459,6 +488,7 @@ fn missing_working_dir_and_unknown_user_are_code_1() {
 
 #[test]
 fn user_nobody_gets_its_uid_gid_groups_and_passwd_environment() {
+    crate::own_process::own_process!(user_nobody_gets_its_uid_gid_groups_and_passwd_environment);
     if !nix::unistd::geteuid().is_root() {
         eprintln!("SKIPPED: switching users needs root (CI runs as root)");
         return;
@@ -517,6 +547,7 @@ fn user_nobody_gets_its_uid_gid_groups_and_passwd_environment() {
 
 #[test]
 fn kill_group_kills_a_grandchild_that_ignores_sigterm() {
+    crate::own_process::own_process!(kill_group_kills_a_grandchild_that_ignores_sigterm);
     // As in minder: orphans come back to us so we can reap and check them.
     let setup = prepare_supervisor();
     assert!(setup.subreaper || setup.is_pid1, "{:?}", setup.warnings);
@@ -563,6 +594,7 @@ fn kill_group_kills_a_grandchild_that_ignores_sigterm() {
 
 #[test]
 fn signal_group_refuses_our_own_and_inits_group() {
+    crate::own_process::own_process!(signal_group_refuses_our_own_and_inits_group);
     for pgid in [-5, 0, 1] {
         assert_eq!(signal_group(pgid, 0), Err(Errno::EINVAL));
     }
@@ -570,6 +602,9 @@ fn signal_group_refuses_our_own_and_inits_group() {
 
 #[test]
 fn prepare_supervisor_raises_nofile_and_services_get_the_original() {
+    crate::own_process::own_process!(
+        prepare_supervisor_raises_nofile_and_services_get_the_original
+    );
     let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .unwrap_or_else(|e| panic!("{e}"));
     let original_soft = 1000.min(hard);
@@ -641,6 +676,7 @@ fn open_fds(pid: i32) -> Vec<i32> {
 
 #[test]
 fn null_child_has_dev_null_on_0_1_2_and_its_own_session() {
+    crate::own_process::own_process!(null_child_has_dev_null_on_0_1_2_and_its_own_session);
     let spec = service(&["sleep", "30"], Path::new("/"));
     let child = spawn(&SpawnRequest::new(&spec, StdioMode::Null, &[]))
         .unwrap_or_else(|error| panic!("{error}"));
@@ -686,6 +722,7 @@ fn spawn_with_ready_fd(spec: &ServiceSpec, ready_fd: i32) -> SpawnedProcess {
 
 #[test]
 fn ready_fd_gives_the_child_a_pipe_on_fd_n_and_nothing_else() {
+    crate::own_process::own_process!(ready_fd_gives_the_child_a_pipe_on_fd_n_and_nothing_else);
     // Both ways the child can get fd N: N taken in the parent (by `occupied`: the
     // child's copy comes from dup2) and N free (the write end is moved onto it in the
     // parent first). Both must give the child exactly 0, 1, 2 and N.
@@ -734,6 +771,9 @@ fn ready_fd_gives_the_child_a_pipe_on_fd_n_and_nothing_else() {
 
 #[test]
 fn ready_fd_reaches_end_of_file_when_the_child_exits_without_a_newline() {
+    crate::own_process::own_process!(
+        ready_fd_reaches_end_of_file_when_the_child_exits_without_a_newline
+    );
     // minder must hold no copy of the write end, or this read would never end.
     let spec = service(&["/bin/sh", "-c", "printf x >&5; exit 0"], Path::new("/"));
     let mut child = spawn_with_ready_fd(&spec, 5);
@@ -746,6 +786,7 @@ fn ready_fd_reaches_end_of_file_when_the_child_exits_without_a_newline() {
 
 #[test]
 fn ready_fd_below_3_is_refused() {
+    crate::own_process::own_process!(ready_fd_below_3_is_refused);
     let spec = service(&["sleep", "30"], Path::new("/"));
     let mut request = SpawnRequest::new(&spec, StdioMode::Capture, &[]);
     request.ready_fd = Some(1);
@@ -760,6 +801,7 @@ fn ready_fd_below_3_is_refused() {
 
 #[test]
 fn exec_failure_with_a_ready_fd_is_still_reported() {
+    crate::own_process::own_process!(exec_failure_with_a_ready_fd_is_still_reported);
     // The readiness fd must not displace anything the child still needs (it once
     // could land on std's exec-error pipe, and the failure went unreported).
     for target in [3, 4, 5, 6, 7, 8] {
@@ -775,6 +817,7 @@ fn exec_failure_with_a_ready_fd_is_still_reported() {
 
 #[test]
 fn service_owner_is_the_uid_and_gid_the_service_runs_as() {
+    crate::own_process::own_process!(service_owner_is_the_uid_and_gid_the_service_runs_as);
     let mut spec = service(&["true"], Path::new("/"));
     assert_eq!(service_owner(&spec), Ok(None));
     spec.user = Some("nobody".into());
@@ -815,6 +858,7 @@ fn thread_signal_mask() -> String {
 
 #[test]
 fn zombie_children_sees_an_uncollected_child() {
+    crate::own_process::own_process!(zombie_children_sees_an_uncollected_child);
     // Negative control for the zombie checks below: a child that has exited and
     // not been collected is listed until `reap` takes it.
     let child = start(&service(&["true"], Path::new("/")));
@@ -833,6 +877,7 @@ fn zombie_children_sees_an_uncollected_child() {
 
 #[test]
 fn failed_spawns_leave_no_zombie_and_nothing_to_reap() {
+    crate::own_process::own_process!(failed_spawns_leave_no_zombie_and_nothing_to_reap);
     let dir = temp_dir();
     write_script(dir.path(), "plain.txt", "#!/bin/sh\nexit 0\n", 0o644);
     let mut bad_limit = service(&["true"], Path::new("/"));
@@ -884,6 +929,7 @@ fn failed_spawns_leave_no_zombie_and_nothing_to_reap() {
 
 #[test]
 fn script_without_a_shebang_runs_with_bin_sh_as_execvp_does() {
+    crate::own_process::own_process!(script_without_a_shebang_runs_with_bin_sh_as_execvp_does);
     let dir = temp_dir();
     let out = dir.path().join("out");
     let body = format!("echo \"$0 $*\" > {}\nexit 42\n", out.display());
@@ -910,6 +956,7 @@ fn script_without_a_shebang_runs_with_bin_sh_as_execvp_does() {
 
 #[test]
 fn path_search_reports_permission_denied_over_not_found() {
+    crate::own_process::own_process!(path_search_reports_permission_denied_over_not_found);
     // execvp's rule: keep searching after EACCES, and report it if nothing runs.
     let dir = temp_dir();
     write_script(dir.path(), "minder-test-tool", "#!/bin/sh\nexit 0\n", 0o644);
@@ -960,6 +1007,7 @@ extern "C" fn count_sigusr1(_: libc::c_int) {
 
 #[test]
 fn signals_during_spawn_never_run_a_handler_in_the_child() {
+    crate::own_process::own_process!(signals_during_spawn_never_run_a_handler_in_the_child);
     use std::sync::atomic::Ordering::Relaxed;
     let me = std::process::id() as i32;
     TEST_PID.store(me, Relaxed);
@@ -1058,6 +1106,9 @@ fn signals_during_spawn_never_run_a_handler_in_the_child() {
 
 #[test]
 fn every_stage_failure_reports_its_code_and_reason_and_leaves_no_zombie() {
+    crate::own_process::own_process!(
+        every_stage_failure_reports_its_code_and_reason_and_leaves_no_zombie
+    );
     use super::spawn::{Stage, spawn_failing_at};
     // Our own uid and gid as "user": the steps then run (and would succeed) as root
     // and as anyone else, so each injected failure is reached.
@@ -1172,6 +1223,7 @@ fn every_stage_failure_reports_its_code_and_reason_and_leaves_no_zombie() {
 
 #[test]
 fn spawn_restores_the_callers_signal_mask() {
+    crate::own_process::own_process!(spawn_restores_the_callers_signal_mask);
     let mut blocked = nix::sys::signal::SigSet::empty();
     blocked.add(nix::sys::signal::Signal::SIGUSR2);
     blocked

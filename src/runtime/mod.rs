@@ -1,49 +1,55 @@
 //! The event loop: owns the supervision core and performs its effects.
 //!
 //! One tokio current-thread runtime on minder's main thread runs one loop. Everything
-//! that can happen (SIGCHLD, a signal to minder, the core's deadline, a probe result or
-//! notify message on the event channel) wakes the same `select!`, becomes an `Event`
-//! for the `Supervisor`, and the effects that come back are carried out here, in order,
-//! through `process` (spawn, signal, kill), `health` (probes), `notify` (sockets),
-//! `logs` (output capture) and `systemd`. The loop decides nothing itself; it only
-//! translates: every signal minder receives goes to the core as it is (container-mode
-//! forwarding and its kill time are the core's), and it keeps no timer of the core's:
-//! the core's one deadline covers stop and forward kill times, probe timeouts and the
-//! shutdown bound.
+//! that can happen (SIGCHLD, a signal to minder, the core's deadline, a `Fact` from a
+//! task on the channel: a probe result, a notify message, a memory scan, a ready-fd
+//! line) wakes the same `select!`, becomes an `Event` for the `Supervisor`, and the
+//! effects that come back are carried out here, in order, through `process` (spawn,
+//! signal, kill), `health` (probes), `notify` (sockets), `logs` (output capture) and
+//! `systemd`. The loop decides nothing itself; it only translates: every signal minder
+//! receives goes to the core as it is (container-mode forwarding and its kill time are
+//! the core's), and it keeps no timer of the core's: the core's one deadline covers
+//! stop and forward kill times, probe timeouts and the shutdown bound.
 //!
-//! Because spawning and reaping both happen on this one thread, a pid is registered in
-//! `Loop::children` before the `reap()` that could return it: no exit is ever missed or
-//! misattributed. Besides those wake-ups there is a 60 s reaper sweep and, only under
+//! Each running process is one `Incarnation` record (`incarnation.rs`), made by the
+//! spawn and ended by the reaper; its `Drop` does the teardown. Because spawning and
+//! reaping both happen on this one thread, a pid is registered in `Loop::children`
+//! before the `reap()` that could return it: no exit is ever missed or misattributed.
+//! Tasks share no state with the loop: they send facts, and the loop, which knows the
+//! current incarnation of each service, turns them into events or drops stale ones. Besides those wake-ups there is a 60 s reaper sweep and, only under
 //! systemd's `WatchdogSec=`, a watchdog ping (plus, while a message to systemd waits for
 //! room in its queue, a retry); the loop never polls. Messages to systemd go through
 //! `systemd`, whose sends never block.
 
 mod container;
+mod fact;
+mod incarnation;
 mod systemd;
 
 use crate::health::{ExecProbes, Prober};
-use crate::logs::{Attachment, OutputHub, OwnLogWriter};
-use crate::notify::{self, NotifyServer};
+use crate::logs::{OutputHub, OwnLogWriter};
+use crate::notify::{self, NotifyServer, NotifySlot};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::signals::signal_name;
 use crate::spec::{LogFormat, Spec};
 use crate::spec::{Probe, ProcessTable, ReadyCheck, ServiceSpec};
 use crate::supervisor::ServiceId;
 use crate::supervisor::{
-    Announcement, Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus,
+    Announcement, Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeKind,
     ProbeOutcome, Report, ShutdownCause, Supervisor, Time,
 };
+use incarnation::{Incarnation, Incarnations};
 use minder_core::spec::SignalMode;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 use systemd::SystemdNotifier;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 pub use self::container::{add_main_service, container_spec};
+pub use self::fact::Fact;
 
 /// How the tree was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,8 +197,9 @@ enum Wake {
     Signal(i32),
     Deadline,
     Sweep,
-    /// A probe result or a notify message.
-    Event(Event),
+    /// What a task observed: a probe result, a notify message, a memory scan, a
+    /// ready-fd line.
+    Fact(Fact),
     /// Time to tell systemd the loop is alive (`WatchdogSec=`).
     SystemdWatchdog,
     /// Time to send systemd an undelivered state message again.
@@ -209,14 +216,12 @@ struct Loop {
     processes: ProcessTable,
     /// `Time::ZERO` of the core: the moment the loop was created.
     origin: Instant,
-    /// Live main processes by pid (= their process group), registered right after
-    /// spawn and removed when reaped.
-    children: HashMap<i32, ChildRef>,
+    /// One record per running main process, by pid (= its process group): made right
+    /// after the spawn, ended when reaped (see `incarnation.rs`). Also keeps the output
+    /// readers of ended processes, awaited at exit so no last line is lost.
+    children: Incarnations,
     /// Captured output of every service (config mode only).
     outputs: Option<OutputHub>,
-    /// Per service, the reader tasks of its incarnations' pipes still being read;
-    /// pruned at each spawn of that service, awaited at exit so no last line is lost.
-    attachments: HashMap<ServiceId, Vec<Attachment>>,
     /// `daemon.shutdown_timeout`: also bounds the delivery of the last output at exit.
     shutdown_timeout: Duration,
     /// When the core first reported the tree shutting down; the output still on its
@@ -229,19 +234,18 @@ struct Loop {
     orphans_reaped: u64,
     /// Set by `Effect::Exit`.
     exit_code: Option<i32>,
-    /// Probe results, ready-fd newlines and notify messages, from tasks of this runtime.
-    events: mpsc::UnboundedReceiver<Event>,
-    /// Runs tcp/http probes and memory samples as tasks; answers through `events`.
+    /// Probe results, ready-fd newlines, memory scans and notify messages, from tasks
+    /// and threads that share nothing else with the loop.
+    facts: mpsc::UnboundedReceiver<Fact>,
+    /// Runs tcp/http probes and memory samples as tasks; answers through `facts`.
     prober: Prober,
-    /// Exec probes in flight: registered at spawn, answered at reap, killed when the
-    /// core cancels them.
+    /// Exec probes in flight: registered at spawn, answered at reap, marked when the
+    /// core cancels them. (Each is also listed in its incarnation's record, which
+    /// kills it when cancelled or when the service's process ends first.)
     exec_probes: ExecProbes,
     /// The sd_notify sockets; created only when some service has `ready.notify`.
     /// Dropping it removes the sockets and their directory.
     notify: Option<NotifyServer>,
-    /// Per service, the task waiting for the current incarnation's ready-fd newline;
-    /// aborted when that incarnation ends.
-    ready_fd_watches: HashMap<ServiceId, AbortHandle>,
     /// minder's own service manager (`NOTIFY_SOCKET`), if it has one: created at
     /// start, told READY=1 (once `tree_ready`) and STOPPING=1 (`Effect::Announce`) and
     /// pinged by this loop, never blocking it.
@@ -255,7 +259,7 @@ impl Loop {
         // Backoff jitter exists to spread restarts of many minders (or many services)
         // apart, so each run gets its own seed; the core itself stays deterministic.
         let seed = fastrand::u64(..);
-        let (sender, events) = mpsc::unbounded_channel();
+        let (sender, facts) = mpsc::unbounded_channel();
         let needs_notify = services(&spec.root).any(|service| {
             matches!(
                 service.ready.as_ref().map(|r| &r.check),
@@ -284,18 +288,16 @@ impl Loop {
         let supervisor = Supervisor::new(&core_spec, seed);
         let processes = ProcessTable::new(spec, probes, &supervisor);
         Ok(Loop {
-            events,
+            facts,
             prober: Prober::new(sender),
             exec_probes: ExecProbes::new(),
             notify,
-            ready_fd_watches: HashMap::new(),
             systemd: SystemdNotifier::from_env(),
             announced_ready: false,
             supervisor,
             processes,
             origin: Instant::now(),
-            children: HashMap::new(),
-            attachments: HashMap::new(),
+            children: Incarnations::default(),
             shutdown_timeout: spec.daemon.shutdown_timeout,
             shutdown_started: None,
             outputs,
@@ -365,7 +367,7 @@ impl Loop {
                 _ = signals.user2.recv() => Wake::Signal(libc::SIGUSR2),
                 _ = signals.window.recv() => Wake::Signal(libc::SIGWINCH),
                 _ = sleep_until(deadline) => Wake::Deadline,
-                Some(event) = self.events.recv() => Wake::Event(event),
+                Some(fact) = self.facts.recv() => Wake::Fact(fact),
                 _ = tick(systemd_watchdog.as_mut()) => Wake::SystemdWatchdog,
                 _ = sleep_until(systemd_retry) => Wake::SystemdRetry,
                 _ = sweep.tick() => Wake::Sweep,
@@ -377,11 +379,11 @@ impl Loop {
                 // What a signal means (shutdown, forwarding) is the core's decision.
                 Wake::Signal(number) => self.pending.push_back(Event::Signal(number)),
                 Wake::Deadline => self.pending.push_back(Event::Timer),
-                Wake::Event(event) => {
-                    // Take every result already queued in this one turn.
-                    self.pending.push_back(event);
-                    while let Ok(event) = self.events.try_recv() {
-                        self.pending.push_back(event);
+                Wake::Fact(fact) => {
+                    // Take every fact already queued in this one turn.
+                    self.on_fact(fact);
+                    while let Ok(fact) = self.facts.try_recv() {
+                        self.on_fact(fact);
                     }
                 }
                 Wake::SystemdWatchdog => {
@@ -459,13 +461,14 @@ impl Loop {
         let mut stopped: Vec<(i32, &str, &str)> = self
             .children
             .iter()
-            .filter_map(|(pid, child)| {
-                let how = match process::process_state(*pid)? {
+            .filter_map(|incarnation| {
+                let pid = incarnation.pid;
+                let how = match process::process_state(pid)? {
                     'T' => "process stopped by a signal: it runs again only on SIGCONT",
                     't' => "process stopped by a tracer",
                     _ => return None,
                 };
-                Some((*pid, self.name(*child), how))
+                Some((pid, self.name(incarnation.child), how))
             })
             .collect();
         stopped.sort_unstable();
@@ -475,34 +478,83 @@ impl Loop {
     /// Collect every ended child; hand exits of services to the core.
     fn reap(&mut self) {
         for (pid, status) in process::reap() {
-            if self.exec_probes.contains(pid) {
-                process::kill_group(pid);
-                // A cancelled probe answers nothing: the core has counted it already.
-                if let Some(event) = self.exec_probes.exited(pid, status) {
-                    self.pending.push_back(event);
-                }
-                continue;
+            if let Some(event) = self.collected(pid, status) {
+                self.pending.push_back(event);
             }
-            match self.children.remove(&pid) {
-                Some(child) => {
-                    // Whatever the main process left in its group goes with it, before
-                    // any restart: a forked worker must not hold the next one's port.
-                    process::kill_group(pid);
-                    if let Some(notify) = &mut self.notify {
-                        notify.clear_current(child.id);
-                    }
-                    if let Some(watch) = self.ready_fd_watches.remove(&child.id) {
-                        watch.abort();
-                    }
-                    // Its probes still running would only report on a dead incarnation.
-                    for probe in self.exec_probes.abandon(child) {
-                        process::kill_group(probe);
-                    }
-                    self.pending.push_back(Event::Exited { child, status });
+        }
+    }
+
+    /// The reaper collected `pid`: the event for the core, if any. Ending a service's
+    /// record kills what is left of its process group, in this same turn, before any
+    /// restart (a forked worker must not hold the next one's port), and the exec
+    /// probes still running for it (their results would be about a dead process).
+    fn collected(&mut self, pid: i32, status: ExitStatus) -> Option<Event> {
+        if let Some(child) = self.exec_probes.owner(pid) {
+            process::kill_group(pid);
+            let listed = self.children.exec_probe_reaped(child, pid);
+            // A probe the core cancelled answers nothing (`exited` says so): the core
+            // has counted it already. One whose service's process has ended answers
+            // about a process that is gone, and is dropped like any such fact.
+            return self.exec_probes.exited(pid, status).filter(|_| listed);
+        }
+        match self.children.end(pid) {
+            Some(child) => Some(Event::Exited { child, status }),
+            None => {
+                self.orphans_reaped += 1;
+                tracing::debug!(pid, ?status, "reaped an orphan");
+                None
+            }
+        }
+    }
+
+    /// Turns what a task observed into events for the core, if the process it is about
+    /// is still the current one; facts about an ended process are dropped.
+    fn on_fact(&mut self, fact: Fact) {
+        match fact {
+            Fact::Notify { service, message } => {
+                let name = self.processes.name(service);
+                match self
+                    .children
+                    .of_service_mut(service)
+                    .and_then(|incarnation| incarnation.notify.as_mut())
+                {
+                    Some(slot) => self.pending.extend(slot.accept(name, &message)),
+                    None => notify::unattributed(name),
                 }
-                None => {
-                    self.orphans_reaped += 1;
-                    tracing::debug!(pid, ?status, "reaped an orphan");
+            }
+            Fact::ProbeResult {
+                child,
+                kind,
+                run,
+                outcome,
+            } => {
+                if let Some(incarnation) = self.children.current_mut(child) {
+                    incarnation.network_probe_done(kind, run);
+                    self.pending.push_back(Event::ProbeResult {
+                        child,
+                        kind,
+                        run,
+                        outcome,
+                    });
+                }
+            }
+            Fact::MemoryScan { groups, asked } => {
+                for (child, run) in asked {
+                    let Some(incarnation) = self.children.current_mut(child) else {
+                        continue;
+                    };
+                    let bytes = groups.get(&incarnation.pid).copied().unwrap_or(0);
+                    self.pending.push_back(Event::ProbeResult {
+                        child,
+                        kind: ProbeKind::Memory,
+                        run,
+                        outcome: ProbeOutcome::Memory(bytes),
+                    });
+                }
+            }
+            Fact::ReadyLine { child } => {
+                if self.children.is_current(child) {
+                    self.pending.push_back(Event::Ready { child });
                 }
             }
         }
@@ -513,7 +565,7 @@ impl Loop {
             match effect {
                 Effect::Spawn { child } => self.spawn(child),
                 Effect::Signal { child, pid, signal } => {
-                    if self.children.get(&pid) != Some(&child) {
+                    if self.children.child(pid) != Some(child) {
                         continue;
                     }
                     // A stop signal, followed by SIGCONT (see `Effect::Signal`).
@@ -527,7 +579,7 @@ impl Loop {
                     signal,
                     and_continue,
                 } => {
-                    if self.children.get(&pid) != Some(&child) {
+                    if self.children.child(pid) != Some(child) {
                         continue;
                     }
                     let sent = if and_continue {
@@ -540,12 +592,15 @@ impl Loop {
                     }
                 }
                 Effect::CancelProbe { child, kind, run } => {
-                    // An exec probe's end is then collected by `reap` and answers
-                    // nothing; a network probe's task just stops.
-                    for pid in self.exec_probes.cancel(child, kind, run) {
-                        process::kill_group(pid);
+                    // The probe is in the record of the process it checks: an exec
+                    // probe's group is killed there, and its end, collected by `reap`,
+                    // answers nothing; a network probe's task is aborted. If that
+                    // process has ended, its record's drop already did both.
+                    if let Some(incarnation) = self.children.current_mut(child) {
+                        for pid in incarnation.cancel_probe(kind, run) {
+                            self.exec_probes.cancel(pid);
+                        }
                     }
-                    self.prober.cancel(child, kind, run);
                 }
                 Effect::Announce(Announcement::Stopping) => {
                     self.shutdown_started.get_or_insert_with(Instant::now);
@@ -554,7 +609,7 @@ impl Loop {
                     }
                 }
                 Effect::Kill { child, pid } => {
-                    if self.children.get(&pid) == Some(&child) {
+                    if self.children.child(pid) == Some(child) {
                         process::kill_group(pid);
                     }
                 }
@@ -604,34 +659,30 @@ impl Loop {
         }
         match process::spawn(&request) {
             Ok(spawned) => {
-                self.children.insert(spawned.pid, child);
-                // Attribute notify messages to this incarnation from now on (same turn
-                // as the spawn, before any message of it can be read).
-                if let Some(notify) = &mut self.notify {
-                    notify.set_current(child.id, child, spawned.pid);
+                let mut incarnation = Incarnation::new(child, spawned.pid);
+                // Notify messages are judged against this process from now on (same
+                // turn as the spawn, before any message of it can be read).
+                if self
+                    .notify
+                    .as_ref()
+                    .is_some_and(|notify| notify.has_socket(child.id))
+                {
+                    incarnation = incarnation.with_notify(NotifySlot::new(child, spawned.pid));
                 }
                 if let Some(fd) = spawned.ready_fd {
-                    let watch = self.prober.watch_ready_fd(child, fd);
-                    if let Some(previous) = self.ready_fd_watches.insert(child.id, watch) {
-                        previous.abort();
-                    }
+                    incarnation = incarnation.with_ready_fd(self.prober.watch_ready_fd(child, fd));
                 }
                 if let (Some(outputs), Some(stdout), Some(stderr)) =
                     (&self.outputs, spawned.stdout, spawned.stderr)
                 {
                     match outputs.attach(&spec.name, stdout, stderr) {
-                        Ok(attachment) => {
-                            // Readers of ended incarnations finish at end of file;
-                            // keep only the ones still reading.
-                            let readers = self.attachments.entry(child.id).or_default();
-                            readers.retain(|a| !a.is_finished());
-                            readers.push(attachment);
-                        }
+                        Ok(attachment) => incarnation = incarnation.with_output(attachment),
                         Err(error) => {
                             tracing::warn!(service = spec.name, "capture output: {error}")
                         }
                     }
                 }
+                self.children.insert(incarnation);
                 self.pending.push_back(Event::Spawned {
                     child,
                     pid: spawned.pid,
@@ -649,16 +700,17 @@ impl Loop {
 
     /// Run one check for the core. Network probes and memory samples run as tasks;
     /// exec probes are spawned here, on the loop's thread, like every process, and
-    /// answered when reaped or killed at their timeout. Every path answers with one
-    /// `ProbeResult`, so the core never waits forever.
+    /// answered when reaped. Each is listed in the record of the process it checks, so
+    /// `Effect::CancelProbe` (the core's timeout for it) finds it. Every path answers
+    /// with one `ProbeResult` tagged with `run`, unless cancelled first.
     fn probe(&mut self, child: ChildRef, pid: i32, check: Check, run: u64) {
         // The incarnation may have ended in this same turn; its result would be stale.
-        if self.children.get(&pid) != Some(&child) {
+        if self.children.child(pid) != Some(child) {
             return;
         }
         let kind = check.kind();
         let (Check::Ready(probe) | Check::Health(probe)) = check else {
-            self.prober.memory(child, run, pid);
+            self.prober.memory(child, run);
             return;
         };
         let timeout = probe.timeout;
@@ -682,13 +734,26 @@ impl Loop {
         };
         match probe {
             Probe::Tcp { .. } | Probe::Http { .. } => {
-                self.prober.network(child, kind, run, probe, timeout)
+                // The task is the record's to abort (on a cancel, or when the process
+                // ends), as an exec probe's group is.
+                let task = self.prober.network(child, kind, run, probe, timeout);
+                if let (Some(task), Some(incarnation)) = (task, self.children.current_mut(child)) {
+                    incarnation.add_network_probe(kind, run, task);
+                }
             }
             Probe::Exec { command } => {
                 let mut request = SpawnRequest::new(spec, StdioMode::Null, &[]);
                 request.command = Some(command);
                 match process::spawn(&request) {
-                    Ok(spawned) => self.exec_probes.register(spawned.pid, child, kind, run),
+                    Ok(spawned) => {
+                        // Listed in the same turn as the spawn: should the service's
+                        // process end first, its record's drop kills the probe; a
+                        // cancel finds it there too.
+                        if let Some(incarnation) = self.children.current_mut(child) {
+                            incarnation.add_exec_probe(kind, run, spawned.pid);
+                        }
+                        self.exec_probes.register(spawned.pid, child, kind, run);
+                    }
                     Err(error) => {
                         self.pending
                             .push_back(ExecProbes::spawn_failed(child, kind, run, &error));
@@ -846,11 +911,7 @@ impl Loop {
         let Some(outputs) = self.outputs.take() else {
             return;
         };
-        let attachments = self
-            .attachments
-            .drain()
-            .flat_map(|(_, readers)| readers)
-            .collect();
+        let attachments = self.children.take_outputs();
         let started = self.shutdown_started.unwrap_or_else(Instant::now);
         // Durations are capped at 10 years, so this cannot overflow; if it did, a
         // deadline that far is no deadline.
@@ -890,8 +951,8 @@ impl Loop {
                 // SAFETY: kill has no memory-safety preconditions.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
-            for (pid, _) in process::reap() {
-                self.children.remove(&pid);
+            for (pid, status) in process::reap() {
+                self.collected(pid, status);
             }
             if !has_children() || Instant::now() >= deadline {
                 break;
@@ -1002,7 +1063,9 @@ fn services(group: &crate::spec::GroupSpec) -> Box<dyn Iterator<Item = &ServiceS
 /// After an orderly exit there is nothing left and this finds nothing.
 impl Drop for Loop {
     fn drop(&mut self) {
-        for pid in self.children.keys().copied().chain(self.exec_probes.pids()) {
+        // Ending each record kills its process group and its exec probes' groups.
+        self.children.clear();
+        for pid in self.exec_probes.pids() {
             process::kill_group(pid);
         }
         for pid in descendants() {
