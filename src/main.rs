@@ -48,6 +48,12 @@ fn main() -> ExitCode {
         Some(Command::Check { config: path }) => match config::load(&path) {
             Ok(spec) => {
                 print!("{}", config::render(&spec));
+                for warning in config::warnings(&spec) {
+                    eprintln!(
+                        "warning: {}: {warning}",
+                        config::printable(&path.display().to_string())
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(errors) => {

@@ -57,8 +57,15 @@ pub struct GroupSpec {
     /// the group fails.
     pub intensity: u32,
     pub period: Duration,
-    /// Only meaningful on the root; `Never` elsewhere.
+    /// When the group shuts itself down after its significant children end. On the
+    /// root: the whole tree, and minder exits. Elsewhere the group ends normally and
+    /// its parent decides by the group's `restart`.
     pub auto_shutdown: AutoShutdown,
+    /// What the parent does once the group has ended (given up, or shut itself down).
+    /// Always `Permanent` on the root, which has no parent.
+    pub restart: RestartType,
+    /// Its end for good can shut its parent down. Never on the root.
+    pub significant: bool,
     /// In start order. Instances of a service appear as consecutive `Service` nodes.
     pub children: Vec<NodeSpec>,
 }
@@ -108,6 +115,9 @@ pub struct ServiceSpec {
     pub stop_timeout: Duration,
     /// Exit codes that count as a normal end.
     pub success_codes: Vec<i32>,
+    /// Signal numbers that count as a normal end when minder did not send them.
+    /// Default SIGHUP, SIGINT, SIGTERM, SIGPIPE; empty: every signal is a failure.
+    pub success_signals: Vec<i32>,
     pub significant: bool,
     pub oneshot: bool,
     pub backoff: BackoffSpec,
@@ -230,6 +240,8 @@ impl GroupSpec {
             intensity: 5,
             period: Duration::from_secs(30),
             auto_shutdown: AutoShutdown::Never,
+            restart: RestartType::Permanent,
+            significant: false,
             children: Vec::new(),
         }
     }
@@ -254,6 +266,7 @@ impl ServiceSpec {
             stop_signal: libc::SIGTERM,
             stop_timeout: Duration::from_secs(10),
             success_codes: vec![0],
+            success_signals: minder_core::spec::DEFAULT_SUCCESS_SIGNALS.to_vec(),
             significant: false,
             oneshot: false,
             backoff: BackoffSpec::default(),

@@ -5,8 +5,8 @@
 //!
 //! Owns every per-key rule: which keys exist, their types, ranges and defaults, and the
 //! keys refused because minder does not implement them yet. It must not decide anything
-//! that needs more than one table (children, cycles, `significant` against the root's
-//! `auto_shutdown`): that is `tree`'s job. It never stops at the first error, and it
+//! that needs more than one table (children, cycles, `significant` against the
+//! parent's `auto_shutdown`): that is `tree`'s job. It never stops at the first error, and it
 //! keeps file order by sorting entries on their spans (the `toml` map sorts by key).
 
 use super::Diagnostics;
@@ -49,6 +49,10 @@ pub(crate) struct RawGroup {
     pub spec: GroupSpec,
     /// `None` when the key is absent (allowed for the root only).
     pub children: Option<Vec<ChildName>>,
+    /// The `significant` key, when set to true.
+    pub significant_key: Option<Range<usize>>,
+    /// The `auto_shutdown` key, when set to anything but "never".
+    pub auto_shutdown_key: Option<Range<usize>>,
 }
 
 /// One entry of a `children` array.
@@ -89,7 +93,15 @@ const ROOT_KEYS: &[&str] = &[
     "auto_shutdown",
     "children",
 ];
-const GROUP_KEYS: &[&str] = &["strategy", "intensity", "period", "children"];
+const GROUP_KEYS: &[&str] = &[
+    "strategy",
+    "intensity",
+    "period",
+    "auto_shutdown",
+    "restart",
+    "significant",
+    "children",
+];
 const SERVICE_KEYS: &[&str] = &[
     "command",
     "restart",
@@ -103,6 +115,7 @@ const SERVICE_KEYS: &[&str] = &[
     "stop_signal",
     "stop_timeout",
     "success_codes",
+    "success_signals",
     "significant",
     "oneshot",
     "instances",
@@ -163,6 +176,8 @@ pub(crate) fn lower_document(
             name_span: 0..0,
             spec: GroupSpec::new("root"),
             children: None,
+            significant_key: None,
+            auto_shutdown_key: None,
         },
         groups: Vec::new(),
         services: Vec::new(),
@@ -496,6 +511,8 @@ impl Lowerer<'_> {
             name_span: name_span.clone(),
             spec: GroupSpec::new(name),
             children: None,
+            significant_key: None,
+            auto_shutdown_key: None,
         };
         for (key, value) in sorted(table) {
             let key_path = join(path, key.get_ref());
@@ -522,17 +539,34 @@ impl Lowerer<'_> {
                         }
                     }
                 }
-                "auto_shutdown" if is_root => {
+                "auto_shutdown" => {
                     if let Some(auto) = self.choice(&key_path, value, AUTO_SHUTDOWNS) {
                         group.spec.auto_shutdown = auto;
+                        if auto != AutoShutdown::Never {
+                            group.auto_shutdown_key = Some(key.span());
+                        }
                     }
                 }
-                "auto_shutdown" => self.error(
+                "restart" | "significant" if is_root => self.error(
                     key.span(),
                     format!(
-                        "`{key_path}`: auto_shutdown can only be set on [root] (it decides when the whole tree shuts down)"
+                        "`{key_path}`: the root has no parent to restart it or to shut down; set `{}` on a [group.NAME] instead",
+                        key.get_ref()
                     ),
                 ),
+                "restart" => {
+                    if let Some(restart) = self.choice(&key_path, value, RESTARTS) {
+                        group.spec.restart = restart;
+                    }
+                }
+                "significant" => {
+                    if let Some(flag) = self.boolean(&key_path, value) {
+                        group.spec.significant = flag;
+                        if flag {
+                            group.significant_key = Some(key.span());
+                        }
+                    }
+                }
                 "children" => group.children = Some(self.children(&key_path, value)),
                 _ => {
                     let known = if is_root { ROOT_KEYS } else { GROUP_KEYS };
@@ -619,6 +653,11 @@ impl Lowerer<'_> {
                         spec.success_codes = codes;
                     }
                 }
+                "success_signals" => {
+                    if let Some(signals) = self.success_signals(&key_path, value) {
+                        spec.success_signals = signals;
+                    }
+                }
                 "significant" => {
                     if let Some(flag) = self.boolean(&key_path, value) {
                         spec.significant = flag;
@@ -658,7 +697,7 @@ impl Lowerer<'_> {
                 "auto_shutdown" => self.error(
                     key.span(),
                     format!(
-                        "`{key_path}`: auto_shutdown can only be set on [root]; mark the service with `significant = true` instead"
+                        "`{key_path}`: auto_shutdown is set on a group (or [root]), not on a service; mark the service with `significant = true` and set auto_shutdown on its group"
                     ),
                 ),
                 other => {
@@ -957,6 +996,32 @@ impl Lowerer<'_> {
             }
         }
         ok.then_some(codes)
+    }
+
+    /// A list of signals, each a name or a number as `stop_signal` takes it; each
+    /// wrong item is reported with its own position.
+    fn success_signals(&mut self, path: &str, value: &Value<'_>) -> Option<Vec<i32>> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.wrong(
+                path,
+                value,
+                "an array of signals like [\"SIGTERM\", \"SIGINT\"] (or [] for none)",
+            );
+            return None;
+        };
+        let mut signals = Vec::new();
+        let mut ok = true;
+        for item in items.iter() {
+            match self.signal(path, item) {
+                Some(signal) => {
+                    if !signals.contains(&signal) {
+                        signals.push(signal);
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(signals)
     }
 
     fn backoff(&mut self, path: &str, value: &Value<'_>) -> Option<BackoffSpec> {

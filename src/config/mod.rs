@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 pub use file::{ENV_FILE_LIMIT, read_regular_file};
 pub use render::render;
+pub use tree::warnings;
 pub use values::printable;
 
 /// One problem in a config file, with its position.

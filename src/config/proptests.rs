@@ -110,6 +110,7 @@ fn toml_line() -> impl Strategy<Value = String> {
         Just("stop_signal"),
         Just("stop_timeout"),
         Just("success_codes"),
+        Just("success_signals"),
         Just("working_dir"),
         Just("ready"),
         Just("health"),

@@ -46,13 +46,26 @@ fn group(out: &mut String, spec: &GroupSpec, depth: usize, is_root: bool) {
         spec.intensity,
         duration(spec.period)
     );
-    if is_root {
-        let auto = match spec.auto_shutdown {
-            AutoShutdown::Never => "never",
-            AutoShutdown::AnySignificant => "any_significant",
-            AutoShutdown::AllSignificant => "all_significant",
-        };
+    let auto = match spec.auto_shutdown {
+        AutoShutdown::Never => "never",
+        AutoShutdown::AnySignificant => "any_significant",
+        AutoShutdown::AllSignificant => "all_significant",
+    };
+    // The root always shows it; a group only what differs from the defaults, so the
+    // usual tree stays short.
+    if is_root || spec.auto_shutdown != AutoShutdown::Never {
         let _ = write!(out, ", auto_shutdown {auto}");
+    }
+    if !is_root && spec.restart != RestartType::Permanent {
+        let restart = match spec.restart {
+            RestartType::Permanent => "permanent",
+            RestartType::Transient => "transient",
+            RestartType::Temporary => "temporary",
+        };
+        let _ = write!(out, ", restart {restart}");
+    }
+    if !is_root && spec.significant {
+        out.push_str(", significant");
     }
     out.push('\n');
     if spec.children.is_empty() {
@@ -167,6 +180,17 @@ fn service(out: &mut String, spec: &ServiceSpec, depth: usize) {
         depth,
         "success_codes",
         &or_none(codes.join(" "), "(none)"),
+    );
+    let signals: Vec<String> = spec
+        .success_signals
+        .iter()
+        .map(|signal| signal_name(*signal))
+        .collect();
+    line(
+        out,
+        depth,
+        "success_signals",
+        &or_none(signals.join(" "), "(none)"),
     );
     let backoff = &spec.backoff;
     let backoff = format!(

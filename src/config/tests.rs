@@ -808,7 +808,7 @@ significant = true
         "4:1",
         &[
             "`service.job.significant`",
-            "`root.auto_shutdown` is \"never\"",
+            "its parent's `root.auto_shutdown` is \"never\"",
         ],
     );
 }
@@ -891,6 +891,58 @@ stop_signal = "SIGTREM"
             "`service.web.stop_signal`",
             "found \"SIGTREM\"",
             "did you mean \"SIGTERM\"?",
+        ],
+    );
+}
+
+#[test]
+fn success_signals_default_to_the_four_systemd_treats_as_clean() {
+    let spec = ok("[service.web]\ncommand = \"x\"\n");
+    assert_eq!(
+        services(&spec)[0].success_signals,
+        [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE]
+    );
+}
+
+#[test]
+fn success_signals_take_names_and_numbers_and_may_be_empty() {
+    let spec = ok(r#"
+[service.a]
+command = "x"
+success_signals = ["SIGUSR1", "term", 2, "SIGTERM"]
+[service.b]
+command = "x"
+success_signals = []
+"#);
+    let services = services(&spec);
+    assert_eq!(
+        services[0].success_signals,
+        [libc::SIGUSR1, libc::SIGTERM, libc::SIGINT]
+    );
+    assert!(services[1].success_signals.is_empty());
+}
+
+#[test]
+fn bad_success_signal_is_named_at_its_item() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nsuccess_signals = [\"SIGTERM\", \"SIGTREM\"]\n",
+        "3:31",
+        &[
+            "`service.web.success_signals`",
+            "found \"SIGTREM\"",
+            "did you mean \"SIGTERM\"?",
+        ],
+    );
+}
+
+#[test]
+fn success_signals_must_be_a_list() {
+    single_error(
+        "[service.web]\ncommand = \"x\"\nsuccess_signals = \"SIGTERM\"\n",
+        "3:19",
+        &[
+            "`service.web.success_signals`",
+            "expected an array of signals",
         ],
     );
 }
@@ -1038,15 +1090,133 @@ command = "x"
 }
 
 #[test]
-fn auto_shutdown_on_a_group() {
+fn a_group_takes_restart_significant_and_auto_shutdown() {
+    let spec = ok(r#"
+[root]
+auto_shutdown = "all_significant"
+[group.job]
+children = ["task", "helper"]
+restart = "on-failure"
+significant = true
+auto_shutdown = "any_significant"
+[service.task]
+command = "x"
+restart = "transient"
+significant = true
+[service.helper]
+command = "x"
+"#);
+    let NodeSpec::Group(job) = &spec.root.children[0] else {
+        panic!("expected the group first: {:?}", spec.root.children);
+    };
+    assert_eq!(job.restart, RestartType::Transient);
+    assert!(job.significant);
+    assert_eq!(job.auto_shutdown, AutoShutdown::AnySignificant);
+    // The defaults keep what groups always did.
+    let plain = ok("[group.g]\nchildren = []\n");
+    let NodeSpec::Group(g) = &plain.root.children[0] else {
+        panic!("expected a group");
+    };
+    assert_eq!(
+        (g.restart, g.significant, g.auto_shutdown),
+        (RestartType::Permanent, false, AutoShutdown::Never)
+    );
+    assert!(
+        super::warnings(&spec).is_empty(),
+        "{:?}",
+        super::warnings(&spec)
+    );
+}
+
+#[test]
+fn significant_on_a_permanent_group() {
+    single_error(
+        r#"
+[root]
+auto_shutdown = "any_significant"
+[group.g]
+children = []
+significant = true
+"#,
+        "5:1",
+        &[
+            "`group.g.significant`",
+            "a permanent group cannot be significant",
+        ],
+    );
+}
+
+#[test]
+fn significant_under_a_group_whose_auto_shutdown_is_never() {
+    single_error(
+        r#"
+[root]
+auto_shutdown = "any_significant"
+[group.g]
+children = ["job"]
+[service.job]
+command = "x"
+restart = "temporary"
+significant = true
+"#,
+        "8:1",
+        &[
+            "`service.job.significant`",
+            "its parent's `group.g.auto_shutdown` is \"never\"",
+        ],
+    );
+}
+
+#[test]
+fn a_significant_group_under_a_root_whose_auto_shutdown_is_never() {
     single_error(
         r#"
 [group.g]
 children = []
-auto_shutdown = "any_significant"
+restart = "temporary"
+significant = true
 "#,
-        "3:1",
-        &["`group.g.auto_shutdown`: auto_shutdown can only be set on [root]"],
+        "4:1",
+        &[
+            "`group.g.significant`",
+            "its parent's `root.auto_shutdown` is \"never\"",
+        ],
+    );
+}
+
+#[test]
+fn restart_and_significant_on_the_root() {
+    assert_eq!(
+        errors(
+            r#"
+[root]
+restart = "transient"
+significant = true
+"#
+        ),
+        [
+            "2:1: `root.restart`: the root has no parent to restart it or to shut down; set `restart` on a [group.NAME] instead",
+            "3:1: `root.significant`: the root has no parent to restart it or to shut down; set `significant` on a [group.NAME] instead",
+        ]
+    );
+}
+
+#[test]
+fn a_permanent_group_with_auto_shutdown_gets_a_warning() {
+    let spec = ok(r#"
+[group.job]
+children = ["task"]
+auto_shutdown = "any_significant"
+[service.task]
+command = "x"
+restart = "transient"
+significant = true
+"#);
+    assert_eq!(
+        super::warnings(&spec),
+        [
+            "`group.job`: auto_shutdown is set but restart is \"permanent\", so its parent restarts it as soon as it shuts itself down; set `restart` to \"transient\" or \"temporary\" to let it stay down"
+        ]
     );
 }
 
@@ -1771,12 +1941,16 @@ children = ["setup", "backend", "job"]
 strategy = "rest_for_one"
 intensity = 0
 period = "10s"
+auto_shutdown = "all_significant"
+restart = "transient"
+significant = true
 children = ["db", "api"]
 
 [service.setup]
 command = ["sh", "-c", "echo ready > state"]
 oneshot = true
 success_codes = [0, 2]
+success_signals = ["SIGTERM", "SIGUSR2"]
 
 [service.db]
 command = ["/usr/bin/postgres", "-D", "/var/lib/pg"]
@@ -1838,11 +2012,12 @@ health = { max_memory = "100MB" }
             rlimits          (inherited)
             stop             SIGTERM, then SIGKILL after 10s
             success_codes    0 2
+            success_signals  SIGTERM SIGUSR2
             backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
             ready            (once it exits with a success code)
             health           (none)
             watchdog         (none)
-          group backend: rest_for_one, intensity 0 per 10s
+          group backend: rest_for_one, intensity 0 per 10s, auto_shutdown all_significant, restart transient, significant
             service db
               command          /usr/bin/postgres -D /var/lib/pg
               restart          permanent
@@ -1856,6 +2031,7 @@ health = { max_memory = "100MB" }
               rlimits          nofile=65536 core=unlimited nproc=100:200
               stop             SIGINT, then SIGKILL after 20s
               success_codes    0
+              success_signals  SIGHUP SIGINT SIGTERM SIGPIPE
               backoff          initial 1s, max 1m, multiplier 1.5, jitter 0, reset_after 5m
               ready            tcp 127.0.0.1:5432, interval 500ms, timeout 2s, deadline 2m
               health           exec pg_isready -q, interval 30s, timeout 5s, start_period 1m, failures 5, max_memory 512MiB
@@ -1873,6 +2049,7 @@ health = { max_memory = "100MB" }
               rlimits          (inherited)
               stop             SIGTERM, then SIGKILL after 10s
               success_codes    0
+              success_signals  SIGHUP SIGINT SIGTERM SIGPIPE
               backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
               ready            notify (READY=1), deadline 10s
               health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3
@@ -1890,6 +2067,7 @@ health = { max_memory = "100MB" }
               rlimits          (inherited)
               stop             SIGTERM, then SIGKILL after 10s
               success_codes    0
+              success_signals  SIGHUP SIGINT SIGTERM SIGPIPE
               backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
               ready            notify (READY=1), deadline 10s
               health           http http://[::1]:8080/healthz?full=1, interval 10s, timeout 3s, start_period 0s, failures 3
@@ -1907,6 +2085,7 @@ health = { max_memory = "100MB" }
             rlimits          (inherited)
             stop             SIGHUP, then SIGKILL after 10s
             success_codes    0
+            success_signals  SIGHUP SIGINT SIGTERM SIGPIPE
             backoff          initial 100ms, max 30s, multiplier 2, jitter 0.1, reset_after 30s
             ready            fd 3 (a newline written to it), deadline 1m
             health           max_memory 100MB, interval 10s
@@ -1950,7 +2129,7 @@ fn control_characters_from_the_file_are_printed_escaped() {
         errors,
         [
             "1:10: `service.a\\0b`: invalid name \"a\\0b\": expected lowercase letters, digits, `_` and `-`, starting with a letter or digit",
-            "3:1: unknown key `service.a\\0b.\\u{1b}[2J\\u{202e}`; expected one of: command, restart, working_dir, user, group, env, env_file, umask, rlimits, stop_signal, stop_timeout, success_codes, significant, oneshot, instances, backoff, ready, health, watchdog",
+            "3:1: unknown key `service.a\\0b.\\u{1b}[2J\\u{202e}`; expected one of: command, restart, working_dir, user, group, env, env_file, umask, rlimits, stop_signal, stop_timeout, success_codes, success_signals, significant, oneshot, instances, backoff, ready, health, watchdog",
             "5:14: `daemon.log_format`: expected one of \"text\", \"json\", found \"te\\u{7}xt\"; did you mean \"text\"?",
         ]
     );

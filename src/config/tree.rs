@@ -1,7 +1,7 @@
 //! Second validation pass: the rules that span tables. Checks that names are unique
 //! across services and groups, that every child exists and is listed once, that there
 //! are no cycles, that every node is reachable from the root, and that `significant`
-//! agrees with the service's restart type and the root's `auto_shutdown`; then
+//! agrees with the node's restart type and its parent's `auto_shutdown`; then
 //! assembles the `Spec` tree, expanding `instances`.
 //!
 //! Owns nothing about single keys (that is `lower`). Must not panic on any shape of
@@ -57,7 +57,7 @@ pub(crate) fn assemble(file: File, report: &mut Diagnostics) -> Option<Spec> {
     let listings = index_children(&root, &groups, &nodes, report);
     check_cycles(&groups, &listings, report);
     let root_children = root_children(&root, &groups, &services, &nodes, &listings, report);
-    check_significant(&root, &services, report);
+    check_significant(&root, &groups, &services, &listings, report);
     let expand = check_service_count(&services, report);
 
     let mut builder = Builder {
@@ -343,29 +343,84 @@ fn root_children(
     }
 }
 
-fn check_significant(root: &RawGroup, services: &[RawService], report: &mut Diagnostics) {
-    for service in services {
-        let Some(span) = &service.significant_key else {
-            continue;
-        };
-        let path = format!("service.{}.significant", service.name);
-        if root.spec.auto_shutdown == AutoShutdown::Never {
+/// What OTP refuses of `significant`: on a permanent child (it never ends for good),
+/// or under a parent whose `auto_shutdown` is "never" (it would mean nothing).
+/// Significance acts on the direct parent only, as in OTP.
+fn check_significant(
+    root: &RawGroup,
+    groups: &[RawGroup],
+    services: &[RawService],
+    listings: &HashMap<String, Listing>,
+    report: &mut Diagnostics,
+) {
+    let by_name: HashMap<&str, &RawGroup> = groups
+        .iter()
+        .map(|group| (group.name.as_str(), group))
+        .collect();
+    let significant = services
+        .iter()
+        .filter_map(|service| {
+            let span = service.significant_key.as_ref()?;
+            Some(("service", &service.name, span, service.spec.restart))
+        })
+        .chain(groups.iter().filter_map(|group| {
+            let span = group.significant_key.as_ref()?;
+            Some(("group", &group.name, span, group.spec.restart))
+        }));
+    for (kind, name, span, restart) in significant {
+        let path = format!("{kind}.{name}.significant");
+        // A node no group lists is a child of the root (or unreachable, reported
+        // elsewhere).
+        let parent = listings
+            .get(name)
+            .and_then(|listing| by_name.get(listing.parent.as_str()).copied())
+            .unwrap_or(root);
+        if parent.spec.auto_shutdown == AutoShutdown::Never {
+            let parent_key = if std::ptr::eq(parent, root) {
+                "root.auto_shutdown".to_string()
+            } else {
+                format!("group.{}.auto_shutdown", parent.name)
+            };
             report.error(
                 span,
                 format!(
-                    "`{path}`: significant = true has no effect while `root.auto_shutdown` is \"never\"; set it to \"any_significant\" or \"all_significant\""
+                    "`{path}`: significant = true has no effect while its parent's `{parent_key}` is \"never\"; set it to \"any_significant\" or \"all_significant\""
                 ),
             );
         }
-        if service.spec.restart == RestartType::Permanent {
+        if restart == RestartType::Permanent {
             report.error(
                 span,
                 format!(
-                    "`{path}`: a permanent service cannot be significant (it never ends for good); set `restart` to \"transient\" or \"temporary\""
+                    "`{path}`: a permanent {kind} cannot be significant (it never ends for good); set `restart` to \"transient\" or \"temporary\""
                 ),
             );
         }
     }
+}
+
+/// Things that are allowed but probably not what the writer meant, one sentence each
+/// (`minder check` prints them; they do not make the file invalid).
+pub fn warnings(spec: &Spec) -> Vec<String> {
+    fn walk(group: &GroupSpec, is_root: bool, out: &mut Vec<String>) {
+        if !is_root
+            && group.auto_shutdown != AutoShutdown::Never
+            && group.restart == RestartType::Permanent
+        {
+            out.push(format!(
+                "`group.{}`: auto_shutdown is set but restart is \"permanent\", so its parent restarts it as soon as it shuts itself down; set `restart` to \"transient\" or \"temporary\" to let it stay down",
+                group.name
+            ));
+        }
+        for child in &group.children {
+            if let NodeSpec::Group(inner) = child {
+                walk(inner, false, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&spec.root, true, &mut out);
+    out
 }
 
 /// Refuses a tree of more than `MAX_SERVICES` services, once, at the service that goes

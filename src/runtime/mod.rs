@@ -31,7 +31,7 @@ use crate::logs::{OutputHub, OwnLogWriter};
 use crate::notify::{self, NotifyServer, NotifySlot};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::signals::signal_name;
-use crate::spec::{LogFormat, Spec};
+use crate::spec::{LogFormat, RestartType, Spec};
 use crate::spec::{Probe, ProcessTable, ReadyCheck, ServiceSpec};
 use crate::supervisor::ServiceId;
 use crate::supervisor::{
@@ -443,12 +443,21 @@ impl Loop {
     }
 
     /// Feed queued events to the core and perform what it decides, until quiet.
+    /// Exits queued one after another were reaped in one sweep: those processes had
+    /// all ended before minder could act on any of them, so they go to the core
+    /// together (`handle_all`) and each end is reported as it happened.
     fn settle(&mut self) {
         while let Some(event) = self.pending.pop_front() {
             if self.exit_code.is_some() {
                 break;
             }
-            let effects = self.supervisor.handle(event, self.now());
+            let mut batch = vec![event];
+            if matches!(batch[0], Event::Exited { .. }) {
+                while let Some(Event::Exited { .. }) = self.pending.front() {
+                    batch.extend(self.pending.pop_front());
+                }
+            }
+            let effects = self.supervisor.handle_all(batch, self.now());
             self.perform(effects);
         }
     }
@@ -810,11 +819,53 @@ impl Loop {
                     humantime::format_duration(round_ms(delay))
                 );
             }
-            Report::Escalated { group } => {
+            Report::Escalated {
+                group,
+                restarts,
+                intensity,
+                period,
+            } => {
                 let name = self.supervisor.group_name(group);
+                // What follows comes as its own line once the group is down: its
+                // parent restarting it, or it staying down, or (the root) the shutdown.
+                let noun = if restarts == 1 { "restart" } else { "restarts" };
                 tracing::error!(
                     group = name,
-                    "restart budget exceeded: stopping the group and escalating"
+                    "{name} gave up: {restarts} {noun} in {} > intensity {intensity}; stopping its children",
+                    humantime::format_duration(period)
+                );
+            }
+            Report::GroupRestarting { group, parent } => {
+                let name = self.supervisor.group_name(group);
+                let parent = self.supervisor.group_name(parent);
+                tracing::info!(group = name, "{parent} restarts {name}");
+            }
+            Report::GroupShuttingDown { group, trigger } => {
+                let name = self.supervisor.group_name(group);
+                let trigger = self.supervisor.node_name(trigger);
+                tracing::info!(
+                    group = name,
+                    "{name} shuts itself down: its significant child {trigger} ended (auto_shutdown)"
+                );
+            }
+            Report::GroupDone {
+                group,
+                end,
+                restart,
+            } => {
+                let name = self.supervisor.group_name(group);
+                let restart = match restart {
+                    RestartType::Permanent => "permanent",
+                    RestartType::Transient => "transient",
+                    RestartType::Temporary => "temporary",
+                };
+                let how = match end {
+                    EndKind::Normal => "ended normally",
+                    _ => "gave up",
+                };
+                tracing::info!(
+                    group = name,
+                    "{name} {how} and stays down (restart = {restart})"
                 );
             }
             Report::StopTimedOut { child } => {
@@ -891,6 +942,10 @@ impl Loop {
             ShutdownCause::Significant { id, code } => {
                 let service = self.processes.name(id);
                 tracing::info!(service, code, "significant service ended: shutting down");
+            }
+            ShutdownCause::SignificantGroup { group, code } => {
+                let group = self.supervisor.group_name(group);
+                tracing::info!(group, code, "significant group ended: shutting down");
             }
             ShutdownCause::TimedOut => {
                 tracing::warn!("shutdown_timeout passed: killing every process group left")

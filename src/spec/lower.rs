@@ -31,6 +31,8 @@ fn lower_group(group: &GroupSpec, probes: &mut Vec<Probe>) -> core::GroupSpec {
         intensity: group.intensity,
         period: group.period,
         auto_shutdown: group.auto_shutdown,
+        restart: group.restart,
+        significant: group.significant,
         children: group
             .children
             .iter()
@@ -57,6 +59,7 @@ fn lower_service(service: &ServiceSpec, probes: &mut Vec<Probe>) -> core::Servic
             core::ServiceKind::Longrun(service.restart)
         },
         success_codes: service.success_codes.clone(),
+        success_signals: service.success_signals.clone(),
         significant: service.significant,
         backoff: service.backoff,
         stop_signal: service.stop_signal,

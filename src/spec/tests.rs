@@ -33,6 +33,8 @@ children = ["setup", "web", "back", "main"]
 strategy = "one_for_all"
 intensity = 2
 period = "5s"
+restart = "temporary"
+significant = true
 children = ["db", "cache"]
 
 [service.setup]
@@ -54,6 +56,7 @@ health = { tcp = "127.0.0.1:80", interval = "5s", timeout = "1500ms", start_peri
 [service.db]
 command = "db"
 restart = "transient"
+success_signals = ["SIGUSR1"]
 ready = { notify = true, deadline = "30s" }
 watchdog = "12s"
 health = { max_memory = 4096 }
@@ -123,6 +126,21 @@ fn lower_keeps_the_tree_its_groups_and_the_shutdown_bound() {
         (Strategy::OneForAll, 2, Duration::from_secs(5))
     );
     assert_eq!(back.auto_shutdown, AutoShutdown::Never);
+    assert_eq!(
+        (back.restart, back.significant),
+        (RestartType::Temporary, true)
+    );
+    let core::NodeSpec::Service(db) = &back.children[0] else {
+        panic!("db is not a service: {:?}", back.children[0]);
+    };
+    assert_eq!(db.success_signals, [libc::SIGUSR1]);
+    let core::NodeSpec::Service(setup) = &root.children[0] else {
+        panic!("setup is not a service: {:?}", root.children[0]);
+    };
+    assert_eq!(
+        setup.success_signals,
+        [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE]
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! test in `tests/`); like the rest of the crate, nothing here touches the OS.
 //!
 //! Script lines (one per line, `#` starts a comment):
-//! `exit NAME CODE` · `crash NAME SIGNAL` (killed from outside) · `ready NAME` ·
+//! `exit NAME CODE` · `crash NAME SIGNAL` (killed from outside; both take more
+//! `NAME CODE` pairs for processes that ended at the same instant, reaped in one sweep
+//! and fed together) · `ready NAME` ·
 //! `fail NAME health|watchdog|memory` · `advance DURATION` · `shutdown` ·
 //! `stop NAME` · `start NAME` · `restart NAME` · `spawnfail NAME on|off` ·
 //! `stubborn NAME` (ignores its stop signal) · `stale NAME CODE` (an exit report for
@@ -121,14 +123,33 @@ impl Sim {
         };
         match words.first().copied() {
             None => Ok(()),
-            Some("exit") => {
-                let (child, _) = self.live_of(arg(1)?)?;
-                self.process_ended(child, ExitStatus::Exited(number(2)?));
-                Ok(())
-            }
-            Some("crash") => {
-                let (child, _) = self.live_of(arg(1)?)?;
-                self.process_ended(child, ExitStatus::Signaled(number(2)?));
+            Some(kind @ ("exit" | "crash")) => {
+                if words.len() < 3 || words.len().is_multiple_of(2) {
+                    return Err(format!("`{line}`: expected NAME CODE pairs"));
+                }
+                // Look every process up first: all of them have ended before the
+                // supervisor hears of any.
+                let mut events = Vec::new();
+                for pair in words[1..].chunks(2) {
+                    let (child, _) = self.live_of(pair[0])?;
+                    let value: i32 = pair[1]
+                        .parse()
+                        .map_err(|_| format!("`{line}`: not a number"))?;
+                    let status = if kind == "exit" {
+                        ExitStatus::Exited(value)
+                    } else {
+                        ExitStatus::Signaled(value)
+                    };
+                    events.push(Event::Exited { child, status });
+                }
+                for event in &events {
+                    if let Event::Exited { child, .. } = event {
+                        self.live.remove(&child.id.0);
+                    }
+                }
+                let effects = self.supervisor.handle_all(events, self.now);
+                self.apply(effects);
+                self.drain();
                 Ok(())
             }
             Some("stale") => {
@@ -304,13 +325,6 @@ impl Sim {
         }
         self.now = target;
         self.check_probe_bounds();
-    }
-
-    fn process_ended(&mut self, child: ChildRef, status: ExitStatus) {
-        if self.live.get(&child.id.0).is_some_and(|(c, _)| *c == child) {
-            self.live.remove(&child.id.0);
-        }
-        self.feed(Event::Exited { child, status });
     }
 
     /// Hand an event to the supervisor, then carry out effects until quiet.
@@ -530,12 +544,36 @@ impl Sim {
             Report::RestartScheduled { id, delay } => {
                 format!("restart {} after {}ms", self.name(id), delay.as_millis())
             }
-            Report::Escalated { group } => {
+            Report::Escalated {
+                group,
+                restarts,
+                intensity,
+                period,
+            } => {
                 format!(
-                    "group {} exceeded its budget",
-                    self.supervisor.group_name(group)
+                    "group {} gave up: {restarts} restarts in {}ms > intensity {intensity}",
+                    self.supervisor.group_name(group),
+                    period.as_millis()
                 )
             }
+            Report::GroupRestarting { group, parent } => format!(
+                "{} restarts group {}",
+                self.supervisor.group_name(parent),
+                self.supervisor.group_name(group)
+            ),
+            Report::GroupShuttingDown { group, trigger } => format!(
+                "group {} shuts itself down: significant {} ended",
+                self.supervisor.group_name(group),
+                self.supervisor.node_name(trigger)
+            ),
+            Report::GroupDone {
+                group,
+                end,
+                restart,
+            } => format!(
+                "group {} ended ({end:?}), stays down ({restart:?})",
+                self.supervisor.group_name(group)
+            ),
             Report::StopTimedOut { child } => {
                 format!(
                     "{}#{} did not stop in time",

@@ -32,6 +32,11 @@ pub const SIGTERM: i32 = 15;
 /// SIGWINCH: forwarded in container mode.
 pub const SIGWINCH: i32 = 28;
 
+/// The signals that end a service cleanly unless its config says otherwise: SIGHUP,
+/// SIGINT, SIGTERM and SIGPIPE, the four systemd's `Restart=on-failure` does not
+/// restart after (Linux numbers).
+pub const DEFAULT_SUCCESS_SIGNALS: [i32; 4] = [1, 2, 15, 13];
+
 /// A whole tree to supervise.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
@@ -67,8 +72,16 @@ pub struct GroupSpec {
     /// the group fails.
     pub intensity: u32,
     pub period: Duration,
-    /// Only meaningful on the root; `Never` elsewhere.
+    /// When the group shuts itself down after its significant children end: on the
+    /// root that is the whole tree (minder exits); elsewhere the group ends normally
+    /// and its parent decides by the group's `restart`.
     pub auto_shutdown: AutoShutdown,
+    /// What its parent does when the group ends: after an escalation (an abnormal end)
+    /// or after it shut itself down (a normal end). Ignored on the root.
+    pub restart: RestartType,
+    /// Its end can shut its parent down (the parent's `auto_shutdown`). Never on the
+    /// root.
+    pub significant: bool,
     /// In start order. Instances of a service appear as consecutive `Service` nodes.
     pub children: Vec<NodeSpec>,
 }
@@ -130,6 +143,10 @@ pub struct ServiceSpec {
     pub kind: ServiceKind,
     /// Exit codes that count as a normal end.
     pub success_codes: Vec<i32>,
+    /// Signals that, when they kill the service and minder did not send them, count as
+    /// a normal end (as systemd's `Restart=on-failure` treats SIGHUP, SIGINT, SIGTERM
+    /// and SIGPIPE). Empty: every death by a signal is abnormal.
+    pub success_signals: Vec<i32>,
     /// Its end can shut the tree down (the root's `auto_shutdown`).
     pub significant: bool,
     pub backoff: BackoffSpec,

@@ -53,7 +53,8 @@ fn restart_type_by_end_reason_matrix() {
         ("exit 0", "exit svc 0"),
         ("exit 3 (success code)", "exit svc 3"),
         ("exit 1", "exit svc 1"),
-        ("signal from outside", "crash svc 15"),
+        ("SIGTERM from outside", "crash svc 15"),
+        ("SIGKILL from outside", "crash svc 9"),
         ("stopped by minder", "stop svc"),
         ("killed for health", "fail svc health"),
     ];
@@ -77,23 +78,128 @@ fn restart_type_by_end_reason_matrix() {
         permanent exit 0                 -> running (2)
         permanent exit 3 (success code)  -> running (2)
         permanent exit 1                 -> running (2)
-        permanent signal from outside    -> running (2)
+        permanent SIGTERM from outside   -> running (2)
+        permanent SIGKILL from outside   -> running (2)
         permanent stopped by minder      -> stopped (1)
         permanent killed for health      -> running (2)
         transient exit 0                 -> done (1)
         transient exit 3 (success code)  -> done (1)
         transient exit 1                 -> running (2)
-        transient signal from outside    -> running (2)
+        transient SIGTERM from outside   -> done (1)
+        transient SIGKILL from outside   -> running (2)
         transient stopped by minder      -> stopped (1)
         transient killed for health      -> running (2)
         temporary exit 0                 -> done (1)
         temporary exit 3 (success code)  -> done (1)
         temporary exit 1                 -> done (1)
-        temporary signal from outside    -> done (1)
+        temporary SIGTERM from outside   -> done (1)
+        temporary SIGKILL from outside   -> done (1)
         temporary stopped by minder      -> stopped (1)
         temporary killed for health      -> done (1)
     "#]]
     .assert_eq(&table);
+}
+
+/// An empty `success_signals` restores "every signal is a failure": a transient
+/// service killed by SIGTERM from outside comes back.
+#[test]
+fn empty_success_signals_make_every_signal_a_failure() {
+    check(
+        &format!(
+            "[service.a]\ncommand = \"x\"\nrestart = \"transient\"\nsuccess_signals = []\n{FAST}"
+        ),
+        "crash a 15\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 ended: signal 15, abnormal
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 pid 101
+        "#]],
+    );
+}
+
+/// A signal in `success_signals` is a normal end for a oneshot too: the next sibling
+/// starts, and the oneshot is not run again.
+#[test]
+fn a_oneshot_killed_by_a_success_signal_has_succeeded() {
+    check(
+        &format!(
+            "[service.setup]\ncommand = \"x\"\noneshot = true\n{FAST}\n[service.app]\ncommand = \"x\"\n{FAST}"
+        ),
+        "crash setup 2\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn setup#1 pid 100
+            [     0ms] setup#1 ended: signal 2, normal
+            [     0ms] spawn app#1 pid 101
+        "#]],
+    );
+}
+
+/// A significant transient service killed by SIGTERM from outside ended normally, for
+/// good: `auto_shutdown` applies, and minder exits with 128+15 as a shell reports it.
+#[test]
+fn a_significant_service_killed_by_a_success_signal_shuts_the_tree_down() {
+    check(
+        &format!(
+            "[root]\nauto_shutdown = \"any_significant\"\n\
+             [service.side]\ncommand = \"x\"\n{FAST}\n\
+             [service.main]\ncommand = \"x\"\nrestart = \"transient\"\nsignificant = true\n{FAST}"
+        ),
+        "crash main 15\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn side#1 pid 100
+            [     0ms] spawn main#1 pid 101
+            [     0ms] main#1 ended: signal 15, normal
+            [     0ms] shutting down: Significant { id: ServiceId(1), code: 143 }
+            [     0ms] announce Stopping
+            [     0ms] signal side#1 pid 100 sig 15
+            [     0ms] side#1 ended: signal 15, stopped
+            [     0ms] exit 143
+        "#]],
+    );
+}
+
+/// A permanent service is restarted after any end, a clean signal included, and that
+/// end counts toward its backoff like any other: the second delay doubles.
+#[test]
+fn a_permanent_service_killed_by_a_success_signal_is_restarted_with_backoff() {
+    check(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}"),
+        "crash a 15\nadvance 100ms\ncrash a 15\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 ended: signal 15, normal
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 pid 101
+            [   100ms] a#2 ended: signal 15, normal
+            [   100ms] restart a after 200ms
+            [   300ms] spawn a#3 pid 102
+        "#]],
+    );
+}
+
+/// A signal minder sent to stop the service is a planned stop even when it is one of
+/// `success_signals` (SIGTERM is both the default stop signal and a success signal).
+#[test]
+fn a_stop_by_minder_stays_a_stop_whatever_success_signals_say() {
+    check(
+        &format!(
+            "[root]\nstrategy = \"one_for_all\"\n\
+             [service.a]\ncommand = \"x\"\nrestart = \"transient\"\n{FAST}\n\
+             [service.b]\ncommand = \"x\"\n{FAST}"
+        ),
+        "exit b 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] restart b after 100ms
+            [     0ms] signal a#1 pid 100 sig 15
+            [     0ms] a#1 ended: signal 15, stopped
+            [   100ms] spawn a#2 pid 102
+            [   100ms] spawn b#2 pid 103
+        "#]],
+    );
 }
 
 #[test]
@@ -248,6 +354,44 @@ fn restart_set_waits_for_a_stubborn_sibling_then_kills_it() {
     );
 }
 
+/// Two children of a one_for_all group that end at the same instant (reaped in one
+/// sweep) are each reported with what they did: the second exited on its own, it was
+/// not stopped. The decision stays one restart of the set, one budget entry.
+#[test]
+fn two_ends_in_one_turn_are_each_reported_as_they_happened() {
+    check(
+        &three("one_for_all"),
+        "exit a 1 b 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 100ms
+            [     0ms] b#1 ended: exit 1, abnormal
+            [     0ms] signal c#1 pid 102 sig 15
+            [     0ms] c#1 ended: signal 15, stopped
+            [   100ms] spawn a#2 pid 103
+            [   100ms] spawn b#2 pid 104
+            [   100ms] spawn c#2 pid 105
+        "#]],
+    );
+    check(
+        &three("rest_for_one"),
+        "crash b 9 c 15\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] b#1 ended: signal 9, abnormal
+            [     0ms] restart b after 100ms
+            [     0ms] c#1 ended: signal 15, normal
+            [   100ms] spawn b#2 pid 103
+            [   100ms] spawn c#2 pid 104
+        "#]],
+    );
+}
+
 // ----- budgets and escalation ---------------------------------------------------------
 
 #[test]
@@ -267,7 +411,7 @@ fn root_budget_exhausted_shuts_down_with_exit_3() {
             [  1000ms] restart a after 200ms
             [  1200ms] spawn a#3 pid 103
             [  2000ms] a#3 ended: exit 1, abnormal
-            [  2000ms] group root exceeded its budget
+            [  2000ms] group root gave up: 3 restarts in 10000ms > intensity 2
             [  2000ms] shutting down: RootFailed
             [  2000ms] announce Stopping
             [  2000ms] signal b#1 pid 101 sig 15
@@ -285,7 +429,7 @@ fn intensity_zero_allows_no_restart() {
         expect![[r#"
             [     0ms] spawn a#1 pid 100
             [     0ms] a#1 ended: exit 0, normal
-            [     0ms] group root exceeded its budget
+            [     0ms] group root gave up: 1 restarts in 30000ms > intensity 0
             [     0ms] shutting down: RootFailed
             [     0ms] announce Stopping
             [     0ms] exit 3
@@ -309,7 +453,7 @@ fn budget_window_slides_a_restart_just_outside_does_not_count() {
             [ 10001ms] restart a after 0ms
             [ 10001ms] spawn a#3 pid 102
             [ 20000ms] a#3 ended: exit 1, abnormal
-            [ 20000ms] group root exceeded its budget
+            [ 20000ms] group root gave up: 2 restarts in 10000ms > intensity 1
             [ 20000ms] shutting down: RootFailed
             [ 20000ms] announce Stopping
             [ 20000ms] exit 3
@@ -350,9 +494,10 @@ fn one_for_one_group_escalates_to_parent_which_restarts_it_fresh() {
             [     0ms] restart x after 100ms
             [   100ms] spawn x#2 pid 104
             [  1000ms] x#2 ended: exit 1, abnormal
-            [  1000ms] group mid exceeded its budget
+            [  1000ms] group mid gave up: 2 restarts in 60000ms > intensity 1
             [  1000ms] signal y#1 pid 102 sig 15
             [  1000ms] y#1 ended: signal 15, stopped
+            [  1000ms] root restarts group mid
             [  1000ms] spawn x#3 pid 105
             [  1000ms] spawn y#2 pid 106
             [  2000ms] x#3 ended: exit 1, abnormal
@@ -383,9 +528,10 @@ fn one_for_all_group_escalation_under_one_for_all_parent() {
             [   100ms] spawn x#2 pid 104
             [   100ms] spawn y#2 pid 105
             [  1000ms] y#2 ended: exit 1, abnormal
-            [  1000ms] group mid exceeded its budget
+            [  1000ms] group mid gave up: 2 restarts in 60000ms > intensity 1
             [  1000ms] signal x#2 pid 104 sig 15
             [  1000ms] x#2 ended: signal 15, stopped
+            [  1000ms] root restarts group mid
             [  1000ms] signal last#1 pid 103 sig 15
             [  1000ms] last#1 ended: signal 15, stopped
             [  1000ms] signal first#1 pid 100 sig 15
@@ -443,11 +589,11 @@ fn escalation_two_levels_deep_reaches_the_root_and_exits_3() {
             [     0ms] spawn leaf#1 pid 100
             [     0ms] spawn other#1 pid 101
             [     0ms] leaf#1 ended: exit 1, abnormal
-            [     0ms] group inner exceeded its budget
+            [     0ms] group inner gave up: 1 restarts in 30000ms > intensity 0
             [     0ms] signal other#1 pid 101 sig 15
             [     0ms] other#1 ended: signal 15, stopped
-            [     0ms] group outer exceeded its budget
-            [     0ms] group root exceeded its budget
+            [     0ms] group outer gave up: 1 restarts in 30000ms > intensity 0
+            [     0ms] group root gave up: 1 restarts in 30000ms > intensity 0
             [     0ms] shutting down: RootFailed
             [     0ms] announce Stopping
             [     0ms] exit 3
@@ -1083,7 +1229,7 @@ fn spawn_failures_are_retried_under_backoff_and_counted() {
             [   100ms] spawn a#2 failed
             [   100ms] restart a after 200ms
             [   300ms] spawn a#3 failed
-            [   300ms] group root exceeded its budget
+            [   300ms] group root gave up: 3 restarts in 30000ms > intensity 2
             [   300ms] shutting down: RootFailed
             [   300ms] announce Stopping
             [   300ms] exit 3
@@ -1115,12 +1261,224 @@ fn operator_stop_holds_and_counts_as_ready_then_start_resumes() {
     );
 }
 
+// ----- groups as OTP children -------------------------------------------------------------
+
+/// A root with a group `job` (auto_shutdown any_significant, restart `restart`) of a
+/// significant transient `task` and a `helper`, and a sibling `side` of the group.
+fn job_group(restart: &str) -> String {
+    format!(
+        "[group.job]\nchildren = [\"task\", \"helper\"]\nauto_shutdown = \"any_significant\"\nrestart = \"{restart}\"\n\
+         [service.task]\ncommand = \"x\"\nrestart = \"transient\"\nsignificant = true\n{FAST}\n\
+         [service.helper]\ncommand = \"x\"\n{FAST}\n\
+         [service.side]\ncommand = \"x\"\n{FAST}\n"
+    )
+}
+
+/// The group ends when its significant task ends: its helper is stopped, `side` is
+/// untouched, and the root leaves a transient group down (it ended normally).
+#[test]
+fn a_transient_group_with_auto_shutdown_ends_and_stays_down() {
+    check(
+        &job_group("transient"),
+        "exit task 0\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn task#1 pid 100
+            [     0ms] spawn helper#1 pid 101
+            [     0ms] spawn side#1 pid 102
+            [     0ms] task#1 ended: exit 0, normal
+            [     0ms] group job shuts itself down: significant task ended
+            [     0ms] signal helper#1 pid 101 sig 15
+            [     0ms] helper#1 ended: signal 15, stopped
+            [     0ms] group job ended (Normal), stays down (Transient)
+        "#]],
+    );
+}
+
+/// A permanent group that shuts itself down is restarted at once by its parent, as
+/// a fresh supervisor: both of its children start again. It counts against the
+/// parent's budget.
+#[test]
+fn a_permanent_group_with_auto_shutdown_is_restarted_by_its_parent() {
+    check(
+        &job_group("permanent"),
+        "exit task 0\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn task#1 pid 100
+            [     0ms] spawn helper#1 pid 101
+            [     0ms] spawn side#1 pid 102
+            [     0ms] task#1 ended: exit 0, normal
+            [     0ms] group job shuts itself down: significant task ended
+            [     0ms] signal helper#1 pid 101 sig 15
+            [     0ms] helper#1 ended: signal 15, stopped
+            [     0ms] root restarts group job
+            [     0ms] spawn task#2 pid 103
+            [     0ms] spawn helper#2 pid 104
+        "#]],
+    );
+}
+
+/// A transient group that gives up (an abnormal end) is restarted; a temporary one
+/// stays down.
+#[test]
+fn a_group_that_gives_up_is_restarted_by_its_restart_type() {
+    let tree = |restart: &str| {
+        format!(
+            "[group.g]\nchildren = [\"a\"]\nintensity = 0\nrestart = \"{restart}\"\n\
+             [service.a]\ncommand = \"x\"\n{FAST}\n\
+             [service.b]\ncommand = \"x\"\n{FAST}\n"
+        )
+    };
+    check(
+        &tree("transient"),
+        "exit a 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] group g gave up: 1 restarts in 30000ms > intensity 0
+            [     0ms] root restarts group g
+            [     0ms] spawn a#2 pid 102
+        "#]],
+    );
+    check(
+        &tree("temporary"),
+        "exit a 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] group g gave up: 1 restarts in 30000ms > intensity 0
+            [     0ms] group g ended (Abnormal), stays down (Temporary)
+        "#]],
+    );
+}
+
+/// A significant group that ends for good fires its parent's auto_shutdown: under the
+/// root the whole tree stops, and minder exits with the code of the end that shut the
+/// group down.
+#[test]
+fn a_significant_group_ending_shuts_the_root_down_with_its_code() {
+    check(
+        &format!(
+            "[root]\nauto_shutdown = \"any_significant\"\n\
+             [group.job]\nchildren = [\"task\"]\nauto_shutdown = \"any_significant\"\nrestart = \"temporary\"\nsignificant = true\n\
+             [service.task]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n{FAST}\n\
+             [service.side]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "exit task 4\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn task#1 pid 100
+            [     0ms] spawn side#1 pid 101
+            [     0ms] task#1 ended: exit 4, abnormal
+            [     0ms] group job shuts itself down: significant task ended
+            [     0ms] group job ended (Normal), stays down (Temporary)
+            [     0ms] shutting down: SignificantGroup { group: NodeId(1), code: 4 }
+            [     0ms] announce Stopping
+            [     0ms] signal side#1 pid 101 sig 15
+            [     0ms] side#1 ended: signal 15, stopped
+            [     0ms] exit 4
+        "#]],
+    );
+}
+
+/// `all_significant` on a group waits for every significant child of that group.
+#[test]
+fn all_significant_on_a_group_waits_for_each_significant_child() {
+    check(
+        &format!(
+            "[group.job]\nchildren = [\"t1\", \"t2\", \"h\"]\nauto_shutdown = \"all_significant\"\nrestart = \"temporary\"\n\
+             [service.t1]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n{FAST}\n\
+             [service.t2]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n{FAST}\n\
+             [service.h]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "exit t1 0\nadvance 1s\nexit t2 0\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn t1#1 pid 100
+            [     0ms] spawn t2#1 pid 101
+            [     0ms] spawn h#1 pid 102
+            [     0ms] t1#1 ended: exit 0, normal
+            [  1000ms] t2#1 ended: exit 0, normal
+            [  1000ms] group job shuts itself down: significant t2 ended
+            [  1000ms] signal h#1 pid 102 sig 15
+            [  1000ms] h#1 ended: signal 15, stopped
+            [  1000ms] group job ended (Normal), stays down (Temporary)
+        "#]],
+    );
+}
+
+/// An operator can start a group that ended for good again.
+#[test]
+fn an_operator_starts_a_group_that_ended_for_good() {
+    check(
+        &job_group("transient"),
+        "exit task 0\nadvance 1s\nstart job\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn task#1 pid 100
+            [     0ms] spawn helper#1 pid 101
+            [     0ms] spawn side#1 pid 102
+            [     0ms] task#1 ended: exit 0, normal
+            [     0ms] group job shuts itself down: significant task ended
+            [     0ms] signal helper#1 pid 101 sig 15
+            [     0ms] helper#1 ended: signal 15, stopped
+            [     0ms] group job ended (Normal), stays down (Transient)
+            [  1000ms] > start job
+            [  1000ms] spawn task#2 pid 103
+            [  1000ms] spawn helper#2 pid 104
+        "#]],
+    );
+}
+
+/// A group that ended for good comes back when a one_for_all restart set of its parent
+/// holds it, unless it is temporary (as for services, OTP).
+#[test]
+fn a_done_group_comes_back_with_a_restart_set_unless_temporary() {
+    let tree = |restart: &str| {
+        format!(
+            "[root]\nstrategy = \"one_for_all\"\n\
+             [group.job]\nchildren = [\"task\"]\nauto_shutdown = \"any_significant\"\nrestart = \"{restart}\"\n\
+             [service.task]\ncommand = \"x\"\nrestart = \"transient\"\nsignificant = true\n{FAST}\n\
+             [service.side]\ncommand = \"x\"\n{FAST}\n"
+        )
+    };
+    check(
+        &tree("transient"),
+        "exit task 0\nadvance 1s\nexit side 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn task#1 pid 100
+            [     0ms] spawn side#1 pid 101
+            [     0ms] task#1 ended: exit 0, normal
+            [     0ms] group job shuts itself down: significant task ended
+            [     0ms] group job ended (Normal), stays down (Transient)
+            [  1000ms] side#1 ended: exit 1, abnormal
+            [  1000ms] restart side after 100ms
+            [  1100ms] spawn task#2 pid 102
+            [  1100ms] spawn side#2 pid 103
+        "#]],
+    );
+    check(
+        &tree("temporary"),
+        "exit task 0\nadvance 1s\nexit side 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn task#1 pid 100
+            [     0ms] spawn side#1 pid 101
+            [     0ms] task#1 ended: exit 0, normal
+            [     0ms] group job shuts itself down: significant task ended
+            [     0ms] group job ended (Normal), stays down (Temporary)
+            [  1000ms] side#1 ended: exit 1, abnormal
+            [  1000ms] restart side after 100ms
+            [  1100ms] spawn side#2 pid 102
+        "#]],
+    );
+}
+
 // ----- invariants -------------------------------------------------------------------------
 
 #[derive(Clone, Debug)]
 enum Action {
     Exit(usize, i32),
-    Crash(usize),
+    /// Two processes that end at the same instant, fed together.
+    ExitTogether(usize, usize),
+    Crash(usize, i32),
     Advance(u64),
     Fail(usize),
     Stop(usize),
@@ -1147,7 +1505,9 @@ fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         (0..NAMES.len(), prop_oneof![Just(0), Just(1), Just(3)])
             .prop_map(|(n, c)| Action::Exit(n, c)),
-        (0..NAMES.len()).prop_map(Action::Crash),
+        (0..NAMES.len(), 0..NAMES.len()).prop_map(|(n, m)| Action::ExitTogether(n, m)),
+        // SIGSEGV is a failure; SIGTERM from outside a normal end (`success_signals`).
+        (0..NAMES.len(), prop_oneof![Just(11), Just(15)]).prop_map(|(n, s)| Action::Crash(n, s)),
         (0u64..3000).prop_map(Action::Advance),
         (0..NAMES.len()).prop_map(Action::Fail),
         (0..NODES.len()).prop_map(Action::Stop),
@@ -1163,16 +1523,41 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-fn random_tree(strategies: (usize, usize, usize)) -> String {
+/// `groups` picks how the inner groups act as OTP children: 0 as plain groups; 1 `h`
+/// shuts itself down when `c` ends and is transient; 2 `g` does when `b` or `h` ends
+/// (all_significant), `h` is a significant temporary group; 3 `h` is permanent with
+/// auto_shutdown (restarted each time it ends).
+fn random_tree(strategies: (usize, usize, usize), groups: usize) -> String {
     let names = ["one_for_one", "one_for_all", "rest_for_one"];
+    let (g_extra, h_extra, b_extra, c_extra) = match groups {
+        1 => (
+            "",
+            "auto_shutdown = \"any_significant\"\nrestart = \"transient\"\n",
+            "",
+            "significant = true\n",
+        ),
+        2 => (
+            "auto_shutdown = \"all_significant\"\nrestart = \"transient\"\n",
+            "auto_shutdown = \"any_significant\"\nrestart = \"temporary\"\nsignificant = true\n",
+            "significant = true\n",
+            "significant = true\n",
+        ),
+        3 => (
+            "",
+            "auto_shutdown = \"any_significant\"\n",
+            "",
+            "significant = true\n",
+        ),
+        _ => ("", "", "", ""),
+    };
     format!(
         "[root]\nstrategy = \"{}\"\nintensity = 4\nperiod = \"5s\"\nchildren = [\"a\", \"g\", \"d\"]\n\
-         [group.g]\nstrategy = \"{}\"\nintensity = 2\nperiod = \"3s\"\nchildren = [\"b\", \"w\", \"h\"]\n\
-         [group.h]\nstrategy = \"{}\"\nintensity = 1\nperiod = \"2s\"\nchildren = [\"c\"]\n\
+         [group.g]\nstrategy = \"{}\"\nintensity = 2\nperiod = \"3s\"\nchildren = [\"b\", \"w\", \"h\"]\n{g_extra}\
+         [group.h]\nstrategy = \"{}\"\nintensity = 1\nperiod = \"2s\"\nchildren = [\"c\"]\n{h_extra}\
          [service.a]\ncommand = \"x\"\noneshot = true\nstop_timeout = \"1s\"\n{FAST}\n\
-         [service.b]\ncommand = \"x\"\nrestart = \"transient\"\nstop_timeout = \"1s\"\n{FAST}\n\
+         [service.b]\ncommand = \"x\"\nrestart = \"transient\"\nstop_timeout = \"1s\"\n{b_extra}{FAST}\n\
          [service.w]\ncommand = \"x\"\ninstances = 2\nstop_timeout = \"1s\"\n{FAST}\n\
-         [service.c]\ncommand = \"x\"\nrestart = \"temporary\"\nstop_timeout = \"1s\"\n{FAST}\n\
+         [service.c]\ncommand = \"x\"\nrestart = \"temporary\"\nstop_timeout = \"1s\"\n{c_extra}{FAST}\n\
          [service.d]\ncommand = \"x\"\nstop_timeout = \"1s\"\n{FAST}\n",
         names[strategies.0], names[strategies.1], names[strategies.2]
     )
@@ -1188,11 +1573,12 @@ proptest! {
     #[test]
     fn invariants_hold_for_random_event_sequences(
         strategies in (0..3usize, 0..3usize, 0..3usize),
+        groups in 0..4usize,
         actions in proptest::collection::vec(action(), 0..60),
     ) {
         // `b` and `w` have readiness probes, `d` a notify check with a watchdog, `b` and
         // `d` health probes: every kind of check is in play.
-        let spec = with_checks(&random_tree(strategies), |service| {
+        let spec = with_checks(&random_tree(strategies, groups), |service| {
             let mut health = HealthSpec::new(Some(tcp()));
             health.interval = Duration::from_millis(700);
             health.failures = 2;
@@ -1215,7 +1601,8 @@ proptest! {
             }
             let line = match action {
                 Action::Exit(n, code) => format!("exit {} {code}", NAMES[n]),
-                Action::Crash(n) => format!("crash {} 11", NAMES[n]),
+                Action::ExitTogether(n, m) => format!("exit {} 1 {} 15", NAMES[n], NAMES[m]),
+                Action::Crash(n, signal) => format!("crash {} {signal}", NAMES[n]),
                 Action::Advance(ms) => format!("advance {ms}ms"),
                 Action::Fail(n) => format!("fail {} health", NAMES[n]),
                 Action::Stop(n) => format!("stop {}", NODES[n]),
@@ -1421,7 +1808,7 @@ fn missing_the_ready_deadline_is_a_failed_start_under_backoff_and_budget() {
             [  4100ms] a#2 condemned: ready_deadline
             [  4100ms] signal a#2 pid 101 sig 15
             [  4100ms] a#2 ended: signal 15, failure (ready_deadline)
-            [  4100ms] group root exceeded its budget
+            [  4100ms] group root gave up: 2 restarts in 30000ms > intensity 1
             [  4100ms] shutting down: RootFailed
             [  4100ms] announce Stopping
             [  4100ms] exit 3
@@ -1714,7 +2101,9 @@ fn container() -> minder_core::spec::Spec {
 #[test]
 fn container_mode_forwards_signals_and_the_command_ends_as_the_signal_leaves_it() {
     // HUP and WINCH go alone; TERM asks the command to end, so SIGCONT follows. It
-    // ends by the signal: minder exits 128+15, with no kill.
+    // ends by the signal: minder exits 128+15, with no kill. A forwarded TERM came
+    // from outside (minder only passed it on), so, being one of `success_signals`, it
+    // is a normal end.
     run(
         &container(),
         "receive 1\nreceive 28\nadvance 1s\nreceive 15\nadvance 20s",
@@ -1723,7 +2112,7 @@ fn container_mode_forwards_signals_and_the_command_ends_as_the_signal_leaves_it(
             [     0ms] forward main#1 pid 100 sig 1
             [     0ms] forward main#1 pid 100 sig 28
             [  1000ms] forward main#1 pid 100 sig 15 +cont
-            [  1000ms] main#1 ended: signal 15, abnormal
+            [  1000ms] main#1 ended: signal 15, normal
             [  1000ms] shutting down: Significant { id: ServiceId(0), code: 143 }
             [  1000ms] announce Stopping
             [  1000ms] exit 143

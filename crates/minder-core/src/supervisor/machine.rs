@@ -110,15 +110,45 @@ impl Supervisor {
 
     /// Feed one event at time `now` (never earlier than the previous call's).
     pub fn handle(&mut self, event: Event, now: Time) -> Vec<Effect> {
+        self.handle_all([event], now)
+    }
+
+    /// Feed events that happened together, such as the exits one reaper sweep
+    /// collected: each is applied in turn, then the tree is reconciled once. So every
+    /// end is classified by what its process did before anything decided about the
+    /// others is carried out: a sibling reaped together with the child whose failure
+    /// restarts the set ended on its own, not by the stop signal the set would send it
+    /// (which the runtime cannot deliver to a reaped pid anyway).
+    pub fn handle_all(
+        &mut self,
+        events: impl IntoIterator<Item = Event>,
+        now: Time,
+    ) -> Vec<Effect> {
         self.now = self.now.max(now);
-        if self.phase == Phase::Exited {
-            return Vec::new();
-        }
-        let check_only = matches!(
-            event,
-            Event::ProbeResult { .. } | Event::WatchdogPing { .. } | Event::WatchdogTimeout { .. }
-        );
         self.dirty = false;
+        let mut walk = false;
+        for event in events {
+            if self.phase == Phase::Exited {
+                break;
+            }
+            // A passing probe or a watchdog ping changes no child's state; only when
+            // the handler marked something (ready, condemned) does the tree need a walk.
+            walk |= !matches!(
+                event,
+                Event::ProbeResult { .. }
+                    | Event::WatchdogPing { .. }
+                    | Event::WatchdogTimeout { .. }
+            );
+            self.apply(event);
+        }
+        // Also walk when the last walk has not finished.
+        if self.phase != Phase::Exited && (walk || self.dirty || self.settled == Settled::NotYet) {
+            self.reconcile();
+        }
+        core::mem::take(&mut self.out)
+    }
+
+    fn apply(&mut self, event: Event) {
         match event {
             Event::Spawned { child, pid } => self.on_spawned(child, pid),
             Event::SpawnFailed {
@@ -148,15 +178,6 @@ impl Supervisor {
             Event::Shutdown => self.on_shutdown_request(),
             Event::Signal(signal) => self.on_signal(signal),
         }
-        // A passing probe or a watchdog ping changes no child's state; only when the
-        // handler marked something (ready, condemned) does the tree need a walk, or
-        // when the last walk has not finished.
-        if self.phase != Phase::Exited
-            && (!check_only || self.dirty || self.settled == Settled::NotYet)
-        {
-            self.reconcile();
-        }
-        core::mem::take(&mut self.out)
     }
 
     /// The earliest moment at which `handle(Event::Timer, ..)` has work to do, if any.
@@ -274,6 +295,11 @@ impl Supervisor {
                 ExitStatus::Exited(code) if service.spec.success_codes.contains(&code) => {
                     (EndKind::Normal, *readiness)
                 }
+                // A signal minder did not send (it is not stopping the service): one
+                // of `success_signals` is a clean end, as `kill PID` is for systemd.
+                ExitStatus::Signaled(signal) if service.spec.success_signals.contains(&signal) => {
+                    (EndKind::Normal, *readiness)
+                }
                 _ => (EndKind::Abnormal, *readiness),
             },
             Run::Stopping {
@@ -361,8 +387,9 @@ impl Supervisor {
                     service.run = Run::Idle;
                 }
             }
-            // A held group is down; reconciliation starts it fresh once unheld.
-            NodeKind::Group(_) => {}
+            // A held group is down; reconciliation starts it fresh once unheld (or
+            // once revived, if it had ended for good).
+            NodeKind::Group(_) => self.revive_group(id),
         }
     }
 
@@ -391,6 +418,7 @@ impl Supervisor {
         {
             self.services[service].run = Run::Idle;
         }
+        self.revive_group(id);
         if self.active(id) {
             self.nodes[id].intent = Intent::Restart;
         }

@@ -34,7 +34,7 @@ pub use self::view::{ProbeRecord, ServiceView};
 use self::machine::{Phase, ShutdownExit};
 use alloc::string::String;
 
-use crate::spec::ProbeSpec;
+use crate::spec::{ProbeSpec, RestartType};
 use core::time::Duration;
 
 /// A point on the supervisor's monotonic clock, measured from an arbitrary origin the
@@ -303,9 +303,33 @@ pub enum Report {
         id: ServiceId,
         delay: Duration,
     },
-    /// The budget of the group at `group` was exceeded: it stops and fails upwards.
+    /// The group gave up: `restarts` restart decisions within `period` exceeded its
+    /// `intensity`. It stops its children, then fails upwards (the root shuts the
+    /// tree down instead).
     Escalated {
         group: NodeId,
+        restarts: usize,
+        intensity: u32,
+        period: Duration,
+    },
+    /// `parent` restarts the child group `group` (after it gave up, or after it shut
+    /// itself down while permanent).
+    GroupRestarting {
+        group: NodeId,
+        parent: NodeId,
+    },
+    /// A significant child (`trigger`, a service or group node) ended for good and
+    /// `group`'s `auto_shutdown` fired: it stops its children, then ends normally.
+    GroupShuttingDown {
+        group: NodeId,
+        trigger: NodeId,
+    },
+    /// The group ended (`Normal` after its `auto_shutdown`, `Abnormal` after giving
+    /// up) and its restart type keeps it down: its parent does not restart it.
+    GroupDone {
+        group: NodeId,
+        end: EndKind,
+        restart: RestartType,
     },
     StopTimedOut {
         child: ChildRef,
@@ -350,9 +374,10 @@ pub enum Report {
 pub enum EndKind {
     /// minder stopped it (operator, shutdown, strategy): never a failure.
     Stopped,
-    /// Exit code in `success_codes`.
+    /// Exit code in `success_codes`, or death by one of `success_signals` that
+    /// minder did not send.
     Normal,
-    /// Any other code, or a signal minder did not send.
+    /// Any other code, or any other signal minder did not send.
     Abnormal,
     /// minder ended it for a failure.
     Failure(FailureReason),
@@ -370,6 +395,12 @@ pub enum ShutdownCause {
     /// A significant service ended under `auto_shutdown`: exit with its code.
     Significant {
         id: ServiceId,
+        code: i32,
+    },
+    /// A significant child group ended for good under the root's `auto_shutdown`:
+    /// exit with the code of the end that shut that group down (3 if it gave up).
+    SignificantGroup {
+        group: NodeId,
         code: i32,
     },
     /// `shutdown_timeout` passed with children still up.

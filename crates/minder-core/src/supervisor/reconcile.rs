@@ -17,10 +17,9 @@ use super::tree::{
     AfterSpawn, GroupMode, Intent, KillTimer, NodeKind, ROOT, Readiness, Run, StartOrder,
     StopCause, Wave,
 };
-use super::{Effect, NodeId, Phase, Report, ServiceId, Supervisor};
+use super::{Effect, EndKind, NodeId, Phase, Report, ServiceId, Supervisor};
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
-use core::time::Duration;
 
 /// Passes one call of `reconcile` may take (see the module's doc).
 pub(super) const MAX_PASSES: usize = 1000;
@@ -71,13 +70,15 @@ impl Supervisor {
             return;
         };
         match group.mode {
-            GroupMode::Down | GroupMode::Failing => self.reconcile_down(id, &children),
+            GroupMode::Down | GroupMode::Failing | GroupMode::Ending { .. } | GroupMode::Done => {
+                self.reconcile_down(id, &children)
+            }
             GroupMode::Up => self.reconcile_up(id, &children),
         }
     }
 
     /// Stop active children last batch first; once all are down, a failing group
-    /// fails upwards.
+    /// fails upwards and a group that shut itself down ends normally.
     fn reconcile_down(&mut self, id: NodeId, children: &[NodeId]) {
         if let Some(batch) = children
             .iter()
@@ -98,18 +99,25 @@ impl Supervisor {
         let NodeKind::Group(group) = &mut self.nodes[id].kind else {
             return;
         };
-        if group.mode == GroupMode::Failing {
-            group.mode = GroupMode::Down;
-            self.dirty = true;
-            if self.shutting_down() {
-                return;
-            }
-            // Only a group that its parent still wants up escalates; otherwise the
-            // parent's own plan (shutdown, a restart set) already covers it.
-            let parent_wants = self.nodes[id].parent.is_none_or(|_| self.parent_up(id));
-            if parent_wants && self.nodes[id].intent != Intent::Restart {
-                self.child_failed(id, Duration::ZERO);
-            }
+        let end = match group.mode {
+            GroupMode::Failing => EndKind::Abnormal,
+            GroupMode::Ending { .. } => EndKind::Normal,
+            GroupMode::Down | GroupMode::Done | GroupMode::Up => return,
+        };
+        let code = match group.mode {
+            GroupMode::Ending { code } => code,
+            _ => crate::exit::ROOT_FAILED,
+        };
+        group.mode = GroupMode::Down;
+        self.dirty = true;
+        if self.shutting_down() {
+            return;
+        }
+        // Only a group that its parent still wants up ends on its own; otherwise the
+        // parent's own plan (shutdown, a restart set) already covers it.
+        let parent_wants = self.nodes[id].parent.is_none_or(|_| self.parent_up(id));
+        if parent_wants && self.nodes[id].intent != Intent::Restart {
+            self.group_ended(id, end, code);
         }
     }
 
@@ -228,12 +236,21 @@ impl Supervisor {
             }
             node.gate.wave = wave;
             node.gate.order = StartOrder::AfterEveryEarlier;
-            if let NodeKind::Service(service) = node.kind {
-                let service = &mut self.services[service];
-                service.backoff_count = 0;
-                service.retire_after_stop = false;
-                if matches!(service.run, Run::Done { .. }) {
-                    service.run = Run::Idle;
+            match &mut node.kind {
+                NodeKind::Service(service) => {
+                    let service = &mut self.services[*service];
+                    service.backoff_count = 0;
+                    service.retire_after_stop = false;
+                    if matches!(service.run, Run::Done { .. }) {
+                        service.run = Run::Idle;
+                    }
+                }
+                // A group that ended for good is started again, as a new supervisor
+                // starts every child.
+                NodeKind::Group(group) => {
+                    if group.mode == GroupMode::Done {
+                        group.mode = GroupMode::Down;
+                    }
                 }
             }
         }
@@ -341,9 +358,12 @@ impl Supervisor {
                     ..
                 } | Run::Done { .. }
             ),
-            NodeKind::Group(group) => {
-                group.mode == GroupMode::Up && group.children.iter().all(|c| self.ready(*c))
-            }
+            NodeKind::Group(group) => match group.mode {
+                GroupMode::Up => group.children.iter().all(|c| self.ready(*c)),
+                // Ended for good: like a finished service, it holds nobody up.
+                GroupMode::Done => true,
+                GroupMode::Down | GroupMode::Failing | GroupMode::Ending { .. } => false,
+            },
         }
     }
 
@@ -382,6 +402,8 @@ mod tests {
             intensity: 5,
             period: Duration::from_secs(30),
             auto_shutdown: AutoShutdown::Never,
+            restart: RestartType::Permanent,
+            significant: false,
             children,
         }
     }
@@ -393,6 +415,7 @@ mod tests {
             instance: None,
             kind: ServiceKind::Longrun(RestartType::Permanent),
             success_codes: vec![0],
+            success_signals: vec![],
             significant: false,
             backoff: BackoffSpec::default(),
             stop_signal: SIGTERM,

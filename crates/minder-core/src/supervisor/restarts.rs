@@ -6,8 +6,15 @@
 //! waits for the failed child's backoff delay, and only that child's backoff count
 //! grows. A group whose budget is exceeded goes down and fails upwards; the root's
 //! failing shuts the tree down with exit code 3.
+//!
+//! Groups are children like services, as OTP's supervisors are: a group ends
+//! abnormally when it gives up (its budget is spent) and normally when its
+//! `auto_shutdown` fires, and its parent then decides by the group's restart type.
+//! `significant` acts on the direct parent only: a significant child that ends for
+//! good fires its parent's `auto_shutdown`, which on the root shuts the whole tree
+//! down.
 
-use super::tree::{Intent, NodeKind, ROOT, Readiness, Run, StartGate};
+use super::tree::{GroupMode, Intent, NodeKind, ROOT, Readiness, Run, StartGate};
 use super::{
     EXIT_ROOT_FAILED, Effect, EndKind, NodeId, Phase, Report, ServiceId, ShutdownCause,
     ShutdownExit, Supervisor, Time,
@@ -58,7 +65,7 @@ impl Supervisor {
         };
         if !restart {
             service.run = Run::Done { code };
-            self.check_auto_shutdown(id, code);
+            self.check_auto_shutdown(node_id, code);
             return;
         }
         // Backoff: a run that stayed up and healthy for `reset_after` resets the count
@@ -103,8 +110,12 @@ impl Supervisor {
         }
         group.restarts.push_back(now);
         if group.restarts.len() > group.intensity as usize {
-            self.out
-                .push(Effect::Report(Report::Escalated { group: parent }));
+            self.out.push(Effect::Report(Report::Escalated {
+                group: parent,
+                restarts: group.restarts.len(),
+                intensity: group.intensity,
+                period: group.period,
+            }));
             if parent == ROOT {
                 // The root has no parent to fail to: stop everything and exit 3,
                 // bounded by shutdown_timeout like any shutdown.
@@ -113,7 +124,7 @@ impl Supervisor {
                 }));
                 self.begin_shutdown(ShutdownExit::Fixed(EXIT_ROOT_FAILED));
             } else {
-                group.mode = super::tree::GroupMode::Failing;
+                group.mode = GroupMode::Failing;
                 self.dirty = true;
             }
             return;
@@ -126,11 +137,19 @@ impl Supervisor {
                 Strategy::RestForOne => group.children[position..].to_vec(),
             }
         };
-        if let NodeKind::Service(service) = self.nodes[child].kind {
-            self.out.push(Effect::Report(Report::RestartScheduled {
-                id: service,
-                delay,
-            }));
+        match self.nodes[child].kind {
+            NodeKind::Service(service) => {
+                self.out.push(Effect::Report(Report::RestartScheduled {
+                    id: service,
+                    delay,
+                }));
+            }
+            NodeKind::Group(_) => {
+                self.out.push(Effect::Report(Report::GroupRestarting {
+                    group: child,
+                    parent,
+                }));
+            }
         }
         self.schedule_restart_set(&members, now + delay);
     }
@@ -142,6 +161,16 @@ impl Supervisor {
         for member in members.iter().copied() {
             if self.nodes[member].intent == Intent::Held {
                 continue;
+            }
+            // A group that ended for good comes back with its set, unless it is
+            // temporary: like a temporary service, it never comes back (OTP).
+            if let NodeKind::Group(group) = &mut self.nodes[member].kind
+                && group.mode == GroupMode::Done
+            {
+                if group.restart == RestartType::Temporary {
+                    continue;
+                }
+                group.mode = GroupMode::Down;
             }
             self.nodes[member].not_before = restart_at;
             self.nodes[member].gate = StartGate {
@@ -167,24 +196,106 @@ impl Supervisor {
         }
     }
 
-    fn check_auto_shutdown(&mut self, id: ServiceId, code: i32) {
-        if !self.services[id].spec.significant {
+    /// The group `id` has gone down on its own: `Abnormal` after it gave up (its
+    /// budget was spent), `Normal` after its `auto_shutdown` fired. Its parent decides
+    /// by the group's restart type, as for a service; `code` is what the group hands
+    /// on should its end shut its parent down in turn.
+    pub(super) fn group_ended(&mut self, id: NodeId, end: EndKind, code: i32) {
+        let NodeKind::Group(group) = &mut self.nodes[id].kind else {
+            return;
+        };
+        let restart = match group.restart {
+            RestartType::Permanent => true,
+            RestartType::Transient => end != EndKind::Normal,
+            RestartType::Temporary => false,
+        };
+        if restart || id == ROOT {
+            self.child_failed(id, Duration::ZERO);
             return;
         }
-        let trigger = match self.auto_shutdown {
+        group.mode = GroupMode::Done;
+        self.dirty = true;
+        self.out.push(Effect::Report(Report::GroupDone {
+            group: id,
+            end,
+            restart: group.restart,
+        }));
+        self.check_auto_shutdown(id, code);
+    }
+
+    /// An operator starts (or restarts) a group that had ended for good: it is down
+    /// again, so reconciliation starts it fresh.
+    pub(super) fn revive_group(&mut self, id: NodeId) {
+        if let NodeKind::Group(group) = &mut self.nodes[id].kind
+            && group.mode == GroupMode::Done
+        {
+            group.mode = GroupMode::Down;
+            self.dirty = true;
+        }
+    }
+
+    /// Whether a node's end for good can shut its parent down.
+    fn significant(&self, id: NodeId) -> bool {
+        match &self.nodes[id].kind {
+            NodeKind::Service(service) => self.services[*service].spec.significant,
+            NodeKind::Group(group) => group.significant,
+        }
+    }
+
+    /// Whether a node has ended for good (and is not to be started again).
+    fn ended_for_good(&self, id: NodeId) -> bool {
+        match &self.nodes[id].kind {
+            NodeKind::Service(service) => matches!(self.services[*service].run, Run::Done { .. }),
+            NodeKind::Group(group) => group.mode == GroupMode::Done,
+        }
+    }
+
+    /// `id` has just ended for good: if it is significant, its parent's
+    /// `auto_shutdown` decides whether the parent shuts itself down. On the root that
+    /// shuts the tree down and minder exits with `code`; any other group stops its
+    /// children and then ends normally (see `group_ended`).
+    fn check_auto_shutdown(&mut self, id: NodeId, code: i32) {
+        if !self.significant(id) {
+            return;
+        }
+        let Some(parent) = self.nodes[id].parent else {
+            return;
+        };
+        let NodeKind::Group(group) = &self.nodes[parent].kind else {
+            return;
+        };
+        let trigger = match group.auto_shutdown {
             AutoShutdown::Never => false,
             AutoShutdown::AnySignificant => true,
-            AutoShutdown::AllSignificant => self
-                .services
+            AutoShutdown::AllSignificant => group
+                .children
                 .iter()
-                .filter(|(_, service)| service.spec.significant)
-                .all(|(_, service)| matches!(service.run, Run::Done { .. })),
+                .filter(|child| self.significant(**child))
+                .all(|child| self.ended_for_good(*child)),
         };
-        if trigger {
-            self.out.push(Effect::Report(Report::ShuttingDown {
-                cause: ShutdownCause::Significant { id, code },
-            }));
+        if !trigger {
+            return;
+        }
+        if parent == ROOT {
+            let cause = match self.nodes[id].kind {
+                NodeKind::Service(service) => ShutdownCause::Significant { id: service, code },
+                NodeKind::Group(_) => ShutdownCause::SignificantGroup { group: id, code },
+            };
+            self.out
+                .push(Effect::Report(Report::ShuttingDown { cause }));
             self.begin_shutdown(ShutdownExit::Fixed(code));
+            return;
+        }
+        // A parent already going down (failing, or stopped from above) keeps its plan.
+        if let NodeKind::Group(group) = &mut self.nodes[parent].kind
+            && group.mode == GroupMode::Up
+        {
+            group.mode = GroupMode::Ending { code };
+            self.dirty = true;
+            self.out.push(Effect::Report(Report::GroupShuttingDown {
+                group: parent,
+                trigger: id,
+            }));
         }
     }
 }
@@ -197,7 +308,11 @@ impl Supervisor {
     /// the last under `all_significant`. A shutdown that something else began (a
     /// spent root budget, a significant end) keeps its code.
     pub(super) fn note_significant_end(&mut self, id: ServiceId, code: i32) {
-        if !self.services[id].spec.significant {
+        // Significance acts on the direct parent: only the root's own children decide
+        // minder's code.
+        if !self.services[id].spec.significant
+            || self.nodes[self.services[id].node].parent != Some(ROOT)
+        {
             return;
         }
         let Phase::ShuttingDown {

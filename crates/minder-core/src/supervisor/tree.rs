@@ -10,7 +10,7 @@
 use super::checks::Checks;
 use super::view::ProbeRecord;
 use super::{ChildRef, EndKind, ExitStatus, FailureReason, NodeId, ServiceId, Time};
-use crate::spec::{GroupSpec, NodeSpec, ServiceSpec, Strategy};
+use crate::spec::{AutoShutdown, GroupSpec, NodeSpec, RestartType, ServiceSpec, Strategy};
 use alloc::collections::VecDeque;
 use alloc::{string::String, string::ToString, vec::Vec};
 use core::marker::PhantomData;
@@ -159,6 +159,12 @@ pub(super) struct Group {
     pub(super) mode: GroupMode,
     /// Times of the restart decisions inside the current window.
     pub(super) restarts: VecDeque<Time>,
+    /// When it shuts itself down after its significant children end.
+    pub(super) auto_shutdown: AutoShutdown,
+    /// What its parent does once it has ended (as for a service).
+    pub(super) restart: RestartType,
+    /// Its end for good can shut its parent down.
+    pub(super) significant: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -169,6 +175,14 @@ pub(super) enum GroupMode {
     Down,
     /// Its budget was exceeded: its children go down, then it fails upwards.
     Failing,
+    /// Its `auto_shutdown` fired: its children go down, then it ends normally and its
+    /// parent decides by its restart type. `code` is the shell code of the end that
+    /// fired it, handed on should the parent shut down in turn.
+    Ending { code: i32 },
+    /// Ended for good (its restart type does not restart it): not started again
+    /// except by a fresh start of its parent, a restart set (unless temporary) or an
+    /// operator; counts as ready for ordering.
+    Done,
 }
 
 /// One service instance: its spec (the core's part of it) and its life so far.
@@ -310,6 +324,9 @@ impl Tree {
                 children: Vec::new(),
                 mode: GroupMode::Down,
                 restarts: VecDeque::new(),
+                auto_shutdown: spec.auto_shutdown,
+                restart: spec.restart,
+                significant: spec.significant,
             }),
         );
         let mut children = Vec::with_capacity(spec.children.len());

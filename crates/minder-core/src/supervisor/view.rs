@@ -149,6 +149,12 @@ impl Supervisor {
         }
     }
 
+    /// The name of any node, service instance or group (empty for an id that names
+    /// nothing).
+    pub fn node_name(&self, node: NodeId) -> &str {
+        self.nodes.get(node).map_or("", |node| node.name.as_str())
+    }
+
     /// Every group's node id with its name and intensity (for invariant checks and
     /// metrics).
     pub fn groups(&self) -> Vec<(NodeId, String, u32)> {
@@ -197,6 +203,8 @@ impl Supervisor {
                     GroupMode::Failing => "failing",
                     GroupMode::Up => "up",
                     GroupMode::Down => "down",
+                    GroupMode::Ending { .. } => "shutting itself down",
+                    GroupMode::Done => "done",
                 };
                 text.push_str(&format!(
                     "{indent}{} group {mode}{} restarts {}/{} per {:?}\n",
