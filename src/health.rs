@@ -14,11 +14,12 @@
 //!
 //! It must not decide anything: thresholds, intervals, start periods and what a failure
 //! leads to live in the core (`supervisor`), which also ignores results for a stale
-//! generation. It must not spawn, signal or wait for processes either: `exec` probes
-//! are started, killed at their timeout and reaped by the loop (the single spawner and
-//! reaper); `ExecProbes` only keeps the loop's books on them and maps their ends to
-//! outcomes. Nothing here panics on what it reads from the network, /proc or a pipe:
-//! every problem is a `Failed` outcome or a quiet end.
+//! generation. Nor does it decide when a probe has run too long: the core does, and
+//! the loop cancels the probe when told (`Effect::CancelProbe`). It must not spawn,
+//! signal or wait for processes either: `exec` probes are started, killed and reaped by
+//! the loop (the single spawner and reaper); `ExecProbes` only keeps the loop's books
+//! on them and maps their ends to outcomes. Nothing here panics on what it reads from
+//! the network, /proc or a pipe: every problem is a `Failed` outcome or a quiet end.
 
 mod memory;
 mod resolve;
@@ -65,8 +66,8 @@ impl Prober {
         }
     }
 
-    /// Runs one `tcp` or `http` probe for `child` and reports `Fact::Probe
-    /// { child, kind, outcome }` within `timeout` (plus scheduling slack): `Passed`, or
+    /// Runs one `tcp` or `http` probe for `child` and reports `Fact::ProbeResult
+    /// { child, kind, run, outcome }` within `timeout` (plus scheduling slack): `Passed`, or
     /// `Failed` with the reason. An `exec` probe is not run here (the loop spawns it):
     /// it is answered `Failed` at once, which points at the caller's mistake.
     ///
@@ -74,61 +75,79 @@ impl Prober {
     /// from this check's previous probe is waited for rather than repeated (see
     /// `resolve`); a lookup that does not answer within `timeout` fails the probe with
     /// "name lookup timed out". The timeout bounds lookup, connection and request
-    /// together. An address literal is not looked up.
-    pub fn network(&mut self, child: ChildRef, kind: ProbeKind, probe: &Probe, timeout: Duration) {
+    /// together (a second bound: the core's own deadline for the probe comes first and
+    /// cancels it). An address literal is not looked up.
+    ///
+    /// Returns the handle of the probe's task, which the loop keeps in the record of
+    /// `child`'s process: aborting it (`Effect::CancelProbe`, or that process's end)
+    /// stops the probe, and its result is never sent. A name lookup it started goes on
+    /// on its own thread and may serve the check's next probe. `None` when the probe
+    /// was answered at once.
+    pub fn network(
+        &mut self,
+        child: ChildRef,
+        kind: ProbeKind,
+        run: u64,
+        probe: &Probe,
+        timeout: Duration,
+    ) -> Option<AbortHandle> {
         let (target, http) = match probe {
             Probe::Tcp { address } => (address.clone(), None),
             Probe::Http { url } => match HttpTarget::parse(url) {
                 Ok(parsed) => (parsed.connect_address(), Some((url.clone(), parsed))),
                 Err(reason) => {
-                    self.answer(child, kind, ProbeOutcome::Failed(reason));
-                    return;
+                    self.answer(child, kind, run, ProbeOutcome::Failed(reason));
+                    return None;
                 }
             },
             Probe::Exec { .. } => {
                 let outcome = ProbeOutcome::Failed(
                     "exec probes are run by the loop, not by the network prober".into(),
                 );
-                self.answer(child, kind, outcome);
-                return;
+                self.answer(child, kind, run, outcome);
+                return None;
             }
         };
         let resolution = self.resolver.resolve((child.id, kind), &target);
         let facts = self.facts.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let outcome = network_check(resolution, &target, http, timeout).await;
             // The loop has gone away only when minder is exiting: nothing to tell.
-            let _ = facts.send(Fact::Probe {
+            let _ = facts.send(Fact::ProbeResult {
                 child,
                 kind,
+                run,
                 outcome,
             });
         });
+        Some(task.abort_handle())
     }
 
     /// Reports `outcome` at once, for a probe that cannot run.
-    fn answer(&self, child: ChildRef, kind: ProbeKind, outcome: ProbeOutcome) {
-        let _ = self.facts.send(Fact::Probe {
+    fn answer(&self, child: ChildRef, kind: ProbeKind, run: u64, outcome: ProbeOutcome) {
+        let _ = self.facts.send(Fact::ProbeResult {
             child,
             kind,
+            run,
             outcome,
         });
     }
 
-    /// Asks for a sample of the resident memory of `child`'s process group: the
-    /// sampler answers with `Fact::MemoryScan`, a table of the resident bytes of every
-    /// process group (the sum over the processes of each group), naming `child` among
-    /// those it answers. The loop looks its process group up in the table (0 when the
-    /// group is not there) and answers the core with a `Memory` outcome, never
-    /// `Failed`: the core schedules the next sample only on a `Memory` answer.
+    /// Asks for a sample of the resident memory of `child`'s process group for run
+    /// `run` of its memory check: the sampler answers with `Fact::MemoryScan`, a table
+    /// of the resident bytes of every process group (the sum over the processes of each
+    /// group), naming `(child, run)` among those it answers. The loop looks its process
+    /// group up in the table (0 when the group is not there) and answers the core with
+    /// a `Memory` outcome for that run, never `Failed`: the core schedules the next
+    /// sample only on a `Memory` answer.
     ///
     /// Shared pages (libraries, copy-on-write after fork) count once per process, as in
     /// `ps` and `top`, so a forking server is over-counted; a cgroup would be exact.
     ///
     /// One walk over /proc answers every memory probe asked within
     /// `MEMORY_SCAN_FRESH` of it; the walk runs on the sampler's own thread.
-    pub fn memory(&mut self, child: ChildRef) {
-        self.memory.sample(child);
+    pub fn memory(&mut self, child: ChildRef, run: u64) {
+        self.memory.sample(child, run);
     }
 
     /// Watches the read end of a service's readiness pipe (`ready.fd = N`, from
@@ -162,13 +181,13 @@ impl Prober {
 
 /// The `exec` probes in flight, by pid: bookkeeping for the loop, which spawns them
 /// (`process::spawn` with `StdioMode::Null` and the probe's argv as `command`), kills
-/// their process group at the timeout and reaps them. This type spawns, kills and waits
-/// for nothing; it only remembers what each pid is for and turns its end into the
-/// `Event::ProbeResult` the core expects. Created by the loop at startup and held by
-/// it; dropping it forgets the probes (the loop kills every group at exit anyway).
-/// The record of the service's running process lists its probes too, and kills those
-/// still running when that process ends; their ends still come here, through the one
-/// reaper.
+/// their process group when the core cancels them and reaps them. This type spawns,
+/// kills and waits for nothing; it only remembers what each pid is for and turns its
+/// end into the `Event::ProbeResult` the core expects. Created by the loop at startup
+/// and held by it; dropping it forgets the probes (the loop kills every group at exit
+/// anyway). The record of the service's running process lists its probes too: it
+/// kills one the core cancels, and those still running when that process ends; their
+/// ends still come here, through the one reaper.
 #[derive(Debug, Default)]
 pub struct ExecProbes {
     /// By pid, which is also the probe's process group (its own session).
@@ -180,12 +199,13 @@ pub struct ExecProbes {
 struct ExecProbe {
     child: ChildRef,
     kind: ProbeKind,
-    timeout: Duration,
-    /// When the loop must kill its group; `None` when the timeout lies beyond what the
-    /// clock can hold.
-    deadline: Option<Instant>,
-    /// The loop killed it at the deadline: its end is a timeout, whatever the status.
-    timed_out: bool,
+    /// The run of the check it answers (from `Effect::Probe`).
+    run: u64,
+    /// The loop killed it because the core cancelled it: its end answers nothing, the
+    /// core has counted it already. (A probe killed because its service's process
+    /// ended is answered, and the loop drops that answer as it drops every fact about
+    /// an ended process.)
+    cancelled: bool,
 }
 
 impl ExecProbes {
@@ -195,25 +215,21 @@ impl ExecProbes {
 
     /// Remembers a probe the loop has just spawned, in the same turn (before the next
     /// reap), as for services.
-    pub fn register(
-        &mut self,
-        pid: i32,
-        child: ChildRef,
-        kind: ProbeKind,
-        timeout: Duration,
-        now: Instant,
-    ) {
+    pub fn register(&mut self, pid: i32, child: ChildRef, kind: ProbeKind, run: u64) {
         self.running.insert(
             pid,
             ExecProbe {
                 child,
                 kind,
-                timeout,
-                // Far beyond the clock: the probe is bounded by nothing but its end.
-                deadline: now.checked_add(timeout),
-                timed_out: false,
+                run,
+                cancelled: false,
             },
         );
+    }
+
+    /// The incarnation `pid` probes, if it is a probe in flight.
+    pub fn owner(&self, pid: i32) -> Option<ChildRef> {
+        self.running.get(&pid).map(|probe| probe.child)
     }
 
     /// Whether `pid` is a probe in flight.
@@ -230,59 +246,51 @@ impl ExecProbes {
         self.running.is_empty()
     }
 
-    /// The earliest timeout among probes not yet killed: the loop wakes then and calls
-    /// `expire`.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.running
-            .values()
-            .filter(|probe| !probe.timed_out)
-            .filter_map(|probe| probe.deadline)
-            .min()
-    }
-
-    /// Marks every probe past its deadline as timed out and returns their pids: the
-    /// loop SIGKILLs those process groups (`process::kill_group`). Their results come
-    /// when the reaper collects them (`exited`).
-    pub fn expire(&mut self, now: Instant) -> Vec<i32> {
-        let mut expired = Vec::new();
-        for (pid, probe) in &mut self.running {
-            if !probe.timed_out && probe.deadline.is_some_and(|deadline| deadline <= now) {
-                probe.timed_out = true;
-                expired.push(*pid);
+    /// The loop killed the probe `pid` because the core cancelled its run (its timeout
+    /// passed; the record of its service's process did the kill): its end, collected
+    /// later by the reaper, answers nothing. False when `pid` is not a probe in flight
+    /// or was already cancelled.
+    pub fn cancel(&mut self, pid: i32) -> bool {
+        match self.running.get_mut(&pid) {
+            Some(probe) if !probe.cancelled => {
+                probe.cancelled = true;
+                true
             }
+            _ => false,
         }
-        expired
     }
 
-    /// The reaper collected `pid`. For a probe: forgets it and returns its result
-    /// (`Passed` on exit code 0; `Failed` with the code, the signal, or the timeout).
-    /// `None` when `pid` is not a probe. The loop should also kill the probe's group
-    /// (whatever the probe left behind), as it does for services.
+    /// The reaper collected `pid`, a probe (see `contains`): forgets it and returns
+    /// its result (`Passed` on exit code 0; `Failed` with the code or the signal), or
+    /// `None` for a probe the loop killed, whose end answers nothing. The loop should
+    /// also kill the probe's group (whatever the probe left behind), as it does for
+    /// services.
     pub fn exited(&mut self, pid: i32, status: ExitStatus) -> Option<Event> {
         let probe = self.running.remove(&pid)?;
-        let outcome = if probe.timed_out {
-            timed_out(probe.timeout)
-        } else {
-            match status {
-                ExitStatus::Exited(0) => ProbeOutcome::Passed,
-                ExitStatus::Exited(code) => ProbeOutcome::Failed(format!("exit code {code}")),
-                ExitStatus::Signaled(signal) => {
-                    ProbeOutcome::Failed(format!("killed by {}", signal_name(signal)))
-                }
+        if probe.cancelled {
+            return None;
+        }
+        let outcome = match status {
+            ExitStatus::Exited(0) => ProbeOutcome::Passed,
+            ExitStatus::Exited(code) => ProbeOutcome::Failed(format!("exit code {code}")),
+            ExitStatus::Signaled(signal) => {
+                ProbeOutcome::Failed(format!("killed by {}", crate::signals::signal_name(signal)))
             }
         };
         Some(Event::ProbeResult {
             child: probe.child,
             kind: probe.kind,
+            run: probe.run,
             outcome,
         })
     }
 
     /// The answer for a probe command that could not be started at all.
-    pub fn spawn_failed(child: ChildRef, kind: ProbeKind, error: &SpawnError) -> Event {
+    pub fn spawn_failed(child: ChildRef, kind: ProbeKind, run: u64, error: &SpawnError) -> Event {
         Event::ProbeResult {
             child,
             kind,
+            run,
             outcome: ProbeOutcome::Failed(error.reason.clone()),
         }
     }
@@ -298,12 +306,6 @@ fn timed_out(timeout: Duration) -> ProbeOutcome {
         "timed out after {}",
         humantime::format_duration(timeout)
     ))
-}
-
-/// `SIGTERM` for 15; the number when nix does not know it (real-time signals).
-fn signal_name(signal: i32) -> String {
-    nix::sys::signal::Signal::try_from(signal)
-        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
 }
 
 /// True once a newline has been read; false at end of file or on a read error.

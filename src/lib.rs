@@ -16,6 +16,7 @@ mod own_process;
 pub mod process;
 pub mod procfs;
 pub mod runtime;
+pub mod signals;
 pub mod spec;
 
 pub use minder_core::{exit, supervisor};

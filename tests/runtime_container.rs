@@ -76,6 +76,27 @@ fn container_mode_forwards_sigterm_to_the_command() {
 }
 
 #[test]
+fn container_mode_kills_a_command_that_ignores_the_forwarded_sigterm() {
+    // The command and what it forked ignore TERM: once its stop_timeout (8 s in
+    // container mode) has passed since the forward, the core's deadline has the group
+    // killed, and minder exits as the command's end leaves it, saying why.
+    let mut minder = Minder::new();
+    let script = "trap '' TERM; echo $$ > main.pid; sleep 1000 & wait";
+    minder.start_container(&["sh", "-c", script]);
+    let main = minder.wait_pid("main", None);
+    minder.signal(Signal::SIGTERM);
+    let code = minder.expect_exit(std::time::Duration::from_secs(30));
+    let stderr = minder.stderr_text();
+    assert_eq!(code, 128 + 9, "{stderr}");
+    assert!(
+        stderr.contains("did not exit within its stop_timeout after the forwarded signal"),
+        "no line says why the command was killed:\n{stderr}"
+    );
+    assert!(!is_alive(main));
+    minder.assert_nothing_left();
+}
+
+#[test]
 fn container_mode_uses_minders_own_stdout_without_a_prefix() {
     let mut minder = Minder::new();
     minder.start_container(&["sh", "-c", "echo plain line; echo to stderr >&2"]);

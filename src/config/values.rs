@@ -5,41 +5,8 @@
 //! Owns only pure string → value functions. It knows nothing of keys, tables or
 //! positions (the lowering pass adds those) and must never panic on any input.
 
+use crate::signals::SIGNALS;
 use std::time::Duration;
-
-/// Every signal name `stop_signal` accepts, with and without the `SIG` prefix.
-const SIGNALS: &[(&str, i32)] = &[
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("CHLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("PWR", libc::SIGPWR),
-    ("SYS", libc::SIGSYS),
-];
 
 /// A signal given by name (`"SIGINT"`, `"INT"`, any case). The error is what was
 /// expected plus the closest valid name, if any.
@@ -69,13 +36,8 @@ pub(crate) fn signal_by_number(number: i64) -> Result<i32, String> {
     }
 }
 
-/// The name `render` prints for a signal number.
-pub(crate) fn signal_name(number: i32) -> String {
-    match SIGNALS.iter().find(|(_, n)| *n == number) {
-        Some((name, _)) => format!("SIG{name}"),
-        None => format!("signal {number}"),
-    }
-}
+/// The name `render` prints for a signal number: minder's one `signal_name`.
+pub(crate) use crate::signals::signal_name;
 
 /// Duration units, as the manual lists them, with their length in nanoseconds. Spelt
 /// exactly and case-sensitively: `M` (a month to some readers, a minute to others),

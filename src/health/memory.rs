@@ -24,9 +24,10 @@ use tokio::sync::mpsc::UnboundedSender;
 /// 10 s, probes come in bursts; one scan serves every probe of a burst.
 pub(super) const MEMORY_SCAN_FRESH: Duration = Duration::from_millis(200);
 
-/// One memory probe: the incarnation asking.
+/// One memory probe: the incarnation asking and the run of its check it answers.
 struct Request {
     child: ChildRef,
+    run: u64,
 }
 
 /// The loop's handle on the sampling thread. Created with the `Prober`, held by it.
@@ -46,12 +47,12 @@ impl MemorySampler {
         }
     }
 
-    /// Asks for a scan on behalf of `child`; the thread answers with a
-    /// `Fact::MemoryScan` that names it. Every call is answered, even if the thread
-    /// cannot be started (with an empty table, so 0 bytes, and a warning: the core's
-    /// schedule of samples must go on, and the next probe tries again).
-    pub(super) fn sample(&mut self, child: ChildRef) {
-        let mut request = Request { child };
+    /// Asks for a scan on behalf of run `run` of `child`'s memory check; the thread
+    /// answers with a `Fact::MemoryScan` that names them. Every call is answered, even
+    /// if the thread cannot be started (with an empty table, so 0 bytes, and a warning:
+    /// the core's schedule of samples must go on, and the next probe tries again).
+    pub(super) fn sample(&mut self, child: ChildRef, run: u64) {
+        let mut request = Request { child, run };
         if let Some(requests) = &self.requests {
             match requests.send(request) {
                 Ok(()) => return,
@@ -77,7 +78,7 @@ impl MemorySampler {
                 self.requests = None;
                 let _ = self.facts.send(Fact::MemoryScan {
                     groups: Arc::default(),
-                    asked: vec![child],
+                    asked: vec![(child, run)],
                 });
             }
         }
@@ -106,7 +107,10 @@ fn serve(requests: &mpsc::Receiver<Request>, facts: &UnboundedSender<Fact>) {
         }
         let fact = Fact::MemoryScan {
             groups: Arc::clone(&table),
-            asked: batch.into_iter().map(|request| request.child).collect(),
+            asked: batch
+                .into_iter()
+                .map(|request| (request.child, request.run))
+                .collect(),
         };
         if facts.send(fact).is_err() {
             return;

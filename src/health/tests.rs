@@ -34,14 +34,15 @@ async fn next_event(events: &mut UnboundedReceiver<Fact>, within: Duration) -> F
 
 async fn probe_outcome(probe: Probe, timeout: Duration) -> ProbeOutcome {
     let (mut prober, mut events) = prober();
-    prober.network(CHILD, ProbeKind::Health, &probe, timeout);
+    prober.network(CHILD, ProbeKind::Health, 7, &probe, timeout);
     match next_event(&mut events, timeout + Duration::from_secs(5)).await {
-        Fact::Probe {
+        Fact::ProbeResult {
             child,
             kind,
+            run,
             outcome,
         } => {
-            assert_eq!((child, kind), (CHILD, ProbeKind::Health));
+            assert_eq!((child, kind, run), (CHILD, ProbeKind::Health, 7));
             outcome
         }
         other => panic!("unexpected fact {other:?}"),
@@ -332,9 +333,9 @@ async fn memory_sample(
     events: &mut UnboundedReceiver<Fact>,
     pgid: i32,
 ) -> u64 {
-    prober.memory(CHILD);
+    prober.memory(CHILD, 3);
     match next_event(events, Duration::from_secs(5)).await {
-        Fact::MemoryScan { groups, asked } if asked == [CHILD] => {
+        Fact::MemoryScan { groups, asked } if asked == [(CHILD, 3)] => {
             groups.get(&pgid).copied().unwrap_or(0)
         }
         other => panic!("unexpected fact {other:?}"),
@@ -384,10 +385,13 @@ async fn memory_probes_of_a_burst_share_one_scan() {
     let (mut prober, mut events) = prober();
     let ours = nix::unistd::getpgrp().as_raw();
     for generation in 0..50 {
-        prober.memory(ChildRef {
-            id: ServiceId(1),
-            generation,
-        });
+        prober.memory(
+            ChildRef {
+                id: ServiceId(1),
+                generation,
+            },
+            1,
+        );
     }
     let mut answered = 0;
     let mut tables: Vec<std::sync::Arc<std::collections::HashMap<i32, u64>>> = Vec::new();
@@ -485,108 +489,109 @@ async fn a_ready_fd_that_is_not_a_pipe_reports_nothing() {
 }
 
 #[test]
-fn exec_probe_bookkeeping_maps_exits_timeouts_and_start_failures() {
-    crate::own_process::own_process!(exec_probe_bookkeeping_maps_exits_timeouts_and_start_failures);
-    let origin = Instant::now();
+fn exec_probe_bookkeeping_maps_exits_cancels_and_start_failures() {
+    crate::own_process::own_process!(exec_probe_bookkeeping_maps_exits_cancels_and_start_failures);
     let mut probes = ExecProbes::new();
-    let second = Duration::from_secs(1);
-    probes.register(100, CHILD, ProbeKind::Ready, second, origin);
-    probes.register(101, CHILD, ProbeKind::Health, 3 * second, origin);
-    probes.register(102, CHILD, ProbeKind::Health, 3 * second, origin);
-    probes.register(103, CHILD, ProbeKind::Health, 3 * second, origin);
+    probes.register(100, CHILD, ProbeKind::Ready, 1);
+    probes.register(101, CHILD, ProbeKind::Health, 1);
+    probes.register(102, CHILD, ProbeKind::Health, 2);
+    probes.register(103, CHILD, ProbeKind::Health, 3);
     assert_eq!(probes.len(), 4);
-    assert_eq!(probes.next_deadline(), Some(origin + second));
-    assert_eq!(probes.expire(origin + second / 2), Vec::<i32>::new());
-    assert_eq!(probes.expire(origin + second), vec![100]);
-    // A killed probe has no deadline left.
-    assert_eq!(probes.next_deadline(), Some(origin + 3 * second));
-    assert!(probes.expire(origin + second).is_empty());
-    let result = |outcome: ProbeOutcome, kind| Event::ProbeResult {
+    assert_eq!(probes.owner(101), Some(CHILD));
+    assert_eq!(probes.owner(999), None);
+    // The core cancels the ready probe (the loop killed it): only once, and only a
+    // probe in flight.
+    assert!(probes.cancel(100));
+    assert!(!probes.cancel(100));
+    assert!(!probes.cancel(999));
+    let result = |outcome: ProbeOutcome, kind, run| Event::ProbeResult {
         child: CHILD,
         kind,
+        run,
         outcome,
     };
-    // Killed at the timeout: a timeout, whatever the status says.
+    // Cancelled: the core has counted it already; its end answers nothing, but it is
+    // still a probe (not an orphan) until reaped.
+    assert!(probes.contains(100));
     assert_eq!(
         probes.exited(100, ExitStatus::Signaled(libc::SIGKILL)),
-        Some(result(
-            ProbeOutcome::Failed("timed out after 1s".into()),
-            ProbeKind::Ready
-        ))
+        None
     );
+    assert!(!probes.contains(100));
     assert_eq!(
         probes.exited(101, ExitStatus::Exited(0)),
-        Some(result(ProbeOutcome::Passed, ProbeKind::Health))
+        Some(result(ProbeOutcome::Passed, ProbeKind::Health, 1))
     );
     assert_eq!(
         probes.exited(102, ExitStatus::Exited(2)),
         Some(result(
             ProbeOutcome::Failed("exit code 2".into()),
-            ProbeKind::Health
+            ProbeKind::Health,
+            2
         ))
     );
     assert_eq!(
         probes.exited(103, ExitStatus::Signaled(libc::SIGSEGV)),
         Some(result(
             ProbeOutcome::Failed("killed by SIGSEGV".into()),
-            ProbeKind::Health
+            ProbeKind::Health,
+            3
         ))
     );
     // Not a probe (a service or an orphan), or already answered.
     assert_eq!(probes.exited(101, ExitStatus::Exited(0)), None);
-    assert!(probes.is_empty() && probes.next_deadline().is_none());
+    assert!(probes.is_empty());
     let error = process::SpawnError {
         code: process::CODE_NOT_FOUND,
         reason: "spawn db: exec pg_isready: No such file or directory (os error 2)".into(),
     };
     assert_eq!(
-        ExecProbes::spawn_failed(CHILD, ProbeKind::Health, &error),
+        ExecProbes::spawn_failed(CHILD, ProbeKind::Health, 4, &error),
         result(
             ProbeOutcome::Failed(error.reason.clone()),
-            ProbeKind::Health
+            ProbeKind::Health,
+            4
         )
     );
 }
 
-/// The whole exec path as the loop will run it: spawn with the probe's argv in Null
-/// mode, register, kill at the deadline, reap, map.
+/// The whole exec path as the loop runs it: spawn with the probe's argv in Null mode,
+/// register, kill when cancelled (as the core asks once the probe's timeout has
+/// passed), reap, map.
 #[tokio::test]
 async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
     crate::own_process::own_process!(exec_probes_run_through_spawn_and_reap_end_to_end);
     let spec = service(&["sleep", "30"]);
     let mut probes = ExecProbes::new();
-    let timeout = Duration::from_millis(300);
-    let commands: [&[&str]; 3] = [&["true"], &["/bin/sh", "-c", "exit 4"], &["sleep", "30"]];
+    let commands: [(&[&str], ProbeKind); 3] = [
+        (&["true"], ProbeKind::Health),
+        (&["/bin/sh", "-c", "exit 4"], ProbeKind::Health),
+        (&["sleep", "30"], ProbeKind::Ready),
+    ];
     let mut pids = Vec::new();
-    for command in commands {
+    for (command, kind) in commands {
         let argv: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         let mut request = SpawnRequest::new(&spec, StdioMode::Null, &[]);
         request.command = Some(&argv);
         let spawned = process::spawn(&request).unwrap_or_else(|error| panic!("{error}"));
-        probes.register(
-            spawned.pid,
-            CHILD,
-            ProbeKind::Health,
-            timeout,
-            Instant::now(),
-        );
+        probes.register(spawned.pid, CHILD, kind, 1);
         pids.push(spawned.pid);
     }
+    assert!(probes.cancel(pids[2]));
+    process::kill_group(pids[2]);
     let mut results = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while results.len() < pids.len() {
+    while !probes.is_empty() {
         assert!(
             Instant::now() < deadline,
             "probes did not finish: {results:?}"
         );
-        for pid in probes.expire(Instant::now()) {
-            process::kill_group(pid);
-        }
         for (pid, status) in process::reap() {
+            assert!(probes.contains(pid), "reaped {pid}, not a probe");
             if let Some(Event::ProbeResult { outcome, .. }) = probes.exited(pid, status) {
-                process::kill_group(pid);
                 results.insert(pid, outcome);
             }
+            process::kill_group(pid);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -595,8 +600,40 @@ async fn exec_probes_run_through_spawn_and_reap_end_to_end() {
         results[&pids[1]],
         ProbeOutcome::Failed("exit code 4".into())
     );
-    assert_eq!(
-        results[&pids[2]],
-        ProbeOutcome::Failed("timed out after 300ms".into())
-    );
+    // The cancelled (hung) probe was killed and reaped, and answered nothing.
+    assert!(!results.contains_key(&pids[2]));
+}
+
+/// The loop aborts a network probe's task when the core cancels that run (or the
+/// process it checks ends): the aborted probe never reports.
+#[tokio::test]
+async fn an_aborted_network_probe_reports_nothing() {
+    // Accepts and never answers: the http probe waits for a response until aborted.
+    let (listener, port) = listener().await;
+    let (mut prober, mut events) = prober();
+    let task = prober
+        .network(
+            CHILD,
+            ProbeKind::Health,
+            2,
+            &Probe::Http {
+                url: format!("http://127.0.0.1:{port}/"),
+            },
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|| panic!("an http probe runs as a task"));
+    let (_connection, _) = listener
+        .accept()
+        .await
+        .unwrap_or_else(|error| panic!("accept: {error}"));
+    task.abort();
+    // Once the task and the prober are gone, every sender is: the channel ends without
+    // a fact.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !task.is_finished() {
+        assert!(Instant::now() < deadline, "the aborted task did not end");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(prober);
+    assert_eq!(events.recv().await, None);
 }

@@ -22,17 +22,19 @@ pub enum Fact {
         service: ServiceId,
         message: notify::Message,
     },
-    /// A tcp or http probe run for `child` ended with `outcome`.
-    Probe {
+    /// Run `run` of `child`'s tcp or http probe of `kind` ended with `outcome`.
+    ProbeResult {
         child: ChildRef,
         kind: ProbeKind,
+        run: u64,
         outcome: ProbeOutcome,
     },
     /// A scan of /proc by the memory guard: resident bytes by process group (immutable
-    /// once sent), answering the memory probes of `asked`.
+    /// once sent), answering the memory probes of `asked`: each incarnation with the run
+    /// of its check it asked for.
     MemoryScan {
         groups: Arc<HashMap<i32, u64>>,
-        asked: Vec<ChildRef>,
+        asked: Vec<(ChildRef, u64)>,
     },
     /// `child` wrote a newline to its ready fd.
     ReadyLine { child: ChildRef },

@@ -4,8 +4,9 @@
 //!
 //! A service's running process is its main pid (= its process group, and its session
 //! in config mode), its `ChildRef`, the readers of its output pipes, the task watching
-//! its ready fd, whom its notify messages are attributed to, and the exec probes in
-//! flight for it. `Incarnations` holds these records by pid, with an index by service
+//! its ready fd, whom its notify messages are attributed to, and the probes in flight
+//! for it: the pid of each exec probe, the task of each network probe, each with the
+//! run of its check, so that `Effect::CancelProbe` finds what to kill or abort here. `Incarnations` holds these records by pid, with an index by service
 //! (at most one process per service is alive, a property the core's tests check).
 //! `insert` is called by the loop's spawn in the same turn as the `clone`, before the
 //! next `reap` can return that pid; `end` is called by the loop's reaper with the
@@ -13,14 +14,15 @@
 //! same turn: SIGKILL to what is left of its process group (a forked worker must not
 //! hold the next process's port), to the process group of every exec probe of it still
 //! running (its result would be about a process that is gone; the one reaper collects
-//! it later like any probe), and the ready-fd watch aborted. Its output readers are
+//! it later like any probe), the tasks of its network probes and the ready-fd watch
+//! aborted. Its output readers are
 //! not stopped: `end` hands them to the exit drain, so the last lines a dying process
 //! wrote are still read and, at minder's exit, awaited (`logs::OutputHub::drain`).
 
 use crate::logs::Attachment;
 use crate::notify::NotifySlot;
 use crate::process;
-use crate::supervisor::{ChildRef, ServiceId};
+use crate::supervisor::{ChildRef, ProbeKind, ServiceId};
 use std::collections::HashMap;
 use tokio::task::AbortHandle;
 
@@ -44,10 +46,28 @@ pub(super) struct Incarnation {
     /// spawn. The loop judges every notify message of the service against it; once it
     /// is dropped, messages find no slot and are dropped too.
     pub notify: Option<NotifySlot>,
-    /// Pids (= process groups) of the exec probes spawned for it and not yet reaped.
-    /// Added by the loop when it spawns a probe, removed when the reaper collects one;
-    /// every one left on drop is killed, and collected later by the reaper.
-    exec_probes: Vec<i32>,
+    /// The probes run for it and not known to be over. An exec probe is added when
+    /// the loop spawns it and removed when the reaper collects it; every one left on
+    /// drop is killed, and collected later by the reaper. A network probe's task is
+    /// added when it starts and removed when its result arrives or it is cancelled;
+    /// every one left on drop is aborted.
+    probes: Vec<InFlight>,
+}
+
+/// One probe in flight for a process: which run of which check, and how to stop it.
+#[derive(Debug)]
+struct InFlight {
+    kind: ProbeKind,
+    run: u64,
+    task: ProbeTask,
+}
+
+#[derive(Debug)]
+enum ProbeTask {
+    /// An exec probe's pid, which is also its process group.
+    Exec(i32),
+    /// A tcp or http probe's task on the loop's runtime.
+    Network(AbortHandle),
 }
 
 impl Incarnation {
@@ -60,7 +80,7 @@ impl Incarnation {
             output: None,
             ready_fd: None,
             notify: None,
-            exec_probes: Vec::new(),
+            probes: Vec::new(),
         }
     }
 
@@ -79,17 +99,71 @@ impl Incarnation {
         self
     }
 
-    /// The exec probe `pid` runs for this process (spawned in this turn).
-    pub fn add_exec_probe(&mut self, pid: i32) {
-        self.exec_probes.push(pid);
+    /// The exec probe `pid` runs run `run` of this process's check of `kind` (spawned
+    /// in this turn).
+    pub fn add_exec_probe(&mut self, kind: ProbeKind, run: u64, pid: i32) {
+        self.probes.push(InFlight {
+            kind,
+            run,
+            task: ProbeTask::Exec(pid),
+        });
+    }
+
+    /// The task `task` runs run `run` of this process's network check of `kind`.
+    /// Handles of tasks that have ended are let go here, so the list stays as short as
+    /// the probes really in flight even if a result never arrives.
+    pub fn add_network_probe(&mut self, kind: ProbeKind, run: u64, task: AbortHandle) {
+        self.probes.retain(|probe| match &probe.task {
+            ProbeTask::Network(task) => !task.is_finished(),
+            ProbeTask::Exec(_) => true,
+        });
+        self.probes.push(InFlight {
+            kind,
+            run,
+            task: ProbeTask::Network(task),
+        });
+    }
+
+    /// The result of run `run` of the network check of `kind` arrived: its task is
+    /// over.
+    pub fn network_probe_done(&mut self, kind: ProbeKind, run: u64) {
+        self.probes.retain(|probe| {
+            !(matches!(probe.task, ProbeTask::Network(_)) && (probe.kind, probe.run) == (kind, run))
+        });
+    }
+
+    /// The core gave up on run `run` of the check of `kind` (`Effect::CancelProbe`):
+    /// an exec probe's process group is killed, and its pid returned so the loop marks
+    /// it as answering nothing; it stays listed until the reaper collects it. A network
+    /// probe's task is aborted (it sends no result) and forgotten.
+    pub fn cancel_probe(&mut self, kind: ProbeKind, run: u64) -> Vec<i32> {
+        let mut killed = Vec::new();
+        self.probes.retain(|probe| {
+            if (probe.kind, probe.run) != (kind, run) {
+                return true;
+            }
+            match &probe.task {
+                ProbeTask::Exec(pid) => {
+                    process::kill_group(*pid);
+                    killed.push(*pid);
+                    true
+                }
+                ProbeTask::Network(task) => {
+                    task.abort();
+                    false
+                }
+            }
+        });
+        killed
     }
 
     /// The exec probe `pid` has been reaped: it must not be killed any more (its pid
     /// may be reused).
     fn exec_probe_reaped(&mut self, pid: i32) -> bool {
-        let before = self.exec_probes.len();
-        self.exec_probes.retain(|probe| *probe != pid);
-        self.exec_probes.len() != before
+        let before = self.probes.len();
+        self.probes
+            .retain(|probe| !matches!(probe.task, ProbeTask::Exec(probe) if probe == pid));
+        self.probes.len() != before
     }
 }
 
@@ -97,8 +171,11 @@ impl Drop for Incarnation {
     fn drop(&mut self) {
         // Whatever the main process left in its group goes with it, before any restart.
         process::kill_group(self.pid);
-        for probe in &self.exec_probes {
-            process::kill_group(*probe);
+        for probe in &self.probes {
+            match &probe.task {
+                ProbeTask::Exec(pid) => process::kill_group(*pid),
+                ProbeTask::Network(task) => task.abort(),
+            }
         }
         if let Some(watch) = &self.ready_fd {
             watch.abort();
@@ -134,8 +211,8 @@ impl Incarnations {
     }
 
     /// The reaper collected `pid`. If it was a service's main process, its record goes
-    /// (its `Drop` kills what is left of its group and of its probes' groups, and ends
-    /// its ready-fd watch), its output readers go on to the exit drain, and its
+    /// (its `Drop` kills what is left of its group and of its exec probes' groups, and
+    /// aborts its network probes and its ready-fd watch), its output readers go on to the exit drain, and its
     /// `ChildRef` is returned.
     pub fn end(&mut self, pid: i32) -> Option<ChildRef> {
         let mut incarnation = self.by_pid.remove(&pid)?;

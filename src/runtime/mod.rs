@@ -1,12 +1,15 @@
 //! The event loop: owns the supervision core and performs its effects.
 //!
 //! One tokio current-thread runtime on minder's main thread runs one loop. Everything
-//! that can happen (SIGCHLD, a signal to minder, a deadline of the core, a `Fact` from
-//! a task on the channel (a probe result, a notify message, a memory scan, a ready-fd
-//! line), an exec probe's timeout) wakes the same `select!`, becomes an `Event` for the
-//! `Supervisor`, and the effects that come back are carried out here, in order, through
-//! `process` (spawn, signal, kill), `health` (probes), `notify` (sockets) and `logs`
-//! (output capture). The loop decides nothing itself; it only translates.
+//! that can happen (SIGCHLD, a signal to minder, the core's deadline, a `Fact` from a
+//! task on the channel: a probe result, a notify message, a memory scan, a ready-fd
+//! line) wakes the same `select!`, becomes an `Event` for the `Supervisor`, and the
+//! effects that come back are carried out here, in order, through `process` (spawn,
+//! signal, kill), `health` (probes), `notify` (sockets), `logs` (output capture) and
+//! `systemd`. The loop decides nothing itself; it only translates: every signal minder
+//! receives goes to the core as it is (container-mode forwarding and its kill time are
+//! the core's), and it keeps no timer of the core's: the core's one deadline covers
+//! stop and forward kill times, probe timeouts and the shutdown bound.
 //!
 //! Each running process is one `Incarnation` record (`incarnation.rs`), made by the
 //! spawn and ended by the reaper; its `Drop` does the teardown. Because spawning and
@@ -27,14 +30,16 @@ use crate::health::{ExecProbes, Prober};
 use crate::logs::{OutputHub, OwnLogWriter};
 use crate::notify::{self, NotifyServer, NotifySlot};
 use crate::process::{self, SpawnRequest, StdioMode};
+use crate::signals::signal_name;
 use crate::spec::{LogFormat, RestartType, Spec};
 use crate::spec::{Probe, ProcessTable, ReadyCheck, ServiceSpec};
 use crate::supervisor::ServiceId;
 use crate::supervisor::{
-    Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeKind, ProbeOutcome,
-    Report, ShutdownCause, Supervisor, Time,
+    Announcement, Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeKind,
+    ProbeOutcome, Report, ShutdownCause, Supervisor, Time,
 };
 use incarnation::{Incarnation, Incarnations};
+use minder_core::spec::SignalMode;
 use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -192,12 +197,9 @@ enum Wake {
     Signal(i32),
     Deadline,
     Sweep,
-    ContainerKill,
     /// What a task observed: a probe result, a notify message, a memory scan, a
     /// ready-fd line.
     Fact(Fact),
-    /// An exec probe reached its timeout.
-    ProbeTimeout,
     /// Time to tell systemd the loop is alive (`WatchdogSec=`).
     SystemdWatchdog,
     /// Time to send systemd an undelivered state message again.
@@ -232,22 +234,21 @@ struct Loop {
     orphans_reaped: u64,
     /// Set by `Effect::Exit`.
     exit_code: Option<i32>,
-    /// Container mode: after forwarding TERM/INT/QUIT, when to kill the group.
-    container_kill_at: Option<Instant>,
     /// Probe results, ready-fd newlines, memory scans and notify messages, from tasks
     /// and threads that share nothing else with the loop.
     facts: mpsc::UnboundedReceiver<Fact>,
     /// Runs tcp/http probes and memory samples as tasks; answers through `facts`.
     prober: Prober,
-    /// Exec probes in flight: registered at spawn, answered at reap or at their timeout.
-    /// (Each is also listed in its incarnation's record, which kills it if the service's
-    /// process ends first.)
+    /// Exec probes in flight: registered at spawn, answered at reap, marked when the
+    /// core cancels them. (Each is also listed in its incarnation's record, which
+    /// kills it when cancelled or when the service's process ends first.)
     exec_probes: ExecProbes,
     /// The sd_notify sockets; created only when some service has `ready.notify`.
     /// Dropping it removes the sockets and their directory.
     notify: Option<NotifyServer>,
     /// minder's own service manager (`NOTIFY_SOCKET`), if it has one: created at
-    /// start, told READY=1/STOPPING=1 and pinged by this loop, never blocking it.
+    /// start, told READY=1 (once `tree_ready`) and STOPPING=1 (`Effect::Announce`) and
+    /// pinged by this loop, never blocking it.
     systemd: Option<SystemdNotifier>,
     /// Whether systemd has been told `READY=1` (queued for it, at least).
     announced_ready: bool,
@@ -279,7 +280,11 @@ impl Loop {
         } else {
             None
         };
-        let (core_spec, probes) = crate::spec::lower(spec);
+        let (mut core_spec, probes) = crate::spec::lower(spec);
+        core_spec.signals = match mode {
+            RunMode::Config => SignalMode::Supervise,
+            RunMode::Container => SignalMode::Forward,
+        };
         let supervisor = Supervisor::new(&core_spec, seed);
         let processes = ProcessTable::new(spec, probes, &supervisor);
         Ok(Loop {
@@ -300,7 +305,6 @@ impl Loop {
             pending: VecDeque::new(),
             orphans_reaped: 0,
             exit_code: None,
-            container_kill_at: None,
         })
     }
 
@@ -348,11 +352,6 @@ impl Loop {
                 // A deadline past what the clock can hold is no deadline at all.
                 .and_then(|at| self.origin.checked_add(at.0))
                 .map(tokio::time::Instant::from_std);
-            let container_kill = self.container_kill_at.map(tokio::time::Instant::from_std);
-            let probe_timeout = self
-                .exec_probes
-                .next_deadline()
-                .map(tokio::time::Instant::from_std);
             let systemd_retry = self
                 .systemd
                 .as_ref()
@@ -368,8 +367,6 @@ impl Loop {
                 _ = signals.user2.recv() => Wake::Signal(libc::SIGUSR2),
                 _ = signals.window.recv() => Wake::Signal(libc::SIGWINCH),
                 _ = sleep_until(deadline) => Wake::Deadline,
-                _ = sleep_until(container_kill) => Wake::ContainerKill,
-                _ = sleep_until(probe_timeout) => Wake::ProbeTimeout,
                 Some(fact) = self.facts.recv() => Wake::Fact(fact),
                 _ = tick(systemd_watchdog.as_mut()) => Wake::SystemdWatchdog,
                 _ = sleep_until(systemd_retry) => Wake::SystemdRetry,
@@ -379,9 +376,9 @@ impl Loop {
                 // waitpid(-1) costs the kernel a walk over all of minder's children, so
                 // it runs only when a child may have ended.
                 Wake::ChildExited | Wake::Sweep => self.reap(),
-                Wake::Signal(number) => self.on_signal(number),
+                // What a signal means (shutdown, forwarding) is the core's decision.
+                Wake::Signal(number) => self.pending.push_back(Event::Signal(number)),
                 Wake::Deadline => self.pending.push_back(Event::Timer),
-                Wake::ContainerKill => self.container_kill(),
                 Wake::Fact(fact) => {
                     // Take every fact already queued in this one turn.
                     self.on_fact(fact);
@@ -396,12 +393,6 @@ impl Loop {
                 }
                 // `tell_systemd` below retries.
                 Wake::SystemdRetry => {}
-                Wake::ProbeTimeout => {
-                    // Its result (a failure) comes when the killed group is reaped.
-                    for pid in self.exec_probes.expire(Instant::now()) {
-                        process::kill_group(pid);
-                    }
-                }
             }
             self.settle();
             self.tell_systemd();
@@ -471,26 +462,6 @@ impl Loop {
         }
     }
 
-    fn on_signal(&mut self, number: i32) {
-        match (self.mode, number) {
-            (RunMode::Container, _) => self.forward(number),
-            (RunMode::Config, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) => {
-                tracing::info!(signal = signal_name(number), "shutdown requested");
-                self.pending.push_back(Event::Shutdown);
-            }
-            (RunMode::Config, libc::SIGHUP) => {
-                tracing::warn!("SIGHUP: reload not supported yet; nothing changed");
-            }
-            (RunMode::Config, libc::SIGUSR1) => {
-                tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");
-            }
-            (RunMode::Config, libc::SIGUSR2) => {
-                tracing::info!("state of the tree:\n{}", self.describe_tree());
-            }
-            (RunMode::Config, _) => {}
-        }
-    }
-
     /// The core's description of the tree (SIGUSR2), with each service whose main
     /// process is stopped (SIGSTOP, SIGTSTP, a debugger) marked: the core cannot know
     /// it, and such a service looks running while it does nothing at all. Only the
@@ -513,43 +484,6 @@ impl Loop {
         mark_stopped(&self.supervisor.describe(), &stopped)
     }
 
-    /// Container mode: pass the signal on to the service's process group; after
-    /// TERM/INT/QUIT, kill it if it is still there after its stop_timeout. Those three
-    /// end the command, so like a stop signal in run mode they are followed by
-    /// SIGCONT: a command stopped by SIGSTOP (or a Ctrl-Z minder did not see) then
-    /// handles them at once instead of waiting for the kill.
-    fn forward(&mut self, number: i32) {
-        let ends = matches!(number, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT);
-        for pid in self.children.keys() {
-            let sent = if ends {
-                process::stop_group(*pid, number)
-            } else {
-                process::signal_group(*pid, number)
-            };
-            if let Err(errno) = sent {
-                tracing::debug!(pid, %errno, "forward {}", signal_name(number));
-            }
-        }
-        if ends && self.container_kill_at.is_none() {
-            let timeout = self
-                .processes
-                .service(crate::supervisor::ServiceId(0))
-                .map_or(container::STOP_TIMEOUT, |spec| spec.stop_timeout);
-            self.container_kill_at = Instant::now().checked_add(timeout);
-        }
-    }
-
-    fn container_kill(&mut self) {
-        self.container_kill_at = None;
-        for pid in self.children.keys() {
-            tracing::warn!(
-                pid,
-                "the service did not exit after the forwarded signal; killing its process group"
-            );
-            process::kill_group(*pid);
-        }
-    }
-
     /// Collect every ended child; hand exits of services to the core.
     fn reap(&mut self) {
         for (pid, status) in process::reap() {
@@ -564,12 +498,13 @@ impl Loop {
     /// restart (a forked worker must not hold the next one's port), and the exec
     /// probes still running for it (their results would be about a dead process).
     fn collected(&mut self, pid: i32, status: ExitStatus) -> Option<Event> {
-        if let Some(event) = self.exec_probes.exited(pid, status) {
+        if let Some(child) = self.exec_probes.owner(pid) {
             process::kill_group(pid);
-            if let Event::ProbeResult { child, .. } = &event {
-                self.children.exec_probe_reaped(*child, pid);
-            }
-            return Some(event);
+            let listed = self.children.exec_probe_reaped(child, pid);
+            // A probe the core cancelled answers nothing (`exited` says so): the core
+            // has counted it already. One whose service's process has ended answers
+            // about a process that is gone, and is dropped like any such fact.
+            return self.exec_probes.exited(pid, status).filter(|_| listed);
         }
         match self.children.end(pid) {
             Some(child) => Some(Event::Exited { child, status }),
@@ -596,21 +531,24 @@ impl Loop {
                     None => notify::unattributed(name),
                 }
             }
-            Fact::Probe {
+            Fact::ProbeResult {
                 child,
                 kind,
+                run,
                 outcome,
             } => {
-                if self.children.is_current(child) {
+                if let Some(incarnation) = self.children.current_mut(child) {
+                    incarnation.network_probe_done(kind, run);
                     self.pending.push_back(Event::ProbeResult {
                         child,
                         kind,
+                        run,
                         outcome,
                     });
                 }
             }
             Fact::MemoryScan { groups, asked } => {
-                for child in asked {
+                for (child, run) in asked {
                     let Some(incarnation) = self.children.current_mut(child) else {
                         continue;
                     };
@@ -618,6 +556,7 @@ impl Loop {
                     self.pending.push_back(Event::ProbeResult {
                         child,
                         kind: ProbeKind::Memory,
+                        run,
                         outcome: ProbeOutcome::Memory(bytes),
                     });
                 }
@@ -638,22 +577,44 @@ impl Loop {
                     if self.children.child(pid) != Some(child) {
                         continue;
                     }
-                    // The core signals a service only to stop it, with its stop_signal.
-                    // A stop signal is followed by SIGCONT, as systemd does: a service
-                    // stopped with SIGSTOP would otherwise never run its handler and
-                    // only go at stop_timeout. Should the core ever pass on another
-                    // signal, it goes alone.
-                    let is_stop = self
-                        .processes
-                        .service(child.id)
-                        .is_some_and(|spec| spec.stop_signal == signal);
-                    let sent = if is_stop {
+                    // A stop signal, followed by SIGCONT (see `Effect::Signal`).
+                    if let Err(errno) = process::stop_group(pid, signal) {
+                        tracing::debug!(pid, %errno, "signal {}", signal_name(signal));
+                    }
+                }
+                Effect::Forward {
+                    child,
+                    pid,
+                    signal,
+                    and_continue,
+                } => {
+                    if self.children.child(pid) != Some(child) {
+                        continue;
+                    }
+                    let sent = if and_continue {
                         process::stop_group(pid, signal)
                     } else {
                         process::signal_group(pid, signal)
                     };
                     if let Err(errno) = sent {
-                        tracing::debug!(pid, %errno, "signal {}", signal_name(signal));
+                        tracing::debug!(pid, %errno, "forward {}", signal_name(signal));
+                    }
+                }
+                Effect::CancelProbe { child, kind, run } => {
+                    // The probe is in the record of the process it checks: an exec
+                    // probe's group is killed there, and its end, collected by `reap`,
+                    // answers nothing; a network probe's task is aborted. If that
+                    // process has ended, its record's drop already did both.
+                    if let Some(incarnation) = self.children.current_mut(child) {
+                        for pid in incarnation.cancel_probe(kind, run) {
+                            self.exec_probes.cancel(pid);
+                        }
+                    }
+                }
+                Effect::Announce(Announcement::Stopping) => {
+                    self.shutdown_started.get_or_insert_with(Instant::now);
+                    if let Some(systemd) = &mut self.systemd {
+                        systemd.stopping();
                     }
                 }
                 Effect::Kill { child, pid } => {
@@ -661,17 +622,14 @@ impl Loop {
                         process::kill_group(pid);
                     }
                 }
-                Effect::Probe { child, pid, check } => self.probe(child, pid, check),
+                Effect::Probe {
+                    child,
+                    pid,
+                    check,
+                    run,
+                } => self.probe(child, pid, check, run),
                 Effect::Exit { code } => self.exit_code = Some(code),
-                Effect::Report(report) => {
-                    if matches!(report, Report::ShuttingDown { .. }) {
-                        self.shutdown_started.get_or_insert_with(Instant::now);
-                        if let Some(systemd) = &mut self.systemd {
-                            systemd.stopping();
-                        }
-                    }
-                    self.log(report)
-                }
+                Effect::Report(report) => self.log(report),
             }
         }
     }
@@ -751,16 +709,17 @@ impl Loop {
 
     /// Run one check for the core. Network probes and memory samples run as tasks;
     /// exec probes are spawned here, on the loop's thread, like every process, and
-    /// answered when reaped or killed at their timeout. Every path answers with one
-    /// `ProbeResult`, so the core never waits forever.
-    fn probe(&mut self, child: ChildRef, pid: i32, check: Check) {
+    /// answered when reaped. Each is listed in the record of the process it checks, so
+    /// `Effect::CancelProbe` (the core's timeout for it) finds it. Every path answers
+    /// with one `ProbeResult` tagged with `run`, unless cancelled first.
+    fn probe(&mut self, child: ChildRef, pid: i32, check: Check, run: u64) {
         // The incarnation may have ended in this same turn; its result would be stale.
         if self.children.child(pid) != Some(child) {
             return;
         }
         let kind = check.kind();
         let (Check::Ready(probe) | Check::Health(probe)) = check else {
-            self.prober.memory(child);
+            self.prober.memory(child, run);
             return;
         };
         let timeout = probe.timeout;
@@ -777,13 +736,19 @@ impl Loop {
             self.pending.push_back(Event::ProbeResult {
                 child,
                 kind,
+                run,
                 outcome: ProbeOutcome::Failed("internal error: unknown probe".into()),
             });
             return;
         };
         match probe {
             Probe::Tcp { .. } | Probe::Http { .. } => {
-                self.prober.network(child, kind, probe, timeout)
+                // The task is the record's to abort (on a cancel, or when the process
+                // ends), as an exec probe's group is.
+                let task = self.prober.network(child, kind, run, probe, timeout);
+                if let (Some(task), Some(incarnation)) = (task, self.children.current_mut(child)) {
+                    incarnation.add_network_probe(kind, run, task);
+                }
             }
             Probe::Exec { command } => {
                 let mut request = SpawnRequest::new(spec, StdioMode::Null, &[]);
@@ -791,21 +756,16 @@ impl Loop {
                 match process::spawn(&request) {
                     Ok(spawned) => {
                         // Listed in the same turn as the spawn: should the service's
-                        // process end first, its record's drop kills the probe.
+                        // process end first, its record's drop kills the probe; a
+                        // cancel finds it there too.
                         if let Some(incarnation) = self.children.current_mut(child) {
-                            incarnation.add_exec_probe(spawned.pid);
+                            incarnation.add_exec_probe(kind, run, spawned.pid);
                         }
-                        self.exec_probes.register(
-                            spawned.pid,
-                            child,
-                            kind,
-                            timeout,
-                            Instant::now(),
-                        );
+                        self.exec_probes.register(spawned.pid, child, kind, run);
                     }
                     Err(error) => {
                         self.pending
-                            .push_back(ExecProbes::spawn_failed(child, kind, &error));
+                            .push_back(ExecProbes::spawn_failed(child, kind, run, &error));
                     }
                 }
             }
@@ -914,6 +874,13 @@ impl Loop {
                     "did not stop within its stop_timeout; killing its process group"
                 );
             }
+            Report::ForwardTimedOut { child } => {
+                tracing::warn!(
+                    service = self.name(child),
+                    "the service did not exit within its stop_timeout after the forwarded signal; killing its process group"
+                );
+            }
+            Report::Signal { signal } => self.log_signal(signal),
             Report::HealthFailed {
                 child,
                 kind,
@@ -940,6 +907,26 @@ impl Loop {
                     "internal error: the supervisor did not settle in {passes} passes; it goes on at once"
                 );
             }
+        }
+    }
+
+    /// A signal to minder in config mode: the core has already acted on TERM, INT and
+    /// QUIT (a shutdown); SIGUSR2 asks for the tree's state in the log.
+    fn log_signal(&self, signal: i32) {
+        match signal {
+            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
+                tracing::info!(signal = signal_name(signal), "shutdown requested");
+            }
+            libc::SIGHUP => {
+                tracing::warn!("SIGHUP: reload not supported yet; nothing changed");
+            }
+            libc::SIGUSR1 => {
+                tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");
+            }
+            libc::SIGUSR2 => {
+                tracing::info!("state of the tree:\n{}", self.describe_tree());
+            }
+            _ => {}
         }
     }
 
@@ -1196,10 +1183,4 @@ fn end_name(end: EndKind) -> String {
         EndKind::Failure(reason) => format!("failure: {reason}"),
         EndKind::StartFailure => "start failure".into(),
     }
-}
-
-/// `SIGTERM` for 15, `signal 42` for what has no name.
-pub fn signal_name(number: i32) -> String {
-    nix::sys::signal::Signal::try_from(number)
-        .map_or_else(|_| format!("signal {number}"), |s| s.as_str().to_string())
 }

@@ -18,6 +18,8 @@ pub fn lower(spec: &Spec) -> (core::Spec, Vec<Probe>) {
     let core = core::Spec {
         shutdown_timeout: spec.daemon.shutdown_timeout,
         root: lower_group(&spec.root, &mut probes),
+        // Container mode is the runtime's to set: the file says nothing about it.
+        signals: core::SignalMode::Supervise,
     };
     (core, probes)
 }
@@ -107,11 +109,21 @@ fn add_probe(
     timeout: std::time::Duration,
 ) -> core::ProbeSpec {
     probes.push(probe.clone());
+    let grace = match probe {
+        Probe::Tcp { .. } | Probe::Http { .. } => NETWORK_PROBE_GRACE,
+        Probe::Exec { .. } => std::time::Duration::ZERO,
+    };
     core::ProbeSpec {
         id: core::ProbeId(probes.len() - 1),
         timeout,
+        grace,
     }
 }
+
+/// A network probe bounds itself by its timeout and reports why it ran out (see
+/// `health`); the core waits this much longer for that report before its own
+/// deadline cancels the probe (`minder_core::spec::ProbeSpec::grace`).
+const NETWORK_PROBE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the runtime keeps beside the core: each service's whole spec by the id the
 /// core gave it, and the probe targets by the ids `lower` gave them. Built once from

@@ -12,12 +12,15 @@
 //! `stubborn NAME` (ignores its stop signal) · `stale NAME CODE` (an exit report for
 //! the previous generation) · `probe NAME ready|health pass|fail` and `memory NAME BYTES`
 //! (answer the pending probe of that kind) · `ping NAME` (WATCHDOG=1) ·
-//! `watchdog NAME DURATION` (WATCHDOG_USEC=).
+//! `watchdog NAME DURATION` (WATCHDOG_USEC=) · `receive SIGNAL` (a signal to minder
+//! itself) · `late NAME ready|health pass|fail` (a result of the probe of that kind
+//! the core has cancelled). A make-believe process ends on its stop signal and on a
+//! forwarded TERM, INT or QUIT (unless stubborn), and ignores other forwarded signals.
 
 use crate::spec::Spec;
 use crate::supervisor::{
-    ChildRef, Effect, EndKind, Event, ExitStatus, FailureReason, ProbeKind, ProbeOutcome, Report,
-    ServiceId, Supervisor, Time,
+    Check, ChildRef, Effect, EndKind, Event, ExitStatus, FailureReason, ProbeKind, ProbeOutcome,
+    Report, ServiceId, Supervisor, Time,
 };
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::{format, string::String, string::ToString, vec::Vec};
@@ -38,7 +41,12 @@ pub struct Sim {
     pub violations: Vec<String>,
     queue: VecDeque<Event>,
     /// Probes asked for and not answered yet, by service slot and kind.
-    probes: BTreeMap<(usize, u8), ChildRef>,
+    probes: BTreeMap<(usize, u8), (ChildRef, u64)>,
+    /// When each ready or health probe in `probes` must have been answered or
+    /// cancelled at the latest (its timeout plus grace from when it was asked for).
+    probe_bounds: BTreeMap<(usize, u8), Time>,
+    /// Probes the core has cancelled, by service slot and kind: `late` answers them.
+    cancelled: BTreeMap<(usize, u8), (ChildRef, u64)>,
 }
 
 fn kind_key(kind: ProbeKind) -> u8 {
@@ -63,6 +71,8 @@ impl Sim {
             violations: Vec::new(),
             queue: VecDeque::new(),
             probes: BTreeMap::new(),
+            cancelled: BTreeMap::new(),
+            probe_bounds: BTreeMap::new(),
         };
         let effects = sim.supervisor.boot(sim.now);
         sim.apply(effects);
@@ -189,26 +199,56 @@ impl Sim {
                     "pass" => ProbeOutcome::Passed,
                     _ => ProbeOutcome::Failed("refused".into()),
                 };
-                let child = self.probes.remove(&(id.0, kind_key(kind))).ok_or_else(|| {
-                    format!("no {kind:?} probe of {} pending", arg(1).unwrap_or(""))
-                })?;
+                let (child, run) =
+                    self.probes.remove(&(id.0, kind_key(kind))).ok_or_else(|| {
+                        format!("no {kind:?} probe of {} pending", arg(1).unwrap_or(""))
+                    })?;
                 self.feed(Event::ProbeResult {
                     child,
                     kind,
+                    run,
                     outcome,
                 });
+                Ok(())
+            }
+            Some("late") => {
+                let id = self.service_id(arg(1)?).ok_or("no such service")?;
+                let kind = match arg(2)? {
+                    "ready" => ProbeKind::Ready,
+                    "health" => ProbeKind::Health,
+                    other => return Err(format!("unknown probe kind {other}")),
+                };
+                let outcome = match arg(3)? {
+                    "pass" => ProbeOutcome::Passed,
+                    _ => ProbeOutcome::Failed("refused".into()),
+                };
+                let (child, run) = self
+                    .cancelled
+                    .remove(&(id.0, kind_key(kind)))
+                    .ok_or("no cancelled probe of that kind")?;
+                self.feed(Event::ProbeResult {
+                    child,
+                    kind,
+                    run,
+                    outcome,
+                });
+                Ok(())
+            }
+            Some("receive") => {
+                self.feed(Event::Signal(number(1)?));
                 Ok(())
             }
             Some("memory") => {
                 let id = self.service_id(arg(1)?).ok_or("no such service")?;
                 let bytes: u64 = arg(2)?.parse().map_err(|_| "not a number")?;
-                let child = self
+                let (child, run) = self
                     .probes
                     .remove(&(id.0, kind_key(ProbeKind::Memory)))
                     .ok_or("no memory probe pending")?;
                 self.feed(Event::ProbeResult {
                     child,
                     kind: ProbeKind::Memory,
+                    run,
                     outcome: ProbeOutcome::Memory(bytes),
                 });
                 Ok(())
@@ -284,6 +324,7 @@ impl Sim {
             self.feed(Event::Timer);
         }
         self.now = target;
+        self.check_probe_bounds();
     }
 
     /// Hand an event to the supervisor, then carry out effects until quiet.
@@ -361,6 +402,52 @@ impl Sim {
                         });
                     }
                 }
+                Effect::Forward {
+                    child,
+                    pid,
+                    signal,
+                    and_continue,
+                } => {
+                    let name = self.name(child.id);
+                    let _ = writeln!(
+                        self.transcript,
+                        "{now} forward {name}#{} pid {pid} sig {signal}{}",
+                        child.generation,
+                        if and_continue { " +cont" } else { "" }
+                    );
+                    self.check_pid(child, pid);
+                    if and_continue
+                        && !self.stubborn.contains(&name)
+                        && self.live.get(&child.id.0).is_some_and(|(c, _)| *c == child)
+                    {
+                        self.live.remove(&child.id.0);
+                        self.queue.push_back(Event::Exited {
+                            child,
+                            status: ExitStatus::Signaled(signal),
+                        });
+                    }
+                }
+                Effect::CancelProbe { child, kind, run } => {
+                    let name = self.name(child.id);
+                    let _ = writeln!(
+                        self.transcript,
+                        "{now} cancel {name}#{} {}",
+                        child.generation,
+                        format!("{kind:?}").to_lowercase()
+                    );
+                    let key = (child.id.0, kind_key(kind));
+                    if self.probes.get(&key) == Some(&(child, run)) {
+                        self.probes.remove(&key);
+                        self.cancelled.insert(key, (child, run));
+                    } else {
+                        self.violations.push(format!(
+                            "cancel of a {kind:?} probe of {name} not in flight"
+                        ));
+                    }
+                }
+                Effect::Announce(announcement) => {
+                    let _ = writeln!(self.transcript, "{now} announce {announcement:?}");
+                }
                 Effect::Kill { child, pid } => {
                     let name = self.name(child.id);
                     let _ = writeln!(
@@ -377,8 +464,16 @@ impl Sim {
                         });
                     }
                 }
-                Effect::Probe { child, check, .. } => {
+                Effect::Probe {
+                    child, check, run, ..
+                } => {
                     let kind = check.kind();
+                    if let Check::Ready(probe) | Check::Health(probe) = check {
+                        self.probe_bounds.insert(
+                            (child.id.0, kind_key(kind)),
+                            self.now + probe.timeout + probe.grace,
+                        );
+                    }
                     let name = self.name(child.id);
                     let _ = writeln!(
                         self.transcript,
@@ -387,8 +482,10 @@ impl Sim {
                         format!("{kind:?}").to_lowercase()
                     );
                     // A probe of an older generation may still be out; it is stale.
-                    let previous = self.probes.insert((child.id.0, kind_key(kind)), child);
-                    if previous.is_some_and(|old| old.generation == child.generation) {
+                    let previous = self
+                        .probes
+                        .insert((child.id.0, kind_key(kind)), (child, run));
+                    if previous.is_some_and(|(old, _)| old.generation == child.generation) {
                         self.violations
                             .push(format!("two {kind:?} probes of {name} in flight"));
                     }
@@ -485,6 +582,12 @@ impl Sim {
                 )
             }
             Report::ShuttingDown { cause } => format!("shutting down: {cause:?}"),
+            Report::ForwardTimedOut { child } => format!(
+                "{}#{} did not end after the forwarded signal",
+                self.name(child.id),
+                child.generation
+            ),
+            Report::Signal { signal } => format!("received signal {signal}"),
             Report::HealthFailed {
                 child,
                 kind,
@@ -510,6 +613,29 @@ impl Sim {
             }
         };
         let _ = writeln!(self.transcript, "{now} {line}");
+    }
+
+    /// One deadline is enough: a ready or health probe of a running incarnation that
+    /// never answers is cancelled by its timeout (plus grace), with no timer but
+    /// `next_deadline`.
+    fn check_probe_bounds(&mut self) {
+        let mut late = Vec::new();
+        for (key, (child, _)) in &self.probes {
+            let Some(bound) = self.probe_bounds.get(key) else {
+                continue;
+            };
+            let current = self.supervisor.view(child.id).is_some_and(|view| {
+                view.generation == child.generation && matches!(view.state, "started" | "running")
+            });
+            if current && *bound < self.now {
+                late.push(format!(
+                    "a probe of {}#{} outlived its timeout",
+                    self.name(child.id),
+                    child.generation
+                ));
+            }
+        }
+        self.violations.extend(late);
     }
 
     /// The budget never holds more than `intensity` decisions unless the group is

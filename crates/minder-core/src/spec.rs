@@ -11,11 +11,26 @@
 use alloc::{string::String, vec::Vec};
 use core::time::Duration;
 
-/// SIGTERM's number on Linux, the usual stop signal (the core has no libc to ask).
-pub const SIGTERM: i32 = 15;
+// Signal numbers on Linux (the numbering of x86, arm, aarch64, riscv, powerpc and
+// s390x). The core has no libc to ask; minder's binary crate checks at compile time
+// that each equals libc's on the target it is built for.
 
-/// SIGKILL's number on Linux: what `Effect::Kill` sends, and the status it leaves.
+/// SIGHUP: forwarded in container mode.
+pub const SIGHUP: i32 = 1;
+/// SIGINT: a shutdown request, or forwarded (and then ending) in container mode.
+pub const SIGINT: i32 = 2;
+/// SIGQUIT: like SIGINT.
+pub const SIGQUIT: i32 = 3;
+/// SIGKILL: what `Effect::Kill` sends, and the status it leaves.
 pub const SIGKILL: i32 = 9;
+/// SIGUSR1: forwarded in container mode.
+pub const SIGUSR1: i32 = 10;
+/// SIGUSR2: forwarded in container mode.
+pub const SIGUSR2: i32 = 12;
+/// SIGTERM: the usual stop signal, and like SIGINT.
+pub const SIGTERM: i32 = 15;
+/// SIGWINCH: forwarded in container mode.
+pub const SIGWINCH: i32 = 28;
 
 /// The signals that end a service cleanly unless its config says otherwise: SIGHUP,
 /// SIGINT, SIGTERM and SIGPIPE, the four systemd's `Restart=on-failure` does not
@@ -29,6 +44,23 @@ pub struct Spec {
     pub shutdown_timeout: Duration,
     /// The root group. Its `name` is `"root"`.
     pub root: GroupSpec,
+    /// What a signal to minder itself (`Event::Signal`) means.
+    pub signals: SignalMode,
+}
+
+/// What the signals minder listens to (TERM, INT, QUIT, HUP, USR1, USR2, WINCH) mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SignalMode {
+    /// minder supervises a tree (`minder run`): TERM, INT and QUIT shut it down; every
+    /// signal is reported (`Report::Signal`) for the runtime to log and act on (the
+    /// SIGUSR2 dump of the tree).
+    #[default]
+    Supervise,
+    /// Container mode (`minder -- cmd`): every one of them is passed on to the process
+    /// group of each live service (`Effect::Forward`). TERM, INT and QUIT ask the
+    /// command to end: a service still running its `stop_timeout` after the first of
+    /// them is killed.
+    Forward,
 }
 
 /// A group (or the root): an ordered list of children under one strategy and budget.
@@ -141,7 +173,15 @@ pub struct ProbeId(pub usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeSpec {
     pub id: ProbeId,
+    /// The configured bound on one run.
     pub timeout: Duration,
+    /// How long past `timeout` the core waits for the runner's own answer before it
+    /// counts the run as timed out and cancels it. Zero for an exec probe, which
+    /// nothing but the core bounds. A network probe bounds itself by `timeout` too and
+    /// then says where it was stuck (a name lookup, a connect); a short grace lets
+    /// that answer, whose timer starts a moment after the core's, come first, while
+    /// the core's deadline still ends a probe that does not answer at all.
+    pub grace: Duration,
 }
 
 /// How the core learns that a service is ready.

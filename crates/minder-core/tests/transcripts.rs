@@ -151,6 +151,7 @@ fn a_significant_service_killed_by_a_success_signal_shuts_the_tree_down() {
             [     0ms] spawn main#1 pid 101
             [     0ms] main#1 ended: signal 15, normal
             [     0ms] shutting down: Significant { id: ServiceId(1), code: 143 }
+            [     0ms] announce Stopping
             [     0ms] signal side#1 pid 100 sig 15
             [     0ms] side#1 ended: signal 15, stopped
             [     0ms] exit 143
@@ -412,6 +413,7 @@ fn root_budget_exhausted_shuts_down_with_exit_3() {
             [  2000ms] a#3 ended: exit 1, abnormal
             [  2000ms] group root gave up: 3 restarts in 10000ms > intensity 2
             [  2000ms] shutting down: RootFailed
+            [  2000ms] announce Stopping
             [  2000ms] signal b#1 pid 101 sig 15
             [  2000ms] b#1 ended: signal 15, stopped
             [  2000ms] exit 3
@@ -429,6 +431,7 @@ fn intensity_zero_allows_no_restart() {
             [     0ms] a#1 ended: exit 0, normal
             [     0ms] group root gave up: 1 restarts in 30000ms > intensity 0
             [     0ms] shutting down: RootFailed
+            [     0ms] announce Stopping
             [     0ms] exit 3
         "#]],
     );
@@ -452,6 +455,7 @@ fn budget_window_slides_a_restart_just_outside_does_not_count() {
             [ 20000ms] a#3 ended: exit 1, abnormal
             [ 20000ms] group root gave up: 2 restarts in 10000ms > intensity 1
             [ 20000ms] shutting down: RootFailed
+            [ 20000ms] announce Stopping
             [ 20000ms] exit 3
         "#]],
     );
@@ -591,6 +595,7 @@ fn escalation_two_levels_deep_reaches_the_root_and_exits_3() {
             [     0ms] group outer gave up: 1 restarts in 30000ms > intensity 0
             [     0ms] group root gave up: 1 restarts in 30000ms > intensity 0
             [     0ms] shutting down: RootFailed
+            [     0ms] announce Stopping
             [     0ms] exit 3
         "#]],
     );
@@ -750,6 +755,7 @@ fn start_waits_for_readiness_depth_first_and_stop_is_reverse() {
             [  1000ms] spawn d#1 pid 103
             [  1000ms] > shutdown
             [  1000ms] shutting down: Requested
+            [  1000ms] announce Stopping
             [  1000ms] signal d#1 pid 103 sig 15
             [  1000ms] d#1 ended: signal 15, stopped
             [  1000ms] signal c#1 pid 102 sig 15
@@ -910,6 +916,7 @@ fn shutdown_while_a_child_is_in_backoff() {
             [     0ms] restart a after 5000ms
             [  1000ms] > shutdown
             [  1000ms] shutting down: Requested
+            [  1000ms] announce Stopping
             [  1000ms] signal b#1 pid 101 sig 15
             [  1000ms] b#1 ended: signal 15, stopped
             [  1000ms] exit 0
@@ -963,6 +970,7 @@ fn shutdown_while_a_child_is_waiting_for_an_earlier_sibling_never_starts_it() {
             [     0ms] spawn setup#1 pid 100
             [     0ms] > shutdown
             [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
             [     0ms] signal setup#1 pid 100 sig 15
             [     0ms] setup#1 ended: signal 15, stopped
             [     0ms] exit 0
@@ -985,6 +993,7 @@ fn shutdown_while_a_child_is_already_stopping_waits_for_it() {
             [     0ms] signal a#1 pid 100 sig 15
             [  1000ms] > shutdown
             [  1000ms] shutting down: Requested
+            [  1000ms] announce Stopping
             [  3000ms] a#1 did not stop in time
             [  3000ms] kill a#1 pid 100
             [  3000ms] a#1 ended: signal 9, stopped
@@ -1003,6 +1012,7 @@ fn a_second_shutdown_kills_everything_at_once() {
             [     0ms] spawn b#1 pid 101
             [     0ms] > shutdown
             [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
             [     0ms] signal b#1 pid 101 sig 15
             [  1000ms] > shutdown
             [  1000ms] shutting down: Forced
@@ -1025,6 +1035,7 @@ fn shutdown_timeout_bounds_the_whole_shutdown() {
             [     0ms] spawn b#1 pid 101
             [     0ms] > shutdown
             [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
             [     0ms] signal b#1 pid 101 sig 15
             [  4000ms] b#1 did not stop in time
             [  4000ms] kill b#1 pid 101
@@ -1067,6 +1078,7 @@ fn any_significant_exits_with_the_triggering_code() {
             [     0ms] spawn main#1 pid 101
             [     0ms] main#1 ended: exit 42, abnormal
             [     0ms] shutting down: Significant { id: ServiceId(1), code: 42 }
+            [     0ms] announce Stopping
             [     0ms] signal side#1 pid 100 sig 15
             [     0ms] side#1 ended: signal 15, stopped
             [     0ms] exit 42
@@ -1115,6 +1127,7 @@ fn regression_a_requested_shutdown_exited_0_although_the_significant_main_exited
             [     0ms] spawn main#1 pid 101
             [     0ms] > shutdown
             [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
             [     0ms] signal main#1 pid 101 sig 15
             [     0ms] main#1 ended: exit 7, stopped
             [     0ms] signal side#1 pid 100 sig 15
@@ -1218,6 +1231,7 @@ fn spawn_failures_are_retried_under_backoff_and_counted() {
             [   300ms] spawn a#3 failed
             [   300ms] group root gave up: 3 restarts in 30000ms > intensity 2
             [   300ms] shutting down: RootFailed
+            [   300ms] announce Stopping
             [   300ms] exit 3
         "#]],
     );
@@ -1359,6 +1373,7 @@ fn a_significant_group_ending_shuts_the_root_down_with_its_code() {
             [     0ms] group job shuts itself down: significant task ended
             [     0ms] group job ended (Normal), stays down (Temporary)
             [     0ms] shutting down: SignificantGroup { group: NodeId(1), code: 4 }
+            [     0ms] announce Stopping
             [     0ms] signal side#1 pid 101 sig 15
             [     0ms] side#1 ended: signal 15, stopped
             [     0ms] exit 4
@@ -1474,7 +1489,14 @@ enum Action {
     Stale(usize),
     Probe(usize, bool, bool),
     Ping(usize),
+    /// A result of a probe the core has cancelled.
+    Late(usize, bool, bool),
+    /// A signal to minder (HUP, INT, QUIT, USR1, USR2, TERM or WINCH).
+    Receive(i32),
 }
+
+/// The signals minder listens to.
+const SIGNALS: [i32; 7] = [1, 2, 3, 10, 12, 15, 28];
 
 const NAMES: [&str; 6] = ["a", "b", "w.0", "w.1", "c", "d"];
 const NODES: [&str; 7] = ["a", "b", "w", "c", "d", "g", "h"];
@@ -1496,6 +1518,8 @@ fn action() -> impl Strategy<Value = Action> {
         (0..NAMES.len()).prop_map(Action::Stale),
         (0..NAMES.len(), any::<bool>(), any::<bool>()).prop_map(|(n, r, p)| Action::Probe(n, r, p)),
         (0..NAMES.len()).prop_map(Action::Ping),
+        (0..NAMES.len(), any::<bool>(), any::<bool>()).prop_map(|(n, r, p)| Action::Late(n, r, p)),
+        (0..SIGNALS.len()).prop_map(|n| Action::Receive(SIGNALS[n])),
     ]
 }
 
@@ -1543,8 +1567,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     /// For any sequence of events: never two live processes for one child, the budget
-    /// never exceeds intensity without escalation, no deadline lies in the past, and a
-    /// shutdown always ends with every spawned process stopped and one exit.
+    /// never exceeds intensity without escalation, no deadline lies in the past, no
+    /// probe outlives its timeout unanswered or uncancelled, and a shutdown always
+    /// ends with every spawned process stopped and one exit.
     #[test]
     fn invariants_hold_for_random_event_sequences(
         strategies in (0..3usize, 0..3usize, 0..3usize),
@@ -1593,6 +1618,13 @@ proptest! {
                     if pass { "pass" } else { "fail" }
                 ),
                 Action::Ping(n) => format!("ping {}", NAMES[n]),
+                Action::Late(n, ready, pass) => format!(
+                    "late {} {} {}",
+                    NAMES[n],
+                    if ready { "ready" } else { "health" },
+                    if pass { "pass" } else { "fail" }
+                ),
+                Action::Receive(signal) => format!("receive {signal}"),
             };
             // Exits of services with no live process are not events that can happen.
             let _ = sim.step(&line);
@@ -1607,6 +1639,58 @@ proptest! {
         prop_assert_eq!(sim.live_count(), 0);
         prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Container mode, driven by nothing but signals, the command's whims and the
+    /// core's one deadline: every signal is forwarded, never more than one process
+    /// lives, and once a TERM has been forwarded minder exits within the command's
+    /// stop_timeout even if the command ignores it.
+    #[test]
+    fn container_mode_always_ends_after_a_forwarded_term(
+        actions in proptest::collection::vec(container_action(), 0..30),
+    ) {
+        let mut sim = Sim::new(&container());
+        for action in actions {
+            if sim.exit_code.is_some() {
+                break;
+            }
+            let line = match action {
+                ContainerAction::Receive(signal) => format!("receive {signal}"),
+                ContainerAction::Advance(ms) => format!("advance {ms}ms"),
+                ContainerAction::Stubborn => "stubborn main".to_string(),
+                ContainerAction::Exit(code) => format!("exit main {code}"),
+            };
+            let _ = sim.step(&line);
+            prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
+        }
+        if sim.exit_code.is_none() {
+            sim.step("receive 15").unwrap();
+            sim.advance(Duration::from_secs(8));
+        }
+        prop_assert!(sim.exit_code.is_some(), "no exit after TERM\n{}", sim.transcript);
+        prop_assert_eq!(sim.live_count(), 0);
+        prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
+    }
+}
+
+#[derive(Clone, Debug)]
+enum ContainerAction {
+    Receive(i32),
+    Advance(u64),
+    Stubborn,
+    Exit(i32),
+}
+
+fn container_action() -> impl Strategy<Value = ContainerAction> {
+    prop_oneof![
+        (0..SIGNALS.len()).prop_map(|n| ContainerAction::Receive(SIGNALS[n])),
+        (0u64..10_000).prop_map(ContainerAction::Advance),
+        Just(ContainerAction::Stubborn),
+        prop_oneof![Just(0), Just(3)].prop_map(ContainerAction::Exit),
+    ]
 }
 
 // ----- readiness, liveness, watchdog, memory ------------------------------------------
@@ -1726,6 +1810,7 @@ fn missing_the_ready_deadline_is_a_failed_start_under_backoff_and_budget() {
             [  4100ms] a#2 ended: signal 15, failure (ready_deadline)
             [  4100ms] group root gave up: 2 restarts in 30000ms > intensity 1
             [  4100ms] shutting down: RootFailed
+            [  4100ms] announce Stopping
             [  4100ms] exit 3
         "#]],
     );
@@ -1836,6 +1921,9 @@ fn a_probe_result_for_an_old_generation_is_ignored() {
     sim.feed(Event::ProbeResult {
         child: old,
         kind: minder_core::supervisor::ProbeKind::Ready,
+        // The run in flight for generation 2 is also run 1: only the generation
+        // tells this result apart.
+        run: 1,
         outcome: minder_core::supervisor::ProbeOutcome::Passed,
     });
     assert_eq!(sim.supervisor.view(ServiceId(0)).unwrap().state, "started");
@@ -1893,6 +1981,7 @@ fn regression_a_nested_group_started_a_child_during_shutdown() {
             [     0ms] restart a after 2000ms
             [     0ms] > shutdown
             [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
             [     0ms] signal s#1 pid 101 sig 15
             [  4000ms] s#1 did not stop in time
             [  4000ms] kill s#1 pid 101
@@ -1914,6 +2003,8 @@ fn regression_backoff_reset_for_a_service_that_never_stayed_healthy() {
             health.interval = Duration::from_secs(10);
             health.start_period = Duration::from_secs(30);
             health.failures = 1;
+            // The script answers every probe itself: none may time out first.
+            health.timeout = Duration::from_secs(3600);
             service.health = Some(health);
         },
     );
@@ -1991,4 +2082,251 @@ fn regression_a_retired_temporary_child_came_back_after_a_failed_spawn() {
         "{effects:?}"
     );
     assert_eq!(supervisor.view(ServiceId(1)).unwrap().state, "done");
+}
+
+// ----- decisions the loop used to make: signals, probe timeouts, STOPPING ------------
+
+/// The tree of `minder -- cmd`: one temporary, significant `main`, whose signals are
+/// passed on (`SignalMode::Forward`, which the runtime sets in container mode).
+fn container() -> minder_core::spec::Spec {
+    let mut spec = spec(
+        "[root]\nauto_shutdown = \"any_significant\"\n\
+         [service.main]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n\
+         stop_timeout = \"8s\"\n",
+    );
+    spec.signals = minder_core::spec::SignalMode::Forward;
+    spec
+}
+
+#[test]
+fn container_mode_forwards_signals_and_the_command_ends_as_the_signal_leaves_it() {
+    // HUP and WINCH go alone; TERM asks the command to end, so SIGCONT follows. It
+    // ends by the signal: minder exits 128+15, with no kill. A forwarded TERM came
+    // from outside (minder only passed it on), so, being one of `success_signals`, it
+    // is a normal end.
+    run(
+        &container(),
+        "receive 1\nreceive 28\nadvance 1s\nreceive 15\nadvance 20s",
+        expect![[r#"
+            [     0ms] spawn main#1 pid 100
+            [     0ms] forward main#1 pid 100 sig 1
+            [     0ms] forward main#1 pid 100 sig 28
+            [  1000ms] forward main#1 pid 100 sig 15 +cont
+            [  1000ms] main#1 ended: signal 15, normal
+            [  1000ms] shutting down: Significant { id: ServiceId(0), code: 143 }
+            [  1000ms] announce Stopping
+            [  1000ms] exit 143
+        "#]],
+    );
+}
+
+#[test]
+fn container_mode_kills_the_command_its_stop_timeout_after_the_first_forwarded_term() {
+    // The command ignores TERM; a later INT does not postpone the kill, which comes
+    // from the core's one deadline, 8 s after the TERM.
+    let mut sim = Sim::new(&container());
+    sim.run_script("stubborn main\nreceive 15\nadvance 3s\nreceive 2")
+        .unwrap();
+    assert_eq!(
+        sim.supervisor.next_deadline(),
+        Some(Time::from_millis(8000)),
+        "{}",
+        sim.transcript
+    );
+    sim.run_script("advance 5s").unwrap();
+    assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+    expect![[r#"
+        [     0ms] spawn main#1 pid 100
+        [     0ms] forward main#1 pid 100 sig 15 +cont
+        [  3000ms] forward main#1 pid 100 sig 2 +cont
+        [  8000ms] main#1 did not end after the forwarded signal
+        [  8000ms] kill main#1 pid 100
+        [  8000ms] main#1 ended: signal 9, abnormal
+        [  8000ms] shutting down: Significant { id: ServiceId(0), code: 137 }
+        [  8000ms] announce Stopping
+        [  8000ms] exit 137
+    "#]]
+    .assert_eq(&sim.transcript);
+}
+
+#[test]
+fn in_config_mode_term_int_and_quit_shut_down_and_other_signals_are_only_reported() {
+    run(
+        &spec(&format!("[service.a]\ncommand = \"x\"\n{FAST}\n")),
+        "receive 1\nreceive 12\nreceive 3",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] received signal 1
+            [     0ms] received signal 12
+            [     0ms] received signal 3
+            [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
+            [     0ms] signal a#1 pid 100 sig 15
+            [     0ms] a#1 ended: signal 15, stopped
+            [     0ms] exit 0
+        "#]],
+    );
+}
+
+/// `a` with an exec health probe every 10 s, bounded by 2 s (and by nothing else:
+/// no grace), condemned after 2 failures.
+fn slow_probe() -> minder_core::spec::Spec {
+    with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            let exec = Probe::Exec {
+                command: vec!["check".into()],
+            };
+            let mut health = HealthSpec::new(Some(exec));
+            health.interval = Duration::from_secs(10);
+            health.timeout = Duration::from_secs(2);
+            health.failures = 2;
+            service.health = Some(health);
+        },
+    )
+}
+
+#[test]
+fn a_probe_that_does_not_answer_times_out_at_the_cores_deadline_and_is_cancelled() {
+    let mut sim = Sim::new(&slow_probe());
+    sim.run_script("advance 10s").unwrap();
+    // The probe in flight is the next thing the core waits for.
+    assert_eq!(
+        sim.supervisor.next_deadline(),
+        Some(Time::from_millis(12_000))
+    );
+    sim.run_script("advance 10s\nadvance 2s").unwrap();
+    assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+    expect![[r#"
+        [     0ms] spawn a#1 pid 100
+        [ 10000ms] probe a#1 health
+        [ 12000ms] cancel a#1 health
+        [ 12000ms] a#1 health check failed (timed out after 2s), 1 counted
+        [ 20000ms] probe a#1 health
+        [ 22000ms] cancel a#1 health
+        [ 22000ms] a#1 health check failed (timed out after 2s), 2 counted
+        [ 22000ms] a#1 condemned: health
+        [ 22000ms] signal a#1 pid 100 sig 15
+        [ 22000ms] a#1 ended: signal 15, failure (health)
+        [ 22000ms] restart a after 100ms
+    "#]]
+    .assert_eq(&sim.transcript);
+}
+
+#[test]
+fn a_late_result_of_a_cancelled_probe_is_ignored() {
+    // The first probe times out and is cancelled; its "pass" arriving afterwards must
+    // neither reset the failure count nor stand in for the next probe: the second
+    // timeout is the second failure in a row and condemns the service.
+    run(
+        &slow_probe(),
+        "advance 12s\nlate a health pass\nadvance 8s\nadvance 2s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [ 10000ms] probe a#1 health
+            [ 12000ms] cancel a#1 health
+            [ 12000ms] a#1 health check failed (timed out after 2s), 1 counted
+            [ 20000ms] probe a#1 health
+            [ 22000ms] cancel a#1 health
+            [ 22000ms] a#1 health check failed (timed out after 2s), 2 counted
+            [ 22000ms] a#1 condemned: health
+            [ 22000ms] signal a#1 pid 100 sig 15
+            [ 22000ms] a#1 ended: signal 15, failure (health)
+            [ 22000ms] restart a after 100ms
+        "#]],
+    );
+}
+
+#[test]
+fn a_result_within_the_timeout_is_taken_and_nothing_is_cancelled() {
+    run(
+        &slow_probe(),
+        "advance 11s\nprobe a health fail\nadvance 9s\nprobe a health pass\nadvance 5s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [ 10000ms] probe a#1 health
+            [ 11000ms] a#1 health check failed (refused), 1 counted
+            [ 20000ms] probe a#1 health
+        "#]],
+    );
+}
+
+#[test]
+fn stopping_is_announced_once_however_the_shutdown_goes() {
+    // A requested shutdown, a stubborn child, a second request that kills: STOPPING=1
+    // goes out once, when the shutdown begins.
+    run(
+        &spec(&format!("[service.a]\ncommand = \"x\"\n{FAST}\n")),
+        "stubborn a\nreceive 15\nadvance 1s\nshutdown",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] received signal 15
+            [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
+            [     0ms] signal a#1 pid 100 sig 15
+            [  1000ms] > shutdown
+            [  1000ms] shutting down: Forced
+            [  1000ms] kill a#1 pid 100
+            [  1000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn a_network_probe_gets_a_short_grace_to_report_its_own_timeout() {
+    // A tcp probe bounds itself by its timeout and says why it ran out; the core's
+    // deadline comes 100 ms later and cancels one that did not answer at all.
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            let mut health = HealthSpec::new(Some(tcp()));
+            health.interval = Duration::from_secs(10);
+            health.timeout = Duration::from_secs(2);
+            service.health = Some(health);
+        },
+    );
+    run(
+        &spec,
+        "advance 12s\nprobe a health fail\nadvance 10s\nadvance 100ms",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [ 10000ms] probe a#1 health
+            [ 12000ms] a#1 health check failed (refused), 1 counted
+            [ 20000ms] probe a#1 health
+            [ 22100ms] cancel a#1 health
+            [ 22100ms] a#1 health check failed (timed out after 2s), 2 counted
+        "#]],
+    );
+}
+
+#[test]
+fn regression_a_late_result_of_a_cancelled_run_was_taken_for_the_next_run() {
+    // Found by the property test. The ready probe times out at 1 s and, being overdue,
+    // runs again at once; the cancelled run's late "fail" must not answer the new run,
+    // whose "pass" then makes the service ready.
+    let spec = with_checks(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"),
+        |service| {
+            if service.name == "a" {
+                let exec = Probe::Exec {
+                    command: vec!["check".into()],
+                };
+                let mut ready = ReadySpec::new(ReadyCheck::Probe(exec));
+                ready.interval = Duration::from_secs(1);
+                ready.timeout = Duration::from_secs(1);
+                service.ready = Some(ready);
+            }
+        },
+    );
+    run(
+        &spec,
+        "advance 1s\nlate a ready fail\nprobe a ready pass",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] probe a#1 ready
+            [  1000ms] cancel a#1 ready
+            [  1000ms] probe a#1 ready
+            [  1000ms] spawn b#1 pid 101
+        "#]],
+    );
 }

@@ -1,5 +1,6 @@
 //! The record of a running process against real processes: ending it kills its process
-//! group and its exec probes' groups, and the books stay right across generations.
+//! group and its exec probes' groups, cancelling a probe run stops that run only, and
+//! the books stay right across generations.
 //!
 //! These tests collect children with `process::reap`, which takes *any* child of the
 //! test process, so each test starts with `own_process!` (one process per test under
@@ -56,8 +57,8 @@ fn ending_a_record_kills_its_group_and_its_probes_still_running() {
     let finished_probe = sleeper();
     let mut records = Incarnations::default();
     let mut record = Incarnation::new(child(1), main);
-    record.add_exec_probe(running_probe);
-    record.add_exec_probe(finished_probe);
+    record.add_exec_probe(ProbeKind::Health, 1, running_probe);
+    record.add_exec_probe(ProbeKind::Health, 2, finished_probe);
     records.insert(record);
     assert!(records.is_current(child(1)));
     assert!(!records.is_current(child(2)));
@@ -82,4 +83,59 @@ fn ending_a_record_kills_its_group_and_its_probes_still_running() {
     assert!(crate::procfs::stat(other).is_ok_and(|stat| !stat.is_dead()));
     process::kill_group(other);
     collect(&[other]);
+}
+
+#[tokio::test]
+async fn cancelling_a_probe_run_stops_only_that_run() {
+    crate::own_process::own_process!(cancelling_a_probe_run_stops_only_that_run);
+    let main = sleeper();
+    let cancelled_exec = sleeper();
+    let other_run = sleeper();
+    let network = tokio::spawn(std::future::pending::<()>()).abort_handle();
+    let other_network = tokio::spawn(std::future::pending::<()>()).abort_handle();
+    let mut records = Incarnations::default();
+    let mut record = Incarnation::new(child(1), main);
+    record.add_exec_probe(ProbeKind::Ready, 4, cancelled_exec);
+    record.add_exec_probe(ProbeKind::Ready, 5, other_run);
+    record.add_network_probe(ProbeKind::Health, 4, network.clone());
+    record.add_network_probe(ProbeKind::Health, 5, other_network.clone());
+    records.insert(record);
+    let record = records
+        .current_mut(child(1))
+        .unwrap_or_else(|| panic!("child 1 runs"));
+
+    // The exec probe of that run is killed (and returned, for the loop's books); the
+    // other run's probe and the main process are left alone.
+    assert_eq!(
+        record.cancel_probe(ProbeKind::Ready, 4),
+        vec![cancelled_exec]
+    );
+    let ended = collect(&[cancelled_exec]);
+    assert_eq!(ended[&cancelled_exec], ExitStatus::Signaled(libc::SIGKILL));
+    assert!(crate::procfs::stat(other_run).is_ok_and(|stat| !stat.is_dead()));
+    assert!(crate::procfs::stat(main).is_ok_and(|stat| !stat.is_dead()));
+    // Reaped: the record forgets it, so its pid is never signalled again.
+    assert!(records.exec_probe_reaped(child(1), cancelled_exec));
+    let record = records
+        .current_mut(child(1))
+        .unwrap_or_else(|| panic!("child 1 runs"));
+
+    // The network probe of that run is aborted, the other one still runs.
+    assert!(record.cancel_probe(ProbeKind::Health, 4).is_empty());
+    tokio::task::yield_now().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !network.is_finished() {
+        assert!(Instant::now() < deadline, "the cancelled task did not end");
+        tokio::task::yield_now().await;
+    }
+    assert!(!other_network.is_finished());
+
+    // The record's end stops what is left: the other run's exec probe and task.
+    assert_eq!(records.end(main), Some(child(1)));
+    let ended = collect(&[main, other_run]);
+    assert_eq!(ended[&other_run], ExitStatus::Signaled(libc::SIGKILL));
+    while !other_network.is_finished() {
+        assert!(Instant::now() < deadline, "the record's task did not end");
+        tokio::task::yield_now().await;
+    }
 }

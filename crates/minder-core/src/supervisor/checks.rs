@@ -5,6 +5,11 @@
 //! `Effect::Probe` asks for and answers with one `ProbeResult`. A failure condemns the
 //! service through `begin_stop`, so it ends as a failure with a reason and strategies
 //! and budgets apply as to any other failure.
+//!
+//! A probe's timeout is the core's too: a ready or health probe in flight carries its
+//! deadline, which `next_deadline` includes. Past it the probe counts as failed ("timed
+//! out after T") and `Effect::CancelProbe` tells the runtime to stop it; a result that
+//! still comes finds no probe of its kind in flight and is ignored.
 
 use super::tree::{Readiness, Run, StopCause};
 use super::view::ProbeRecord;
@@ -26,8 +31,14 @@ pub(super) enum Slot {
     /// Asked for; its result has not come back. `due` is when it was due: the next one
     /// is due an interval after that, not after the result, so results that arrive
     /// together (one reap collects many exec probes) do not pull their next probes
-    /// together.
-    InFlight { due: Time },
+    /// together. `deadline` is when it times out (`None` for a memory sample, which
+    /// has no timeout: the sampler always answers). `run` is the number its result
+    /// must carry.
+    InFlight {
+        due: Time,
+        deadline: Option<Time>,
+        run: u64,
+    },
 }
 
 /// A check that runs every `interval`.
@@ -36,6 +47,8 @@ pub(super) struct Periodic {
     pub(super) check: Check,
     pub(super) interval: Duration,
     pub(super) slot: Slot,
+    /// Runs asked for so far: the next run's number.
+    runs: u64,
 }
 
 impl Periodic {
@@ -44,20 +57,44 @@ impl Periodic {
             check,
             interval,
             slot: Slot::Due(first),
+            runs: 0,
         }
     }
 
-    fn due_at(&self) -> Option<Time> {
+    /// When this check next has work to do: its next run, or the timeout of the run
+    /// in flight.
+    fn wakes_at(&self) -> Option<Time> {
         match self.slot {
             Slot::Due(at) => Some(at),
-            Slot::Off | Slot::InFlight { .. } => None,
+            Slot::InFlight { deadline, .. } => deadline,
+            Slot::Off => None,
+        }
+    }
+
+    fn in_flight(&self, run: u64) -> bool {
+        matches!(self.slot, Slot::InFlight { run: current, .. } if current == run)
+    }
+
+    /// The number and timeout of the run in flight, if its deadline has passed by
+    /// `now`.
+    fn timed_out(&self, now: Time) -> Option<(u64, Duration)> {
+        match (self.slot, self.check) {
+            (
+                Slot::InFlight {
+                    deadline: Some(at),
+                    run,
+                    ..
+                },
+                Check::Ready(probe) | Check::Health(probe),
+            ) if at <= now => Some((run, probe.timeout)),
+            _ => None,
         }
     }
 
     /// A result came back: the next run is due an interval after the last was due,
     /// or now if that has already passed (a slow probe).
     fn answered(&mut self, now: Time) {
-        if let Slot::InFlight { due } = self.slot {
+        if let Slot::InFlight { due, .. } = self.slot {
             self.slot = Slot::Due((due + self.interval).max(now));
         }
     }
@@ -152,9 +189,9 @@ impl Checks {
         };
         [
             self.ready_deadline,
-            self.ready.and_then(|p| p.due_at()),
-            self.health.and_then(|h| h.periodic.due_at()),
-            self.memory.and_then(|m| m.periodic.due_at()),
+            self.ready.and_then(|p| p.wakes_at()),
+            self.health.and_then(|h| h.periodic.wakes_at()),
+            self.memory.and_then(|m| m.periodic.wakes_at()),
             watchdog,
         ]
         .into_iter()
@@ -177,8 +214,8 @@ impl Checks {
         };
     }
 
-    /// The probes due by `now`, marked in flight.
-    fn take_due(&mut self, now: Time) -> Vec<Check> {
+    /// The probes due by `now`, marked in flight, with their run numbers.
+    fn take_due(&mut self, now: Time) -> Vec<(Check, u64)> {
         let mut due = Vec::new();
         let periodics = [
             self.ready.as_mut(),
@@ -189,11 +226,49 @@ impl Checks {
             if let Slot::Due(at) = periodic.slot
                 && at <= now
             {
-                periodic.slot = Slot::InFlight { due: at };
-                due.push(periodic.check);
+                let deadline = match periodic.check {
+                    Check::Ready(probe) | Check::Health(probe) => {
+                        Some(now + probe.timeout + probe.grace)
+                    }
+                    Check::Memory => None,
+                };
+                periodic.runs += 1;
+                let run = periodic.runs;
+                periodic.slot = Slot::InFlight {
+                    due: at,
+                    deadline,
+                    run,
+                };
+                due.push((periodic.check, run));
             }
         }
         due
+    }
+
+    /// The ready and health probes in flight past their timeout: kind, run, timeout.
+    fn timed_out(&self, now: Time) -> Vec<(ProbeKind, u64, Duration)> {
+        let probes = [
+            (ProbeKind::Ready, self.ready.as_ref()),
+            (ProbeKind::Health, self.health.as_ref().map(|h| &h.periodic)),
+        ];
+        probes
+            .into_iter()
+            .filter_map(|(kind, periodic)| {
+                let (run, timeout) = periodic?.timed_out(now)?;
+                Some((kind, run, timeout))
+            })
+            .collect()
+    }
+
+    /// Whether run `run` of the probe of `kind` is in flight, i.e. whether that result
+    /// is awaited.
+    fn awaits(&self, kind: ProbeKind, run: u64) -> bool {
+        let periodic = match kind {
+            ProbeKind::Ready => self.ready.as_ref(),
+            ProbeKind::Health => self.health.as_ref().map(|h| &h.periodic),
+            ProbeKind::Memory => self.memory.as_ref().map(|m| &m.periodic),
+        };
+        periodic.is_some_and(|periodic| periodic.in_flight(run))
     }
 }
 
@@ -207,8 +282,8 @@ impl Supervisor {
         }
     }
 
-    /// Ask for the probes that are due; condemn a child past its ready deadline or
-    /// its watchdog.
+    /// Count the probes past their timeout as failed and cancel them; ask for the
+    /// probes that are due; condemn a child past its ready deadline or its watchdog.
     pub(super) fn run_due_checks(&mut self, id: ServiceId) {
         let now = self.now;
         let service = &mut self.services[id];
@@ -227,8 +302,22 @@ impl Supervisor {
             self.begin_stop(id, StopCause::Failure(FailureReason::Watchdog));
             return;
         }
-        for check in checks.take_due(now) {
-            self.out.push(Effect::Probe { child, pid, check });
+        for (kind, run, timeout) in checks.timed_out(now) {
+            self.out.push(Effect::CancelProbe { child, kind, run });
+            let reason = format!("timed out after {}", DurationText(timeout));
+            self.on_probe_result(child, kind, run, ProbeOutcome::Failed(reason));
+        }
+        // A timeout may have condemned the service; if not, a probe may be due again.
+        let Run::Running { checks, .. } = &mut self.services[id].run else {
+            return;
+        };
+        for (check, run) in checks.take_due(now) {
+            self.out.push(Effect::Probe {
+                child,
+                pid,
+                check,
+                run,
+            });
         }
     }
 
@@ -254,6 +343,7 @@ impl Supervisor {
         &mut self,
         child: ChildRef,
         kind: ProbeKind,
+        run: u64,
         outcome: ProbeOutcome,
     ) {
         let Some(id) = self.current(child) else {
@@ -270,6 +360,12 @@ impl Supervisor {
         else {
             return;
         };
+        // Only the run in flight is answered: a result of a run the core has already
+        // counted as timed out (and cancelled), or of a ready probe after readiness,
+        // is stale.
+        if !checks.awaits(kind, run) {
+            return;
+        }
         let record = ProbeRecord {
             at: now,
             passed: !matches!(outcome, ProbeOutcome::Failed(_)),
@@ -381,5 +477,59 @@ impl Supervisor {
         if let Some(id) = self.current(child) {
             self.begin_stop(id, StopCause::Failure(reason));
         }
+    }
+}
+
+/// A duration as minder's messages write it: `200ms`, `1s`, `1m 30s`, `2h 5m` (the
+/// units a config file uses, largest first, zero parts left out).
+struct DurationText(Duration);
+
+impl core::fmt::Display for DurationText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let total = self.0;
+        if total.is_zero() {
+            return f.write_str("0s");
+        }
+        let secs = total.as_secs();
+        let nanos = total.subsec_nanos();
+        let parts = [
+            (secs / 3600, "h"),
+            (secs / 60 % 60, "m"),
+            (secs % 60, "s"),
+            (u64::from(nanos / 1_000_000), "ms"),
+            (u64::from(nanos / 1_000 % 1_000), "us"),
+            (u64::from(nanos % 1_000), "ns"),
+        ];
+        let mut first = true;
+        for (value, unit) in parts {
+            if value == 0 {
+                continue;
+            }
+            if !first {
+                f.write_str(" ")?;
+            }
+            write!(f, "{value}{unit}")?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DurationText;
+    use alloc::string::ToString;
+    use core::time::Duration;
+
+    #[test]
+    fn durations_are_written_as_a_config_file_writes_them() {
+        let text = |d: Duration| DurationText(d).to_string();
+        assert_eq!(text(Duration::from_millis(200)), "200ms");
+        assert_eq!(text(Duration::from_secs(1)), "1s");
+        assert_eq!(text(Duration::from_millis(1500)), "1s 500ms");
+        assert_eq!(text(Duration::from_secs(90)), "1m 30s");
+        assert_eq!(text(Duration::from_secs(7500)), "2h 5m");
+        assert_eq!(text(Duration::from_nanos(1_000_001)), "1ms 1ns");
+        assert_eq!(text(Duration::ZERO), "0s");
     }
 }

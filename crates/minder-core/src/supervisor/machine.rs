@@ -7,6 +7,7 @@
 //! service's kill time, a node's `not_before`, a check's slot, the shutdown deadline),
 //! so a timer can never outlive the state it was meant for.
 
+use super::Announcement;
 use super::checks::Checks;
 use super::reconcile::{MAX_PASSES, Settled};
 use super::tree::{
@@ -16,7 +17,7 @@ use super::tree::{
 use super::{
     ChildRef, Effect, EndKind, Event, ExitStatus, NodeId, Report, ServiceId, ShutdownCause, Time,
 };
-use crate::spec::{AutoShutdown, ServiceKind, Spec};
+use crate::spec::{AutoShutdown, SIGINT, SIGQUIT, SIGTERM, ServiceKind, SignalMode, Spec};
 use alloc::{string::String, vec::Vec};
 use core::time::Duration;
 
@@ -29,6 +30,8 @@ pub struct Supervisor {
     pub(super) services: Arena<ServiceId, Service>,
     pub(super) auto_shutdown: AutoShutdown,
     shutdown_timeout: Duration,
+    /// What a signal to minder means: a shutdown request, or one to pass on.
+    signals: SignalMode,
     pub(super) phase: Phase,
     /// Jitter source; seeded by the caller so runs are reproducible.
     pub(super) rng: fastrand::Rng,
@@ -83,6 +86,7 @@ impl Supervisor {
             services,
             auto_shutdown: spec.root.auto_shutdown,
             shutdown_timeout: spec.shutdown_timeout,
+            signals: spec.signals,
             phase: Phase::Running,
             rng: fastrand::Rng::with_seed(seed),
             now: Time::ZERO,
@@ -162,8 +166,9 @@ impl Supervisor {
             Event::ProbeResult {
                 child,
                 kind,
+                run,
                 outcome,
-            } => self.on_probe_result(child, kind, outcome),
+            } => self.on_probe_result(child, kind, run, outcome),
             Event::WatchdogPing { child } => self.on_watchdog_ping(child),
             Event::WatchdogTimeout { child, timeout } => self.on_watchdog_timeout(child, timeout),
             Event::Timer => self.on_timer(),
@@ -171,6 +176,7 @@ impl Supervisor {
             Event::Stop(node) => self.on_operator_stop(node),
             Event::Restart(node) => self.on_operator_restart(node),
             Event::Shutdown => self.on_shutdown_request(),
+            Event::Signal(signal) => self.on_signal(signal),
         }
     }
 
@@ -190,7 +196,14 @@ impl Supervisor {
         }
         for (_, service) in self.services.iter() {
             match &service.run {
-                Run::Running { checks, .. } => checks.deadlines().for_each(&mut consider),
+                Run::Running {
+                    checks,
+                    forward_kill,
+                    ..
+                } => {
+                    checks.deadlines().for_each(&mut consider);
+                    forward_kill.iter().copied().for_each(&mut consider);
+                }
                 Run::Stopping {
                     kill: KillTimer::At(at),
                     ..
@@ -243,6 +256,7 @@ impl Supervisor {
                 Readiness::Waiting
             },
             checks: Checks::at_spawn(&service.spec, now),
+            forward_kill: None,
         };
         self.out
             .push(Effect::Report(Report::Started { child, pid }));
@@ -327,6 +341,20 @@ impl Supervisor {
                     .push(Effect::Report(Report::StopTimedOut { child }));
                 self.out.push(Effect::Kill { child, pid });
             }
+            if let Run::Running {
+                pid,
+                forward_kill: forward_kill @ Some(_),
+                ..
+            } = &mut service.run
+                && forward_kill.is_some_and(|at| at <= now)
+            {
+                // Killed once; the exit that follows ends it as SIGKILL leaves it.
+                *forward_kill = None;
+                let pid = *pid;
+                self.out
+                    .push(Effect::Report(Report::ForwardTimedOut { child }));
+                self.out.push(Effect::Kill { child, pid });
+            }
         }
         if let Phase::ShuttingDown { deadline, .. } = self.phase
             && deadline <= now
@@ -396,6 +424,53 @@ impl Supervisor {
         }
     }
 
+    // ----- signals to minder ---------------------------------------------------------
+
+    fn on_signal(&mut self, signal: i32) {
+        let ends = matches!(signal, SIGTERM | SIGINT | SIGQUIT);
+        match self.signals {
+            SignalMode::Supervise => {
+                self.out.push(Effect::Report(Report::Signal { signal }));
+                if ends {
+                    self.on_shutdown_request();
+                }
+            }
+            SignalMode::Forward => self.forward(signal, ends),
+        }
+    }
+
+    /// Container mode: pass `signal` on to every live service's process group. One
+    /// that `ends` gets a kill time: the command is killed if it still runs its
+    /// `stop_timeout` after the first such signal (a second one does not postpone it),
+    /// so minder still exits within the container runtime's grace period, with a line
+    /// saying why. A service already stopping keeps its own kill time.
+    fn forward(&mut self, signal: i32, ends: bool) {
+        let now = self.now;
+        for id in self.services.ids() {
+            let service = &mut self.services[id];
+            let child = service.child(id);
+            let stop_timeout = service.spec.stop_timeout;
+            let pid = match &mut service.run {
+                Run::Running {
+                    pid, forward_kill, ..
+                } => {
+                    if ends && forward_kill.is_none() {
+                        *forward_kill = Some(now + stop_timeout);
+                    }
+                    *pid
+                }
+                Run::Stopping { pid, .. } => *pid,
+                Run::Idle | Run::Starting { .. } | Run::Done { .. } => continue,
+            };
+            self.out.push(Effect::Forward {
+                child,
+                pid,
+                signal,
+                and_continue: ends,
+            });
+        }
+    }
+
     // ----- shutdown -----------------------------------------------------------------
 
     fn on_shutdown_request(&mut self) {
@@ -421,6 +496,9 @@ impl Supervisor {
     }
 
     pub(super) fn begin_shutdown(&mut self, exit: ShutdownExit) {
+        if self.phase == Phase::Running {
+            self.out.push(Effect::Announce(Announcement::Stopping));
+        }
         self.phase = Phase::ShuttingDown {
             deadline: self.now + self.shutdown_timeout,
             exit,

@@ -146,10 +146,14 @@ pub enum Event {
         child: ChildRef,
         reason: FailureReason,
     },
-    /// A probe asked for by `Effect::Probe` finished (always within its timeout).
+    /// A probe asked for by `Effect::Probe` finished. `run` is the one that effect
+    /// carried: a result of a run the core has already cancelled at its timeout
+    /// (`Effect::CancelProbe`) is stale and ignored, even when a later run of the same
+    /// check is in flight.
     ProbeResult {
         child: ChildRef,
         kind: ProbeKind,
+        run: u64,
         outcome: ProbeOutcome,
     },
     /// `WATCHDOG=1` arrived from the service.
@@ -167,8 +171,12 @@ pub enum Event {
     Start(NodeId),
     Stop(NodeId),
     Restart(NodeId),
-    /// SIGTERM/SIGINT/QUIT or `minderctl shutdown`. A second one kills at once.
+    /// `minderctl shutdown` (later). A second one kills at once.
     Shutdown,
+    /// minder itself received this signal (TERM, INT, QUIT, HUP, USR1, USR2 or WINCH).
+    /// What it means is the core's to decide (`spec::SignalMode`): a shutdown request
+    /// like `Shutdown`, or a signal to pass on in container mode.
+    Signal(i32),
 }
 
 /// What the runtime must do, in order.
@@ -176,25 +184,57 @@ pub enum Event {
 pub enum Effect {
     /// Start a new process for this incarnation; answer with `Spawned`/`SpawnFailed`.
     Spawn { child: ChildRef },
-    /// Send `signal` to the child's process group.
+    /// Stop the child: send its stop signal `signal` to its process group, followed by
+    /// SIGCONT (as systemd does), so that a process stopped by SIGSTOP runs its handler
+    /// now rather than waiting for the kill.
     Signal {
         child: ChildRef,
         pid: i32,
         signal: i32,
     },
+    /// Container mode: pass on a signal minder received to the child's process group.
+    /// With `and_continue` (TERM, INT, QUIT: they ask the command to end) follow it
+    /// with SIGCONT, as for a stop signal.
+    Forward {
+        child: ChildRef,
+        pid: i32,
+        signal: i32,
+        and_continue: bool,
+    },
     /// SIGKILL the child's process group.
     Kill { child: ChildRef, pid: i32 },
     /// Run one check for the child (process group `pid`) and answer with one
-    /// `ProbeResult` of `check.kind()`, within the check's timeout.
+    /// `ProbeResult` of `check.kind()` carrying `run`. The core bounds a ready or
+    /// health probe by its timeout itself: past it, it records the probe as failed and
+    /// cancels it.
     Probe {
         child: ChildRef,
         pid: i32,
         check: Check,
+        /// Numbers the runs of this check of this child; the result hands it back.
+        run: u64,
     },
+    /// Run `run` of the child's probe of this kind went past its timeout and has been
+    /// counted as failed: stop it (kill an exec probe's process group, abort a
+    /// network probe). Whatever it might still answer is ignored.
+    CancelProbe {
+        child: ChildRef,
+        kind: ProbeKind,
+        run: u64,
+    },
+    /// Tell minder's own service manager (systemd's `NOTIFY_SOCKET`, if any).
+    Announce(Announcement),
     /// Everything is down: exit minder with this code.
     Exit { code: i32 },
     /// Something worth a log line (and, later, an event on the control socket).
     Report(Report),
+}
+
+/// A change of minder's own state that its service manager is told about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announcement {
+    /// The tree has begun to shut down (`STOPPING=1`); emitted once.
+    Stopping,
 }
 
 /// One check to run, with everything the runtime needs to run it.
@@ -293,6 +333,16 @@ pub enum Report {
     },
     StopTimedOut {
         child: ChildRef,
+    },
+    /// Container mode: the child still ran its `stop_timeout` after a forwarded TERM,
+    /// INT or QUIT; its process group is killed.
+    ForwardTimedOut {
+        child: ChildRef,
+    },
+    /// minder received this signal (`SignalMode::Supervise`). For TERM, INT and QUIT a
+    /// shutdown follows; for SIGUSR2 the runtime writes the tree's state to the log.
+    Signal {
+        signal: i32,
     },
     /// Why the tree is shutting down.
     ShuttingDown {

@@ -324,6 +324,7 @@ impl Supervisor {
             since: now,
             readiness: Readiness::Waiting,
             checks: Checks::none(),
+            forward_kill: None,
         };
         self.out
             .push(Effect::Report(Report::Started { child, pid }));
@@ -443,6 +444,7 @@ mod tests {
     fn nested() -> Spec {
         Spec {
             shutdown_timeout: Duration::from_secs(30),
+            signals: crate::spec::SignalMode::Supervise,
             root: group(
                 "root",
                 vec![NodeSpec::Group(group("g", vec![service("b")]))],

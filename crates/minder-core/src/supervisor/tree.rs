@@ -230,6 +230,9 @@ pub(super) enum Run {
         readiness: Readiness,
         /// The current incarnation's checks; they exist only while it runs.
         checks: Checks,
+        /// Container mode: when it is killed for not ending after a forwarded TERM,
+        /// INT or QUIT (the first one plus its `stop_timeout`).
+        forward_kill: Option<Time>,
     },
     Stopping {
         pid: i32,
