@@ -426,7 +426,7 @@ impl Drop for NotifyServer {
 
 /// The variables a service with `ready.notify` gets through `SpawnRequest::extra_env`:
 /// `NOTIFY_SOCKET`, and `WATCHDOG_USEC` when it has a `watchdog`. Not `WATCHDOG_PID`:
-/// the environment is built before the pid exists (design.md §4), and clients treat a
+/// the environment is built before the pid exists (docs/design.md §4), and clients treat a
 /// missing `WATCHDOG_PID` as "the watchdog is meant for you".
 pub fn environment(socket: &Path, watchdog: Option<Duration>) -> Vec<(String, String)> {
     let mut variables = vec![(

@@ -24,6 +24,7 @@
 mod container;
 mod fact;
 mod incarnation;
+mod report;
 mod systemd;
 
 use crate::health::{ExecProbes, Prober};
@@ -31,12 +32,12 @@ use crate::logs::{OutputHub, OwnLogWriter};
 use crate::notify::{self, NotifyServer, NotifySlot};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::signals::signal_name;
-use crate::spec::{LogFormat, RestartType, Spec};
+use crate::spec::{LogFormat, Spec};
 use crate::spec::{Probe, ProcessTable, ReadyCheck, ServiceSpec};
 use crate::supervisor::ServiceId;
 use crate::supervisor::{
-    Announcement, Check, ChildRef, EXIT_ROOT_FAILED, Effect, EndKind, Event, ExitStatus, ProbeKind,
-    ProbeOutcome, Report, ShutdownCause, Supervisor, Time,
+    Announcement, Check, ChildRef, Effect, Event, ExitStatus, ProbeKind, ProbeOutcome, Supervisor,
+    Time,
 };
 use incarnation::{Incarnation, Incarnations};
 use minder_core::spec::SignalMode;
@@ -60,7 +61,7 @@ pub enum RunMode {
     Container,
 }
 
-/// Exit code for an internal error of minder itself (design.md §7).
+/// Exit code for an internal error of minder itself (docs/design.md §7).
 const EXIT_INTERNAL: i32 = crate::exit::INTERNAL;
 
 /// The safety sweep of the reaper: SIGCHLD is the real trigger, this only catches a
@@ -462,28 +463,6 @@ impl Loop {
         }
     }
 
-    /// The core's description of the tree (SIGUSR2), with each service whose main
-    /// process is stopped (SIGSTOP, SIGTSTP, a debugger) marked: the core cannot know
-    /// it, and such a service looks running while it does nothing at all. Only the
-    /// main process is checked, from /proc, at the time of the dump.
-    fn describe_tree(&self) -> String {
-        let mut stopped: Vec<(i32, &str, &str)> = self
-            .children
-            .iter()
-            .filter_map(|incarnation| {
-                let pid = incarnation.pid;
-                let how = match process::process_state(pid)? {
-                    'T' => "process stopped by a signal: it runs again only on SIGCONT",
-                    't' => "process stopped by a tracer",
-                    _ => return None,
-                };
-                Some((pid, self.name(incarnation.child), how))
-            })
-            .collect();
-        stopped.sort_unstable();
-        mark_stopped(&self.supervisor.describe(), &stopped)
-    }
-
     /// Collect every ended child; hand exits of services to the core.
     fn reap(&mut self) {
         for (pid, status) in process::reap() {
@@ -772,187 +751,6 @@ impl Loop {
         }
     }
 
-    fn name(&self, child: ChildRef) -> &str {
-        self.processes.name(child.id)
-    }
-
-    fn log(&self, report: Report) {
-        match report {
-            Report::Started { child, pid } => {
-                tracing::info!(service = self.name(child), pid, "started")
-            }
-            Report::StartFailed { child, reason } => {
-                tracing::error!(service = self.name(child), "{reason}");
-            }
-            Report::Ready { child } => {
-                // Worth a line only when a check decided it; otherwise it is the start.
-                let checked = self
-                    .processes
-                    .service(child.id)
-                    .is_some_and(|spec| spec.ready.is_some());
-                if checked {
-                    tracing::info!(service = self.name(child), "ready");
-                }
-            }
-            Report::Exited { child, status, end } => {
-                let how = match status {
-                    ExitStatus::Exited(code) => format!("exited with code {code}"),
-                    ExitStatus::Signaled(number) => format!("killed by {}", signal_name(number)),
-                };
-                let service = self.name(child);
-                match end {
-                    // In container mode the command's end is the expected end of minder.
-                    _ if self.mode == RunMode::Container => {
-                        tracing::info!(service, "{how} ({})", end_name(end))
-                    }
-                    EndKind::Stopped | EndKind::Normal => {
-                        tracing::info!(service, "{how} ({})", end_name(end))
-                    }
-                    _ => tracing::warn!(service, "{how} ({})", end_name(end)),
-                }
-            }
-            Report::RestartScheduled { id, delay } => {
-                let service = self.processes.name(id);
-                tracing::info!(
-                    service,
-                    "restart in {}",
-                    humantime::format_duration(round_ms(delay))
-                );
-            }
-            Report::Escalated {
-                group,
-                restarts,
-                intensity,
-                period,
-            } => {
-                let name = self.supervisor.group_name(group);
-                // What follows comes as its own line once the group is down: its
-                // parent restarting it, or it staying down, or (the root) the shutdown.
-                let noun = if restarts == 1 { "restart" } else { "restarts" };
-                tracing::error!(
-                    group = name,
-                    "{name} gave up: {restarts} {noun} in {} > intensity {intensity}; stopping its children",
-                    humantime::format_duration(period)
-                );
-            }
-            Report::GroupRestarting { group, parent } => {
-                let name = self.supervisor.group_name(group);
-                let parent = self.supervisor.group_name(parent);
-                tracing::info!(group = name, "{parent} restarts {name}");
-            }
-            Report::GroupShuttingDown { group, trigger } => {
-                let name = self.supervisor.group_name(group);
-                let trigger = self.supervisor.node_name(trigger);
-                tracing::info!(
-                    group = name,
-                    "{name} shuts itself down: its significant child {trigger} ended (auto_shutdown)"
-                );
-            }
-            Report::GroupDone {
-                group,
-                end,
-                restart,
-            } => {
-                let name = self.supervisor.group_name(group);
-                let restart = match restart {
-                    RestartType::Permanent => "permanent",
-                    RestartType::Transient => "transient",
-                    RestartType::Temporary => "temporary",
-                };
-                let how = match end {
-                    EndKind::Normal => "ended normally",
-                    _ => "gave up",
-                };
-                tracing::info!(
-                    group = name,
-                    "{name} {how} and stays down (restart = {restart})"
-                );
-            }
-            Report::StopTimedOut { child } => {
-                tracing::warn!(
-                    service = self.name(child),
-                    "did not stop within its stop_timeout; killing its process group"
-                );
-            }
-            Report::ForwardTimedOut { child } => {
-                tracing::warn!(
-                    service = self.name(child),
-                    "the service did not exit within its stop_timeout after the forwarded signal; killing its process group"
-                );
-            }
-            Report::Signal { signal } => self.log_signal(signal),
-            Report::HealthFailed {
-                child,
-                kind,
-                reason,
-                consecutive,
-            } => {
-                tracing::warn!(
-                    service = self.name(child),
-                    ?kind,
-                    consecutive,
-                    "check failed: {reason}"
-                );
-            }
-            Report::Condemned { child, reason } => {
-                tracing::warn!(
-                    service = self.name(child),
-                    %reason,
-                    "stopping the service for a failure"
-                );
-            }
-            Report::ShuttingDown { cause } => self.log_shutdown(cause),
-            Report::Unsettled { passes } => {
-                tracing::error!(
-                    "internal error: the supervisor did not settle in {passes} passes; it goes on at once"
-                );
-            }
-        }
-    }
-
-    /// A signal to minder in config mode: the core has already acted on TERM, INT and
-    /// QUIT (a shutdown); SIGUSR2 asks for the tree's state in the log.
-    fn log_signal(&self, signal: i32) {
-        match signal {
-            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
-                tracing::info!(signal = signal_name(signal), "shutdown requested");
-            }
-            libc::SIGHUP => {
-                tracing::warn!("SIGHUP: reload not supported yet; nothing changed");
-            }
-            libc::SIGUSR1 => {
-                tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");
-            }
-            libc::SIGUSR2 => {
-                tracing::info!("state of the tree:\n{}", self.describe_tree());
-            }
-            _ => {}
-        }
-    }
-
-    fn log_shutdown(&self, cause: ShutdownCause) {
-        match cause {
-            ShutdownCause::Requested => tracing::info!("orderly shutdown"),
-            ShutdownCause::Forced => {
-                tracing::warn!("second shutdown request: killing every process group")
-            }
-            ShutdownCause::RootFailed => tracing::error!(
-                "the root's restart budget is exhausted: stopping everything, exit {EXIT_ROOT_FAILED}"
-            ),
-            ShutdownCause::Significant { id, code } => {
-                let service = self.processes.name(id);
-                tracing::info!(service, code, "significant service ended: shutting down");
-            }
-            ShutdownCause::SignificantGroup { group, code } => {
-                let group = self.supervisor.group_name(group);
-                tracing::info!(group, code, "significant group ended: shutting down");
-            }
-            ShutdownCause::TimedOut => {
-                tracing::warn!("shutdown_timeout passed: killing every process group left")
-            }
-        }
-    }
-
     /// Deliver the services' last output: the readers read every pipe to its end
     /// (everything that held one is dead by now) and the writers write it all, so no
     /// line is lost because minder exits. Bounded by what is left of
@@ -1015,39 +813,6 @@ impl Loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-}
-
-/// `description` (one line per node) with ` [how]` appended to the line of each
-/// `(pid, name, how)` in `stopped`: the line that shows `pid <pid>`. A process whose
-/// line cannot be found gets a line of its own at the end, so the mark is never lost.
-fn mark_stopped(description: &str, stopped: &[(i32, &str, &str)]) -> String {
-    let mut unmatched: Vec<&(i32, &str, &str)> = stopped.iter().collect();
-    let mut text = String::with_capacity(description.len());
-    for line in description.lines() {
-        text.push_str(line);
-        if let Some(index) = unmatched
-            .iter()
-            .position(|(pid, _, _)| shows_pid(line, *pid))
-        {
-            let (_, _, how) = unmatched.remove(index);
-            text.push_str(&format!(" [{how}]"));
-        }
-        text.push('\n');
-    }
-    for (pid, name, how) in unmatched {
-        text.push_str(&format!("{name} pid {pid} [{how}]\n"));
-    }
-    text
-}
-
-/// Whether `line` holds `pid <pid>` as whole words.
-fn shows_pid(line: &str, pid: i32) -> bool {
-    let needle = format!("pid {pid}");
-    line.match_indices(&needle).any(|(at, _)| {
-        let before = line[..at].chars().next_back();
-        let after = line[at + needle.len()..].chars().next();
-        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(|c| c.is_ascii_digit())
-    })
 }
 
 /// The notify socket and watchdog variables for a service with `ready.notify`; empty
@@ -1169,18 +934,4 @@ fn has_children() -> bool {
         )
     };
     result == 0
-}
-
-fn round_ms(delay: Duration) -> Duration {
-    Duration::from_millis(delay.as_millis().try_into().unwrap_or(u64::MAX))
-}
-
-fn end_name(end: EndKind) -> String {
-    match end {
-        EndKind::Stopped => "stopped".into(),
-        EndKind::Normal => "normal".into(),
-        EndKind::Abnormal => "abnormal".into(),
-        EndKind::Failure(reason) => format!("failure: {reason}"),
-        EndKind::StartFailure => "start failure".into(),
-    }
 }
