@@ -49,43 +49,11 @@ pub enum LogFormat {
 }
 
 /// A group (or the root): an ordered list of children under one strategy and budget.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GroupSpec {
-    pub name: String,
-    pub strategy: Strategy,
-    /// At most `intensity` restart decisions in any window of `period`; one more and
-    /// the group fails.
-    pub intensity: u32,
-    pub period: Duration,
-    /// When the group shuts itself down after its significant children end. On the
-    /// root: the whole tree, and minder exits. Elsewhere the group ends normally and
-    /// its parent decides by the group's `restart`.
-    pub auto_shutdown: AutoShutdown,
-    /// What the parent does once the group has ended (given up, or shut itself down).
-    /// Always `Permanent` on the root, which has no parent.
-    pub restart: RestartType,
-    /// Its end for good can shut its parent down. Never on the root.
-    pub significant: bool,
-    /// In start order. Instances of a service appear as consecutive `Service` nodes.
-    pub children: Vec<NodeSpec>,
-}
+/// A group (or the root) of the full tree: the core's group type over full services.
+pub type GroupSpec = minder_core::spec::GroupSpec<ServiceSpec>;
 
-// Services outnumber groups, so boxing the larger variant would only add indirection.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq)]
-pub enum NodeSpec {
-    Service(ServiceSpec),
-    Group(GroupSpec),
-}
-
-impl NodeSpec {
-    pub fn name(&self) -> &str {
-        match self {
-            NodeSpec::Service(service) => &service.name,
-            NodeSpec::Group(group) => &group.name,
-        }
-    }
-}
+/// A child of a group in the full tree.
+pub type NodeSpec = minder_core::spec::NodeSpec<ServiceSpec>;
 
 /// One service instance. A service with `instances = N` lowers to N of these, named
 /// `NAME.0` .. `NAME.N-1`, each with `instance = Some(i)` and `base_name = NAME`.
@@ -231,19 +199,9 @@ pub enum RlimitResource {
     Rss,
 }
 
-impl GroupSpec {
-    /// A group with the documented defaults and no children.
-    pub fn new(name: &str) -> Self {
-        GroupSpec {
-            name: name.to_string(),
-            strategy: Strategy::OneForOne,
-            intensity: 5,
-            period: Duration::from_secs(30),
-            auto_shutdown: AutoShutdown::Never,
-            restart: RestartType::Permanent,
-            significant: false,
-            children: Vec::new(),
-        }
+impl minder_core::spec::ServiceName for ServiceSpec {
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 

@@ -64,8 +64,12 @@ pub enum SignalMode {
 }
 
 /// A group (or the root): an ordered list of children under one strategy and budget.
+///
+/// Generic over the service type so that the binary crate's full spec (services with
+/// their argv, identity, environment and probes) has the same groups: the core
+/// supervises `GroupSpec<ServiceSpec>`, the default, lowered from that.
 #[derive(Clone, Debug, PartialEq)]
-pub struct GroupSpec {
+pub struct GroupSpec<S = ServiceSpec> {
     pub name: String,
     pub strategy: Strategy,
     /// At most `intensity` restart decisions in any window of `period`; one more and
@@ -83,15 +87,52 @@ pub struct GroupSpec {
     /// root.
     pub significant: bool,
     /// In start order. Instances of a service appear as consecutive `Service` nodes.
-    pub children: Vec<NodeSpec>,
+    pub children: Vec<NodeSpec<S>>,
+}
+
+impl<S> GroupSpec<S> {
+    /// A group with the documented defaults and no children.
+    pub fn new(name: &str) -> Self {
+        GroupSpec {
+            name: name.into(),
+            strategy: Strategy::OneForOne,
+            intensity: 5,
+            period: Duration::from_secs(30),
+            auto_shutdown: AutoShutdown::Never,
+            restart: RestartType::Permanent,
+            significant: false,
+            children: Vec::new(),
+        }
+    }
 }
 
 // Services outnumber groups, so boxing the larger variant would only add indirection.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
-pub enum NodeSpec {
-    Service(ServiceSpec),
-    Group(GroupSpec),
+pub enum NodeSpec<S = ServiceSpec> {
+    Service(S),
+    Group(GroupSpec<S>),
+}
+
+/// What a tree needs of its service type beyond supervision: a name to show.
+pub trait ServiceName {
+    fn name(&self) -> &str;
+}
+
+impl ServiceName for ServiceSpec {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<S: ServiceName> NodeSpec<S> {
+    /// The service's or the group's name.
+    pub fn name(&self) -> &str {
+        match self {
+            NodeSpec::Service(service) => service.name(),
+            NodeSpec::Group(group) => &group.name,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
