@@ -2330,3 +2330,37 @@ fn regression_a_late_result_of_a_cancelled_run_was_taken_for_the_next_run() {
         "#]],
     );
 }
+
+/// `minder run CONFIG -- cmd` under a one_for_all root: the sidecar and the main
+/// command end in one reap sweep, the sidecar first (the reaper returns them in pid
+/// order, not in the order they died). The sidecar's restart set takes in `main`, but
+/// `main` ended on its own and for good (temporary): its end must still fire the
+/// root's auto_shutdown, with its code. It used to be absorbed by the restart set,
+/// and minder ran the sidecar forever.
+#[test]
+fn regression_a_significant_end_absorbed_by_a_siblings_restart_set_never_shut_down() {
+    check(
+        r#"
+        [root]
+        strategy = "one_for_all"
+        auto_shutdown = "any_significant"
+        [service.side]
+        command = "sleep 100"
+        [service.main]
+        command = "sleep 100"
+        restart = "temporary"
+        significant = true
+        "#,
+        "ready side\ncrash side 9 main 9\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn side#1 pid 100
+            [     0ms] spawn main#1 pid 101
+            [     0ms] side#1 ended: signal 9, abnormal
+            [     0ms] restart side after 105ms
+            [     0ms] main#1 ended: signal 9, abnormal
+            [     0ms] shutting down: Significant { id: ServiceId(1), code: 137 }
+            [     0ms] announce Stopping
+            [     0ms] exit 137
+        "#]],
+    );
+}

@@ -53,6 +53,14 @@ impl Supervisor {
             let service = &mut self.services[id];
             if core::mem::take(&mut service.retire_after_stop) {
                 service.run = Run::Done { code };
+                // It ended by itself and for good (a temporary member of a sibling's
+                // restart set: ends reaped in one sweep come in pid order, not in the
+                // order they happened). As a significant child that is still its
+                // parent's `auto_shutdown` to judge, unless the parent or the tree is
+                // going down anyway.
+                if !self.shutting_down() && self.parent_up(node_id) {
+                    self.check_auto_shutdown(node_id, code);
+                }
             }
             return;
         }
