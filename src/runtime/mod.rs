@@ -463,13 +463,20 @@ impl Loop {
         }
     }
 
-    /// Collect every ended child; hand exits of services to the core.
+    /// Collect every ended child; hand exits of services to the core. The exits of
+    /// one sweep are queued together, before the results of exec probes reaped with
+    /// them, so `settle` hands them to the core in one batch: ends that happened
+    /// together are judged together, whatever order waitpid returned them in.
     fn reap(&mut self) {
+        let mut probe_results = Vec::new();
         for (pid, status) in process::reap() {
-            if let Some(event) = self.collected(pid, status) {
-                self.pending.push_back(event);
+            match self.collected(pid, status) {
+                Some(exit @ Event::Exited { .. }) => self.pending.push_back(exit),
+                Some(other) => probe_results.push(other),
+                None => {}
             }
         }
+        self.pending.extend(probe_results);
     }
 
     /// The reaper collected `pid`: the event for the core, if any. Ending a service's
