@@ -111,8 +111,8 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     // A panic in the loop is a bug of minder's; it must still leave nothing running
     // (the loop's drop kills what is left) and exit with the internal-error code.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(async {
-            match Loop::new(&spec, mode, outputs) {
+        runtime.block_on(async move {
+            match Loop::new(spec, mode, outputs) {
                 Ok(mut event_loop) => event_loop.run().await,
                 Err(error) => {
                     tracing::error!("{error}");
@@ -256,7 +256,7 @@ struct Loop {
 }
 
 impl Loop {
-    fn new(spec: &Spec, mode: RunMode, outputs: Option<OutputHub>) -> std::io::Result<Loop> {
+    fn new(spec: Spec, mode: RunMode, outputs: Option<OutputHub>) -> std::io::Result<Loop> {
         // Backoff jitter exists to spread restarts of many minders (or many services)
         // apart, so each run gets its own seed; the core itself stays deterministic.
         let seed = fastrand::u64(..);
@@ -281,12 +281,13 @@ impl Loop {
         } else {
             None
         };
-        let (mut core_spec, probes) = crate::spec::lower(spec);
+        let (mut core_spec, probes) = crate::spec::lower(&spec);
         core_spec.signals = match mode {
             RunMode::Config => SignalMode::Supervise,
             RunMode::Container => SignalMode::Forward,
         };
         let supervisor = Supervisor::new(&core_spec, seed);
+        let shutdown_timeout = spec.daemon.shutdown_timeout;
         let processes = ProcessTable::new(spec, probes, &supervisor);
         Ok(Loop {
             facts,
@@ -299,7 +300,7 @@ impl Loop {
             processes,
             origin: Instant::now(),
             children: Incarnations::default(),
-            shutdown_timeout: spec.daemon.shutdown_timeout,
+            shutdown_timeout,
             shutdown_started: None,
             outputs,
             mode,

@@ -135,14 +135,15 @@ pub struct ProcessTable {
 }
 
 impl ProcessTable {
-    /// Pair every service of `supervisor` (built from `lower(spec)`) with its spec in
+    /// Pair every service of `supervisor` (built from `lower(&spec)`) with its spec in
     /// `spec`, by name (names are unique in a tree); `probes` is what `lower` returned.
-    pub fn new(spec: &Spec, probes: Vec<Probe>, supervisor: &Supervisor) -> ProcessTable {
-        let mut by_name: HashMap<&str, &ServiceSpec> = HashMap::new();
-        collect(&spec.root, &mut by_name);
+    /// Takes the spec, so the runtime keeps one copy of each service's spec, not two.
+    pub fn new(spec: Spec, probes: Vec<Probe>, supervisor: &Supervisor) -> ProcessTable {
+        let mut by_name: HashMap<String, ServiceSpec> = HashMap::new();
+        collect(spec.root, &mut by_name);
         let services = supervisor
             .services()
-            .filter_map(|(id, name)| Some((id, by_name.get(name).copied()?.clone())))
+            .filter_map(|(id, name)| Some((id, by_name.remove(name)?)))
             .collect();
         ProcessTable { services, probes }
     }
@@ -162,11 +163,11 @@ impl ProcessTable {
     }
 }
 
-fn collect<'a>(group: &'a GroupSpec, into: &mut HashMap<&'a str, &'a ServiceSpec>) {
-    for child in &group.children {
+fn collect(group: GroupSpec, into: &mut HashMap<String, ServiceSpec>) {
+    for child in group.children {
         match child {
             NodeSpec::Service(service) => {
-                into.insert(&service.name, service);
+                into.insert(service.name.clone(), service);
             }
             NodeSpec::Group(inner) => collect(inner, into),
         }

@@ -251,7 +251,7 @@ fn the_process_table_holds_every_service_by_the_id_the_core_gave_it() {
     let full = load(TREE);
     let (core, probes) = lower(&full);
     let supervisor = Supervisor::new(&core, 1);
-    let table = ProcessTable::new(&full, probes, &supervisor);
+    let table = ProcessTable::new(full.clone(), probes, &supervisor);
     let mut seen = 0;
     for (id, name) in supervisor.services() {
         let service = table
@@ -280,7 +280,7 @@ fn the_process_table_finds_each_probe_the_core_names() {
     let full = load(TREE);
     let (core, probes) = lower(&full);
     let supervisor = Supervisor::new(&core, 1);
-    let table = ProcessTable::new(&full, probes.clone(), &supervisor);
+    let table = ProcessTable::new(full.clone(), probes.clone(), &supervisor);
     for (index, probe) in probes.iter().enumerate() {
         assert_eq!(table.probe(core::ProbeId(index)), Some(probe));
     }
