@@ -84,6 +84,14 @@ fn main() -> ExitCode {
                     return exit(minder::exit::USAGE);
                 }
             };
+            // What `minder check` warns about is worth a line at every start too: the
+            // file runs as written, but likely not as meant.
+            for warning in config::warnings(&spec) {
+                eprintln!(
+                    "warning: {}: {warning}",
+                    config::printable(&path.display().to_string())
+                );
+            }
             if !main.is_empty()
                 && let Err(message) = runtime::add_main_service(&mut spec, main)
             {

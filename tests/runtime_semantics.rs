@@ -244,6 +244,24 @@ fn check_warns_about_a_permanent_group_with_auto_shutdown() {
     );
 }
 
+/// `minder run` prints the same warning at start, and runs the file as written.
+#[test]
+fn run_warns_about_a_permanent_group_with_auto_shutdown_and_runs_it() {
+    let mut minder = Minder::run(&format!(
+        "[group.job]\nchildren = [\"task\"]\nauto_shutdown = \"any_significant\"\n{}",
+        sleeper("task", "restart = \"transient\"\nsignificant = true")
+    ));
+    minder.wait_pid("task", None);
+    let log = minder.stderr_text();
+    assert!(
+        log.contains("warning: ")
+            && log.contains("`group.job`: auto_shutdown is set but restart is \"permanent\""),
+        "{log}"
+    );
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+}
+
 /// What OTP refuses is a config error with line and column: a significant permanent
 /// group, and a significant child under a parent whose auto_shutdown is "never".
 #[test]
