@@ -295,23 +295,7 @@ impl NotifyServer {
                 ),
             ));
         }
-        create_private_dir(&dir)?;
-        let lock = match lock_dir(&dir) {
-            Ok(Some(lock)) => lock,
-            Ok(None) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} was taken by another minder", dir.display()),
-                ));
-            }
-            Err(error) => {
-                let _ = std::fs::remove_dir(&dir);
-                return Err(io::Error::new(
-                    error.kind(),
-                    format!("lock {}: {error}", dir.display()),
-                ));
-            }
-        };
+        let lock = create_private_dir(&dir)?;
         Ok(NotifyServer {
             facts,
             dir,
@@ -595,7 +579,7 @@ fn runtime_dir() -> PathBuf {
 /// only if it is a real directory owned by us that no live minder holds locked (PID 1
 /// of another container sharing this `/run` has the same pid): in a shared temporary
 /// directory, someone else's entry is an error, never followed.
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+fn create_private_dir(dir: &Path) -> io::Result<std::fs::File> {
     let context = |error: io::Error, what: &str| {
         io::Error::new(error.kind(), format!("{what} {}: {error}", dir.display()))
     };
@@ -611,10 +595,9 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
                     ),
                 ));
             }
-            if lock_dir(dir)
-                .map_err(|e| context(e, "lock the leftover"))?
-                .is_none()
-            {
+            // Held while the leftover is removed, so no other minder takes it meanwhile.
+            let Some(_leftover) = lock_dir(dir).map_err(|e| context(e, "lock the leftover"))?
+            else {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
                     format!(
@@ -623,19 +606,46 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
                         dir.display()
                     ),
                 ));
-            }
+            };
             std::fs::remove_dir_all(dir).map_err(|e| context(e, "remove the stale"))?;
         }
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(context(error, "inspect")),
     }
+    // Made and locked under a name no other minder looks at, then renamed into place
+    // (never over anything): a directory named `minder-<pid>` is locked from the moment
+    // it exists, so another pid namespace's `remove_stale_dirs` cannot take it for a
+    // dead minder's in between.
+    let mut staging = dir.as_os_str().to_owned();
+    staging.push(format!(".new-{:016x}", fastrand::u64(..)));
+    let staging = PathBuf::from(staging);
     std::fs::DirBuilder::new()
         .mode(0o711)
-        .create(dir)
+        .create(&staging)
         .map_err(|e| context(e, "create"))?;
-    // The umask may have removed bits from the mode asked for.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
-        .map_err(|e| context(e, "chmod"))
+    let placed = (|| {
+        // The umask may have removed bits from the mode asked for.
+        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| context(e, "chmod"))?;
+        let lock = lock_dir(&staging)
+            .map_err(|e| context(e, "lock"))?
+            .ok_or_else(|| {
+                io::Error::other(format!("{} was locked by another", staging.display()))
+            })?;
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &staging,
+            nix::fcntl::AT_FDCWD,
+            dir,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(|errno| context(io::Error::from(errno), "move into place"))?;
+        Ok(lock)
+    })();
+    if placed.is_err() {
+        let _ = std::fs::remove_dir(&staging);
+    }
+    placed
 }
 
 /// A non-blocking, close-on-exec datagram socket bound at `path`, with SO_PASSCRED,

@@ -601,3 +601,28 @@ async fn regression_a_long_named_service_and_a_service_named_by_its_slot_shared_
     // The first socket was not removed to make room for the second.
     assert!(long.exists() && named_zero.exists());
 }
+
+/// The directory is locked from the moment it has its name (it is made and locked
+/// under another name, then renamed into place), so a minder of another pid namespace
+/// sharing the base directory never sees it unlocked; nothing of the staging is left.
+#[tokio::test]
+async fn the_directory_is_locked_as_soon_as_it_has_its_name() {
+    let (sender, _events) = mpsc::unbounded_channel();
+    let base = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let server = NotifyServer::in_dir(sender, base.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(super::lock_dir(server.dir()), Ok(None)),
+        "the directory can be locked by someone else"
+    );
+    let names: Vec<String> = std::fs::read_dir(base.path())
+        .unwrap_or_else(|error| panic!("{error}"))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    assert_eq!(names, [format!("minder-{}", std::process::id())]);
+    let mode = std::fs::metadata(server.dir())
+        .unwrap_or_else(|error| panic!("{error}"))
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o711);
+}
