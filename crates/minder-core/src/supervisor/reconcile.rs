@@ -390,21 +390,14 @@ impl Supervisor {
 mod tests {
     use super::super::{Effect, Event, Report, Supervisor, Time};
     use crate::spec::{
-        AutoShutdown, BackoffSpec, GroupSpec, NodeSpec, RestartType, SIGTERM, ServiceKind,
-        ServiceSpec, Spec, Strategy,
+        BackoffSpec, GroupSpec, NodeSpec, RestartType, SIGTERM, ServiceKind, ServiceSpec, Spec,
     };
     use core::time::Duration;
 
     fn group(name: &str, children: Vec<NodeSpec>) -> GroupSpec {
         GroupSpec {
-            name: name.into(),
-            strategy: Strategy::OneForOne,
-            intensity: 5,
-            period: Duration::from_secs(30),
-            auto_shutdown: AutoShutdown::Never,
-            restart: RestartType::Permanent,
-            significant: false,
             children,
+            ..GroupSpec::new(name)
         }
     }
 
