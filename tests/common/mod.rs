@@ -751,11 +751,13 @@ pub fn free_port() -> u16 {
 /// (`/proc/PID/environ`), if it has one.
 pub fn env_var_of(pid: i32, name: &str) -> Option<String> {
     // Right after a spawn (or while a shell execs its program) /proc/PID/environ can
-    // read empty for an instant: wait, bounded, for the environment to show.
+    // read empty, or from a memory map not set up yet, for an instant: wait, bounded,
+    // until two reads in a row show the same non-empty environment.
     let mut environ = Vec::new();
     wait_for(Duration::from_secs(2), || {
+        let previous = std::mem::take(&mut environ);
         environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        !environ.is_empty() || !is_alive(pid)
+        (!environ.is_empty() && environ == previous) || !is_alive(pid)
     });
     let prefix = format!("{name}=");
     environ.split(|byte| *byte == 0).find_map(|entry| {
