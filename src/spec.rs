@@ -30,16 +30,72 @@ pub struct Spec {
 pub struct DaemonSpec {
     /// Bound on the whole orderly shutdown; past it every group left is killed.
     pub shutdown_timeout: Duration,
+    /// On TERM/INT/QUIT, how long services keep running (with `/readyz` failing) before
+    /// the orderly shutdown starts. Never more than `shutdown_timeout`.
+    pub drain_delay: Duration,
+    /// minder's own log lines: text or JSON (and, with `log_format = "json"`, the
+    /// services' lines too).
     pub log_format: LogFormat,
+    /// Where the control socket is, and whether the file asked for it.
+    pub control: ControlSocket,
+    /// File mode of the control socket (`control_mode`, default 0600).
+    pub control_mode: u32,
+    /// `control_group`: members of this group may read (status, logs, events).
+    pub control_group: Option<String>,
+    /// `metrics_listen`: the HTTP endpoint for /metrics, /healthz, /readyz.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `log_dir`: one file per service there, instead of minder's stdout/stderr.
+    pub log_dir: Option<PathBuf>,
+    /// Rotate a service's log file at this size...
+    pub log_max_size: u64,
+    /// ... keeping this many old files.
+    pub log_keep: u32,
+    /// Prefix each captured line with an RFC 3339 time.
+    pub log_timestamps: bool,
+    /// What happens to a service writing faster than its sink.
+    pub log_overflow: LogOverflow,
+    /// `state_file`: remembers services stopped by hand across restarts of minder.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for DaemonSpec {
     fn default() -> Self {
         DaemonSpec {
             shutdown_timeout: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
             log_format: LogFormat::Text,
+            control: ControlSocket::Default,
+            control_mode: 0o600,
+            control_group: None,
+            metrics_listen: None,
+            log_dir: None,
+            log_max_size: 10 * 1024 * 1024,
+            log_keep: 5,
+            log_timestamps: false,
+            log_overflow: LogOverflow::Block,
+            state_file: None,
         }
     }
+}
+
+/// `control_socket`: where minder listens for `minderctl`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlSocket {
+    /// The key is absent: `$MINDER_SOCKET` if set, else the default path (see
+    /// `control::default_socket_path`). If it cannot be created, minder runs without.
+    Default,
+    /// `control_socket = "PATH"`: failing to create it is a startup error.
+    Path(PathBuf),
+    /// `control_socket = ""`: no control socket.
+    Disabled,
+}
+
+/// `log_overflow`: a service writing faster than its sink is slowed down (`Block`,
+/// back-pressure through its pipe) or has its lines dropped and counted (`Drop`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogOverflow {
+    Block,
+    Drop,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

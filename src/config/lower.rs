@@ -12,8 +12,8 @@
 use super::Diagnostics;
 use super::values::{self, short, suggest};
 use crate::spec::{
-    AutoShutdown, BackoffSpec, DaemonSpec, GroupSpec, LogFormat, RestartType, Rlimit,
-    RlimitResource, ServiceSpec, Strategy,
+    AutoShutdown, BackoffSpec, ControlSocket, DaemonSpec, GroupSpec, LogFormat, LogOverflow,
+    RestartType, Rlimit, RlimitResource, ServiceSpec, Strategy,
 };
 use std::borrow::Cow;
 use std::ops::Range;
@@ -73,8 +73,10 @@ pub(crate) struct RawService {
 }
 
 const TOP_KEYS: &[&str] = &["daemon", "root", "group", "service"];
-const DAEMON_KEYS: &[&str] = &["shutdown_timeout", "log_format"];
-const DAEMON_NOT_YET: &[&str] = &[
+const DAEMON_KEYS: &[&str] = &[
+    "shutdown_timeout",
+    "drain_delay",
+    "log_format",
     "control_socket",
     "control_mode",
     "control_group",
@@ -86,6 +88,9 @@ const DAEMON_NOT_YET: &[&str] = &[
     "log_overflow",
     "state_file",
 ];
+const DAEMON_NOT_YET: &[&str] = &[];
+const LOG_OVERFLOWS: &[(&str, LogOverflow)] =
+    &[("block", LogOverflow::Block), ("drop", LogOverflow::Drop)];
 const ROOT_KEYS: &[&str] = &[
     "strategy",
     "intensity",
@@ -479,6 +484,7 @@ impl Lowerer<'_> {
 
     fn daemon(&mut self, table: &DeTable<'_>) -> DaemonSpec {
         let mut daemon = DaemonSpec::default();
+        let mut drain_delay_span = None;
         for (key, value) in sorted(table) {
             let path = join("daemon", key.get_ref());
             match key.get_ref().as_ref() {
@@ -487,13 +493,103 @@ impl Lowerer<'_> {
                         daemon.shutdown_timeout = timeout;
                     }
                 }
+                "drain_delay" => {
+                    if let Some(delay) = self.duration(&path, value) {
+                        daemon.drain_delay = delay;
+                        drain_delay_span = Some(value.span());
+                    }
+                }
                 "log_format" => {
                     if let Some(format) = self.choice(&path, value, LOG_FORMATS) {
                         daemon.log_format = format;
                     }
                 }
+                "control_socket" => {
+                    let expected = "a socket path, or \"\" for no control socket";
+                    if let Some(text) = self.string(&path, value, expected) {
+                        daemon.control = if text.is_empty() {
+                            ControlSocket::Disabled
+                        } else {
+                            ControlSocket::Path(self.base_dir.join(text))
+                        };
+                    }
+                }
+                "control_mode" => {
+                    if let Some(mode) =
+                        self.octal_mode(&path, value, "an octal file mode like \"0660\"")
+                    {
+                        daemon.control_mode = mode;
+                    }
+                }
+                "control_group" => {
+                    daemon.control_group =
+                        self.nonempty_string(&path, value, "a group name or gid");
+                }
+                "metrics_listen" => {
+                    let expected = "an address like \"127.0.0.1:9733\", or \"\" for none";
+                    if let Some(text) = self.string(&path, value, expected) {
+                        if text.is_empty() {
+                            daemon.metrics_listen = None;
+                        } else {
+                            match text.parse::<std::net::SocketAddr>() {
+                                Ok(address) => daemon.metrics_listen = Some(address),
+                                Err(_) => self.wrong(&path, value, expected),
+                            }
+                        }
+                    }
+                }
+                "log_dir" => {
+                    let expected = "a directory path, or \"\" for minder's stdout/stderr";
+                    if let Some(text) = self.string(&path, value, expected) {
+                        daemon.log_dir = (!text.is_empty()).then(|| self.base_dir.join(text));
+                    }
+                }
+                "log_max_size" => {
+                    if let Some(size) = self.size(&path, value) {
+                        if size < 4096 {
+                            self.wrong(&path, value, "a size of at least 4KiB");
+                        } else {
+                            daemon.log_max_size = size;
+                        }
+                    }
+                }
+                "log_keep" => {
+                    if let Some(keep) =
+                        self.bounded(&path, value, 0..1001, "an integer from 0 to 1000")
+                    {
+                        daemon.log_keep = keep as u32;
+                    }
+                }
+                "log_timestamps" => {
+                    if let Some(flag) = self.boolean(&path, value) {
+                        daemon.log_timestamps = flag;
+                    }
+                }
+                "log_overflow" => {
+                    if let Some(overflow) = self.choice(&path, value, LOG_OVERFLOWS) {
+                        daemon.log_overflow = overflow;
+                    }
+                }
+                "state_file" => {
+                    let expected = "a file path, or \"\" for none";
+                    if let Some(text) = self.string(&path, value, expected) {
+                        daemon.state_file = (!text.is_empty()).then(|| self.base_dir.join(text));
+                    }
+                }
                 _ => self.unknown_key("daemon", key, DAEMON_KEYS, DAEMON_NOT_YET),
             }
+        }
+        if let Some(span) = drain_delay_span
+            && daemon.drain_delay > daemon.shutdown_timeout
+        {
+            self.error(
+                span,
+                format!(
+                    "`daemon.drain_delay`: expected at most `daemon.shutdown_timeout` ({}), since the drain is counted inside it, found {}",
+                    values::format_duration(daemon.shutdown_timeout),
+                    values::format_duration(daemon.drain_delay)
+                ),
+            );
         }
         daemon
     }
@@ -636,7 +732,9 @@ impl Lowerer<'_> {
                 }
                 "env" => spec.env = self.env(&key_path, value),
                 "env_file" => spec.env_file = self.path(&key_path, value),
-                "umask" => spec.umask = self.umask(&key_path, value),
+                "umask" => {
+                    spec.umask = self.octal_mode(&key_path, value, "an octal umask string like \"0027\"")
+                }
                 "rlimits" => spec.rlimits = self.rlimits(&key_path, value),
                 "stop_signal" => {
                     if let Some(signal) = self.signal(&key_path, value) {
@@ -820,8 +918,9 @@ impl Lowerer<'_> {
         env
     }
 
-    fn umask(&mut self, path: &str, value: &Value<'_>) -> Option<u32> {
-        let expected = "an octal umask string like \"0027\"";
+    /// An octal mode (`umask`, `control_mode`): a string like "0027" or a TOML octal
+    /// integer, at most 0777.
+    fn octal_mode(&mut self, path: &str, value: &Value<'_>, expected: &str) -> Option<u32> {
         match value.get_ref() {
             // A TOML octal integer (0o027) is unambiguous; a decimal 27 is not.
             DeValue::Integer(integer) if integer.radix() == 8 => {

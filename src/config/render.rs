@@ -7,8 +7,8 @@
 use super::lower::{RLIMITS, UNLIMITED};
 use super::values::{format_size, quote_word, signal_name};
 use crate::spec::{
-    AutoShutdown, GroupSpec, HealthSpec, LogFormat, NodeSpec, Probe, ReadyCheck, ReadySpec,
-    RestartType, ServiceSpec, Spec, Strategy,
+    AutoShutdown, ControlSocket, GroupSpec, HealthSpec, LogFormat, LogOverflow, NodeSpec, Probe,
+    ReadyCheck, ReadySpec, RestartType, ServiceSpec, Spec, Strategy,
 };
 use std::fmt::Write;
 use std::time::Duration;
@@ -29,6 +29,53 @@ pub fn render(spec: &Spec) -> String {
         LogFormat::Json => "json",
     };
     line(&mut out, 1, "log_format", format);
+    let daemon = &spec.daemon;
+    line(&mut out, 1, "drain_delay", &duration(daemon.drain_delay));
+    let control = match &daemon.control {
+        ControlSocket::Default => "default".to_string(),
+        ControlSocket::Path(path) => path.display().to_string(),
+        ControlSocket::Disabled => "none".to_string(),
+    };
+    line(&mut out, 1, "control_socket", &control);
+    line(
+        &mut out,
+        1,
+        "control_mode",
+        &format!("{:04o}", daemon.control_mode),
+    );
+    if let Some(group) = &daemon.control_group {
+        line(&mut out, 1, "control_group", group);
+    }
+    if let Some(address) = daemon.metrics_listen {
+        line(&mut out, 1, "metrics_listen", &address.to_string());
+    }
+    match &daemon.log_dir {
+        Some(dir) => {
+            line(&mut out, 1, "log_dir", &dir.display().to_string());
+            line(
+                &mut out,
+                1,
+                "log_max_size",
+                &format_size(daemon.log_max_size),
+            );
+            line(&mut out, 1, "log_keep", &daemon.log_keep.to_string());
+        }
+        None => line(&mut out, 1, "log_dir", "none (minder's stdout and stderr)"),
+    }
+    line(
+        &mut out,
+        1,
+        "log_timestamps",
+        &daemon.log_timestamps.to_string(),
+    );
+    let overflow = match daemon.log_overflow {
+        LogOverflow::Block => "block",
+        LogOverflow::Drop => "drop",
+    };
+    line(&mut out, 1, "log_overflow", overflow);
+    if let Some(path) = &daemon.state_file {
+        line(&mut out, 1, "state_file", &path.display().to_string());
+    }
     out
 }
 

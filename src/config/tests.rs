@@ -5,8 +5,8 @@
 use super::values::{format_size, size, split_command};
 use super::{ConfigErrors, load_str};
 use crate::spec::{
-    AutoShutdown, BackoffSpec, HealthSpec, LogFormat, NodeSpec, Probe, ReadyCheck, ReadySpec,
-    RestartType, Rlimit, RlimitResource, ServiceSpec, Spec, Strategy,
+    AutoShutdown, BackoffSpec, ControlSocket, HealthSpec, LogFormat, LogOverflow, NodeSpec, Probe,
+    ReadyCheck, ReadySpec, RestartType, Rlimit, RlimitResource, ServiceSpec, Spec, Strategy,
 };
 use expect_test::expect;
 use std::path::{Path, PathBuf};
@@ -1060,31 +1060,96 @@ fn env_value_must_be_a_string() {
 }
 
 #[test]
-fn not_supported_yet_keys_are_refused_not_ignored() {
+fn every_daemon_key_is_read() {
+    let spec = ok(r#"
+[daemon]
+control_socket = "ctl/control.sock"
+control_mode = "0660"
+control_group = "adm"
+metrics_listen = "127.0.0.1:9733"
+log_format = "json"
+log_dir = "logs"
+log_max_size = "1MiB"
+log_keep = 3
+log_timestamps = true
+log_overflow = "drop"
+shutdown_timeout = "20s"
+drain_delay = "5s"
+state_file = "state.json"
+[service.web]
+command = "x"
+"#);
+    let daemon = &spec.daemon;
+    let base = Path::new(BASE);
+    assert_eq!(
+        daemon.control,
+        ControlSocket::Path(base.join("ctl/control.sock"))
+    );
+    assert_eq!(daemon.control_mode, 0o660);
+    assert_eq!(daemon.control_group.as_deref(), Some("adm"));
+    assert_eq!(
+        daemon.metrics_listen,
+        Some("127.0.0.1:9733".parse().unwrap())
+    );
+    assert_eq!(daemon.log_format, LogFormat::Json);
+    assert_eq!(daemon.log_dir, Some(base.join("logs")));
+    assert_eq!(daemon.log_max_size, 1024 * 1024);
+    assert_eq!(daemon.log_keep, 3);
+    assert!(daemon.log_timestamps);
+    assert_eq!(daemon.log_overflow, LogOverflow::Drop);
+    assert_eq!(daemon.shutdown_timeout, Duration::from_secs(20));
+    assert_eq!(daemon.drain_delay, Duration::from_secs(5));
+    assert_eq!(daemon.state_file, Some(base.join("state.json")));
+}
+
+#[test]
+fn empty_daemon_paths_turn_the_feature_off() {
+    let spec = ok(r#"
+[daemon]
+control_socket = ""
+metrics_listen = ""
+log_dir = ""
+state_file = ""
+[service.web]
+command = "x"
+"#);
+    assert_eq!(spec.daemon.control, ControlSocket::Disabled);
+    assert_eq!(spec.daemon.metrics_listen, None);
+    assert_eq!(spec.daemon.log_dir, None);
+    assert_eq!(spec.daemon.state_file, None);
+    let default = ok("[service.web]\ncommand = \"x\"\n");
+    assert_eq!(default.daemon.control, ControlSocket::Default);
+}
+
+#[test]
+fn bad_daemon_values_name_the_key_and_what_was_expected() {
     let errors = errors(
         r#"
 [daemon]
-control_socket = "/run/minder.sock"
-metrics_listen = "127.0.0.1:9733"
-log_dir = "/var/log/minder"
-state_file = "state"
+shutdown_timeout = "10s"
+drain_delay = "15s"
+metrics_listen = "localhost"
+control_mode = "999"
+log_keep = -1
+log_overflow = "dorp"
+log_max_size = "10"
 [service.web]
 command = "x"
 "#,
     );
     let expected = [
-        ("2:1", "daemon.control_socket"),
-        ("3:1", "daemon.metrics_listen"),
-        ("4:1", "daemon.log_dir"),
-        ("5:1", "daemon.state_file"),
+        "3:15: `daemon.drain_delay`: expected at most `daemon.shutdown_timeout` (10s)",
+        "4:18: `daemon.metrics_listen`: expected an address",
+        "5:16: `daemon.control_mode`:",
+        "6:12: `daemon.log_keep`: expected an integer from 0 to 1000",
+        "7:16: `daemon.log_overflow`: expected one of \"block\", \"drop\", found \"dorp\"; did you mean \"drop\"?",
+        "8:16: `daemon.log_max_size`: expected a size of at least 4KiB",
     ];
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
-    for (error, (position, key)) in errors.iter().zip(expected) {
-        assert_eq!(
-            *error,
-            format!(
-                "{position}: `{key}` is not supported yet: this version of minder does not implement it; remove it"
-            )
+    for (error, prefix) in errors.iter().zip(expected) {
+        assert!(
+            error.starts_with(prefix),
+            "{error:?} should start with {prefix:?}"
         );
     }
 }
@@ -2093,6 +2158,12 @@ health = { max_memory = "100MB" }
         daemon
           shutdown_timeout 20s
           log_format       json
+          drain_delay      0s
+          control_socket   default
+          control_mode     0600
+          log_dir          none (minder's stdout and stderr)
+          log_timestamps   false
+          log_overflow     block
     "#]]
     .assert_eq(&super::render(&spec));
 }
@@ -2105,6 +2176,12 @@ fn render_of_an_empty_file() {
         daemon
           shutdown_timeout 30s
           log_format       text
+          drain_delay      0s
+          control_socket   default
+          control_mode     0600
+          log_dir          none (minder's stdout and stderr)
+          log_timestamps   false
+          log_overflow     block
     "#]]
     .assert_eq(&super::render(&ok("")));
 }

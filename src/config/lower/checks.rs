@@ -423,7 +423,7 @@ impl Lowerer<'_> {
     }
 
     /// `max_memory`: a size string or a TOML integer of bytes.
-    fn size(&mut self, path: &str, value: &Value<'_>) -> Option<u64> {
+    pub(super) fn size(&mut self, path: &str, value: &Value<'_>) -> Option<u64> {
         let expected = "a size like \"512MiB\" or a number of bytes";
         if let DeValue::Integer(_) = value.get_ref() {
             let bytes = self.bounded(
