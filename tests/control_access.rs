@@ -27,25 +27,26 @@ fn request_as_nobody(socket: &Path, extra_group: Option<&str>, cmd: &str, args: 
         s.sendall(sys.argv[2].encode()+b'\\n')\n\
         print(s.makefile().readline(), end='')\n";
     let request = json!({"v": 1, "id": 1, "cmd": cmd, "args": args}).to_string();
-    let mut command = std::process::Command::new("setpriv");
-    command.args(["--reuid=nobody", "--regid=nogroup"]);
-    match extra_group {
-        Some(group) => command.arg(format!("--groups={group}")),
-        None => command.arg("--clear-groups"),
+    let groups = match extra_group {
+        Some(group) => format!("--groups={group}"),
+        None => "--clear-groups".to_string(),
     };
-    let output = command
-        .args([PYTHON, "-c", client])
-        .arg(socket)
-        .arg(&request)
-        .output()
-        .expect("run setpriv");
-    let text = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|error| {
-        panic!(
-            "no JSON answer as nobody ({error}): {text:?}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
+    let socket = socket.to_str().expect("a UTF-8 path");
+    let text = common::command_stdout(
+        "setpriv",
+        &[
+            "--reuid=nobody",
+            "--regid=nogroup",
+            &groups,
+            PYTHON,
+            "-c",
+            client,
+            socket,
+            &request,
+        ],
+    );
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|error| panic!("no JSON answer as nobody ({error}): {text:?}"))
 }
 
 /// A minder whose socket other users can reach: a world-writable test directory and
