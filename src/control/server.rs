@@ -435,8 +435,14 @@ async fn serve(
             role,
             reply: Reply { id, sender },
         }));
-        let answer = match (sent, answer.await) {
-            (Ok(()), Ok(answer)) => answer,
+        // minder may stop serving requests while this one waits (its loop has ended
+        // and it is cleaning up): that is an answer too.
+        let answer = tokio::select! {
+            answer = answer => answer.ok(),
+            _ = closing.wait_for(|closing| *closing) => None,
+        };
+        let answer = match (sent, answer) {
+            (Ok(()), Some(answer)) => answer,
             // The loop is gone or dropped the request: minder is on its way out.
             _ => {
                 let error = Error::new(ErrorKind::ShuttingDown, "minder is shutting down");
