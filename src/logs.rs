@@ -334,8 +334,9 @@ impl OutputHub {
         }
     }
 
-    /// Service lines that did not reach their sink: refused by it (a closed stdout), or
-    /// given up by `drain`. For the metric `minder_log_lines_dropped_total`.
+    /// Service lines that did not reach their sink: refused by it (a closed stdout, a
+    /// log file on a full disk), dropped for `log_overflow = "drop"`, or given up by
+    /// `drain`. For the metric `minder_log_lines_dropped_total`.
     pub fn lines_dropped(&self) -> u64 {
         self.counters.lines_dropped.load(Ordering::Relaxed)
     }
@@ -393,7 +394,8 @@ impl OutputHub {
     /// `deadline`, or until `interrupt` completes (a second shutdown signal). If it has
     /// to give up, it logs per service and stream how many lines were lost, counts them
     /// in `lines_dropped`, and returns them; that takes at most `SETTLE_GRACE` and
-    /// `REPORT_GRACE` more.
+    /// `REPORT_GRACE` more. Either way it ends with `report_dropped` (another
+    /// `REPORT_GRACE` at most).
     pub async fn drain(
         self,
         mut attachments: Vec<Attachment>,

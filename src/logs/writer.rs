@@ -1,5 +1,6 @@
-//! The writer threads: the only code that writes captured output (and, through
-//! `OwnLogWriter`, minder's own log lines) to minder's stdout and stderr.
+//! The writer threads of minder's stdout and stderr: the only code that writes captured
+//! output (and, through `OwnLogWriter`, minder's own log lines) there. (Log files have
+//! their own thread, `files.rs`; the line types and counters here are shared with it.)
 //!
 //! There is one thread per sink, each with its own queue, so a blocked stdout (a full
 //! pipe nobody reads, a stopped terminal) blocks only the stdout thread: the services
@@ -55,8 +56,8 @@ impl Stream {
     }
 }
 
-/// Where the writer threads write. Injectable so tests (and, later, log files) can
-/// capture output; the default is minder's own fds 1 and 2.
+/// Where the writer threads write. Injectable so tests can capture output; the default
+/// is minder's own fds 1 and 2.
 pub struct Sinks {
     pub stdout: Box<dyn Write + Send>,
     pub stderr: Box<dyn Write + Send>,

@@ -901,11 +901,17 @@ const OWN_DESCRIPTORS: u64 = 64;
 
 /// About how many file descriptors minder holds at once for `spec` (see the file
 /// descriptor notes in minder(8)): its own, plus per service its two output pipes
-/// (run mode), its notify socket, its ready-fd pipe, and a socket per tcp or http
+/// and its log file (run mode), its notify socket, its ready-fd pipe, and a socket per tcp or http
 /// check that may run at the same time.
 fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
+    // Config mode: two output pipes, plus its log file with `log_dir`.
+    let captured = match (mode, &spec.daemon.log_dir) {
+        (RunMode::Config, Some(_)) => 3,
+        (RunMode::Config, None) => 2,
+        (RunMode::Container, _) => 0,
+    };
     let per_service = |service: &ServiceSpec| -> u64 {
-        let pipes = if mode == RunMode::Config { 2 } else { 0 };
+        let pipes = captured;
         let ready = match service.ready.as_ref().map(|ready| &ready.check) {
             Some(ReadyCheck::Notify | ReadyCheck::Fd(_)) => 1,
             Some(ReadyCheck::Probe(Probe::Tcp { .. } | Probe::Http { .. })) => 1,
