@@ -82,6 +82,17 @@ pub fn create_log_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// Whether the last byte of `file` (`size` bytes long) is a newline; an unreadable
+/// one counts as a newline (nothing is added).
+fn ends_with_newline(file: &File, size: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut last = [0u8; 1];
+    match file.read_at(&mut last, size.saturating_sub(1)) {
+        Ok(1) => last[0] == b'\n',
+        _ => true,
+    }
+}
+
 /// Starts the file writer thread. It ends when every sender is dropped, after writing
 /// what is queued.
 pub fn start(
@@ -199,7 +210,8 @@ struct LogFile {
     buffer: Vec<u8>,
     /// ... and each of them (its length in `buffer`, its budget and counts).
     lines: Vec<(usize, Line)>,
-    /// The last write stopped inside a line: the next write starts with a newline.
+    /// The open file ends inside a line (read from it when opened): the next write
+    /// starts with a newline.
     torn: bool,
     /// Set while the file cannot be opened or written.
     failure: Option<Failure>,
@@ -263,6 +275,7 @@ impl LogFile {
 
     fn open(&mut self) {
         let opened = OpenOptions::new()
+            .read(true)
             .append(true)
             .create(true)
             .mode(FILE_MODE)
@@ -271,11 +284,12 @@ impl LogFile {
             .and_then(|file| Ok((file.metadata()?.len(), file)));
         match opened {
             Ok((size, file)) => {
+                // The file itself says whether it ends inside a line: a write cut
+                // short by a full disk (every failure closes the file, so the next
+                // try comes through here), or another program's partial line.
+                self.torn = size > 0 && !ends_with_newline(&file, size);
                 self.file = Some(file);
                 self.size = size;
-                // A new file (or one another program wrote to) starts at a line
-                // boundary as far as minder can tell.
-                self.torn = false;
             }
             Err(error) => self.failed("open", &error),
         }
@@ -318,21 +332,20 @@ impl LogFile {
             }
         }
         self.size += written as u64;
-        // Lines whose last byte was written are finished; a line cut short leaves the
-        // file inside a line.
-        let mut start = lead;
+        if written >= lead {
+            self.torn = false;
+        }
+        // Lines whose last byte was written are finished. (After a failure the file is
+        // closed; whether it ends inside a line is read from it when it is reopened.)
+        let mut end = lead;
         let mut complete = 0;
-        let mut cut = written < lead && self.torn;
         for (length, _) in &self.lines {
-            let end = start + length;
+            end += length;
             if end > written {
-                cut = cut || written > start;
                 break;
             }
             complete += 1;
-            start = end;
         }
-        self.torn = cut;
         for (_, line) in self.lines.drain(..complete) {
             if let Some(counts) = line.counts() {
                 counts.finished.fetch_add(1, Ordering::Relaxed);
@@ -562,6 +575,16 @@ mod tests {
             "stdout | before\nstdout | still the old file\n"
         );
         assert_eq!(read(dir.path(), "svc.log"), "stdout | after\n");
+    }
+
+    #[test]
+    fn a_file_that_ends_inside_a_line_gets_a_newline_before_the_next_one() {
+        let dir = temp_dir();
+        fs::write(dir.path().join("svc.log"), "cut sho").unwrap_or_else(|e| panic!("{e}"));
+        let (mut writer, counts) = writer(dir.path(), 1 << 20, 3);
+        writer.accept(line("next", &counts));
+        writer.flush_all();
+        assert_eq!(read(dir.path(), "svc.log"), "cut sho\nstdout | next\n");
     }
 
     #[test]
