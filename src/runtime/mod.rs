@@ -446,14 +446,16 @@ impl Loop {
 
     /// SIGUSR1 (reported by the core): reopen the services' log files, if they have any.
     fn reopen_log_files(&self) {
-        match self.outputs.as_ref() {
-            Some(outputs) if outputs.log_dir().is_some() => {
+        let files = self
+            .outputs
+            .as_ref()
+            .and_then(|outputs| Some((outputs, outputs.log_dir()?)));
+        match files {
+            Some((outputs, dir)) => {
                 outputs.reopen();
-                if let Some(dir) = outputs.log_dir() {
-                    tracing::info!("SIGUSR1: reopening the log files in {}", dir.display());
-                }
+                tracing::info!("SIGUSR1: reopening the log files in {}", dir.display());
             }
-            _ => tracing::info!("SIGUSR1: no log files to reopen (log_dir is not set)"),
+            None => tracing::info!("SIGUSR1: no log files to reopen (log_dir is not set)"),
         }
     }
 
@@ -900,18 +902,16 @@ fn notify_environment(
 const OWN_DESCRIPTORS: u64 = 64;
 
 /// About how many file descriptors minder holds at once for `spec` (see the file
-/// descriptor notes in minder(8)): its own, plus per service its two output pipes
-/// and its log file (run mode), its notify socket, its ready-fd pipe, and a socket per tcp or http
-/// check that may run at the same time.
+/// descriptor notes in minder(8)): its own, plus per service its two output pipes and
+/// its log file (run mode), its notify socket, its ready-fd pipe, and a socket per tcp
+/// or http check that may run at the same time.
 fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
-    // Config mode: two output pipes, plus its log file with `log_dir`.
     let captured = match (mode, &spec.daemon.log_dir) {
         (RunMode::Config, Some(_)) => 3,
         (RunMode::Config, None) => 2,
         (RunMode::Container, _) => 0,
     };
     let per_service = |service: &ServiceSpec| -> u64 {
-        let pipes = captured;
         let ready = match service.ready.as_ref().map(|ready| &ready.check) {
             Some(ReadyCheck::Notify | ReadyCheck::Fd(_)) => 1,
             Some(ReadyCheck::Probe(Probe::Tcp { .. } | Probe::Http { .. })) => 1,
@@ -921,7 +921,7 @@ fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
             Some(Probe::Tcp { .. } | Probe::Http { .. }) => 1,
             _ => 0,
         };
-        pipes + ready + health
+        captured + ready + health
     };
     OWN_DESCRIPTORS + services(&spec.root).map(per_service).sum::<u64>()
 }
