@@ -315,10 +315,15 @@ impl OutputHub {
         Some(lines)
     }
 
-    /// Drops a service's tail and budget (it was removed from the tree). Readers still
-    /// running keep their own reference until they end.
+    /// Drops a service's tail and budget (it was removed from the tree), and closes its
+    /// log file once what is queued for it is written. Readers still running keep
+    /// their own reference until they end (a line they still deliver opens the file
+    /// again).
     pub fn forget(&self, name: &str) {
         self.services().remove(name);
+        for thread in &self.threads {
+            let _ = thread.send(Message::Forget(name.into()));
+        }
     }
 
     /// A `Write` (and `tracing_subscriber` `MakeWriter`) for minder's own log lines:

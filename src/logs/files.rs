@@ -186,6 +186,11 @@ impl FileWriter {
                     file.close_for_reopen();
                 }
             }
+            Message::Forget(service) => {
+                if let Some(mut file) = self.files.remove(&service) {
+                    file.flush(&self.counters);
+                }
+            }
         }
     }
 
@@ -575,6 +580,17 @@ mod tests {
             "stdout | before\nstdout | still the old file\n"
         );
         assert_eq!(read(dir.path(), "svc.log"), "stdout | after\n");
+    }
+
+    #[test]
+    fn a_forgotten_service_has_its_lines_written_and_its_file_closed() {
+        let dir = temp_dir();
+        let (mut writer, counts) = writer(dir.path(), 1 << 20, 3);
+        writer.accept(line("last words", &counts));
+        writer.accept(Message::Forget("svc".into()));
+        assert!(writer.files.is_empty());
+        assert_eq!(read(dir.path(), "svc.log"), "stdout | last words\n");
+        assert_eq!(counts.finished.load(Ordering::Relaxed), 1);
     }
 
     #[test]

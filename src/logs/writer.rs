@@ -172,6 +172,8 @@ pub enum Message {
     /// SIGUSR1: close the log files and open them again by name (`files.rs`); minder's
     /// own streams have nothing to reopen.
     Reopen,
+    /// The service was removed from the tree: close its log file (`files.rs`).
+    Forget(Arc<str>),
 }
 
 /// Counters of the whole hub, shared with the writer threads, the readers and
@@ -307,7 +309,7 @@ impl Writer {
                 line.format(&self.style, Layout::Shared);
                 self.queue.push_back(Item::Line(line));
             }
-            Message::Reopen => {}
+            Message::Reopen | Message::Forget(_) => {}
             Message::Flush(ack) => self.queue.push_back(Item::Flush(ack)),
             Message::GiveUp(ack) => {
                 self.giving_up = true;
