@@ -209,7 +209,7 @@ impl Reader {
                 Err(TryAcquireError::NoPermits) => {
                     // The sink is behind: this line is dropped so the service is not
                     // slowed down. It still reaches the tail.
-                    self.record(&service, line, time);
+                    self.record(service, line, time);
                     self.dropped_for_overflow(queue);
                     return true;
                 }
@@ -223,7 +223,7 @@ impl Reader {
             self.counters.lines_dropped.fetch_add(1, Ordering::Relaxed);
             return true;
         };
-        self.record(&service, line, time);
+        self.record(service, line, time);
         queue.counts.queued.fetch_add(1, Ordering::Relaxed);
         self.sender
             .send(Message::Line(Line {
