@@ -505,3 +505,31 @@ fn a_reader_that_goes_away_ends_a_followed_stream_quietly() {
     assert_eq!(status.code(), Some(0), "{status:?}, stderr: {stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn a_followed_stream_ends_with_exit_0_and_a_note_when_minder_shuts_down() {
+    let (mut minder, socket) = minder_with(&sh_service("svc", &pid_then_sleep("svc"), ""));
+    minder.wait_pid("svc", None);
+    let mut follower = Follower::start(&socket, &["events", "-f", "-n", "1"]);
+    follower.wait_line("replayed", |_| true);
+    ok(&minderctl(&socket, &["shutdown"]));
+    let (status, stderr) = follower.wait_exit();
+    assert_eq!(status.code(), Some(0), "{status:?}, stderr: {stderr}");
+    assert!(stderr.contains("shutting down"), "no note on stderr: {stderr:?}");
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+}
+
+#[test]
+fn a_minder_killed_under_a_followed_stream_is_exit_1_not_a_hang() {
+    let (minder, socket) = minder_with(&sh_service("svc", &pid_then_sleep("svc"), ""));
+    minder.wait_pid("svc", None);
+    let mut follower = Follower::start(&socket, &["events", "-f", "-n", "1"]);
+    follower.wait_line("replayed", |_| true);
+    minder.signal(Signal::SIGKILL);
+    let (status, stderr) = follower.wait_exit();
+    assert_eq!(status.code(), Some(1), "{status:?}, stderr: {stderr}");
+    assert!(
+        stderr.starts_with("minderctl: ") && stderr.contains(&socket.display().to_string()),
+        "{stderr}"
+    );
+}

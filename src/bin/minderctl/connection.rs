@@ -164,7 +164,7 @@ impl Connection {
 
     fn closed(&self, name: &str) -> Failure {
         self.broken(format!(
-            "minder closed the connection before answering {name}"
+            "minder closed the connection before the end of its answer to {name}"
         ))
     }
 }

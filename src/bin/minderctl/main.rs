@@ -45,9 +45,11 @@ fn main() -> ExitCode {
         .filter(|path| !path.as_os_str().is_empty())
         .unwrap_or_else(protocol::default_socket_path);
     let mut client = Client {
-        socket,
+        link: Link {
+            socket,
+            connection: None,
+        },
         json: cli.json,
-        connection: None,
         stdout: std::io::stdout().lock(),
     };
     let outcome = client.run(cli.command);
@@ -123,13 +125,27 @@ fn report(failure: &Failure) {
     }
 }
 
-/// One run of minderctl: where to connect, how to print, and the connection once open.
+/// One run of minderctl: where it connects and how it prints.
 struct Client {
-    socket: PathBuf,
+    link: Link,
     json: bool,
-    /// Opened by the first request; every later request of this run reuses it.
-    connection: Option<Connection>,
     stdout: std::io::StdoutLock<'static>,
+}
+
+/// The connection to minder, opened by the first request of a run; every later request
+/// of the run (`stop a b c`, the `status` before `logs`) reuses it.
+struct Link {
+    socket: PathBuf,
+    connection: Option<Connection>,
+}
+
+impl Link {
+    fn get(&mut self) -> Result<&mut Connection, Failure> {
+        match &mut self.connection {
+            Some(connection) => Ok(connection),
+            none => Ok(none.insert(Connection::open(&self.socket)?)),
+        }
+    }
 }
 
 impl Client {
@@ -167,15 +183,8 @@ impl Client {
         }
     }
 
-    fn connection(&mut self) -> Result<&mut Connection, Failure> {
-        match &mut self.connection {
-            Some(connection) => Ok(connection),
-            none => Ok(none.insert(Connection::open(&self.socket)?)),
-        }
-    }
-
     fn call(&mut self, command: protocol::Command) -> Result<Value, Failure> {
-        self.connection()?.call(command)
+        self.link.get()?.call(command)
     }
 
     fn status(&mut self, names: Vec<String>) -> Result<u8, Stop> {
@@ -277,16 +286,11 @@ impl Client {
         mut print: impl FnMut(&mut std::io::StdoutLock<'static>, Value) -> Result<(), Stop>,
     ) -> Result<u8, Stop> {
         let name = command.name();
-        let Client {
-            stdout, connection, ..
-        } = self;
-        let connection = match connection {
-            Some(connection) => connection,
-            none => none.insert(Connection::open(&self.socket)?),
-        };
+        let connection = self.link.get()?;
         if follow {
             connection::interrupt::arm(connection.raw_fd());
         }
+        let stdout = &mut self.stdout;
         let end = connection.stream(command, |item| print(stdout, item))?;
         match end? {
             StreamEnd::Interrupted => Ok(exit_code::OK),
