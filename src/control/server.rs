@@ -141,16 +141,20 @@ pub fn bind(daemon: &DaemonSpec) -> Result<Option<Listener>, BindError> {
     };
     let reader_gid = match &daemon.control_group {
         None => None,
-        Some(name) => match nix::unistd::Group::from_name(name) {
-            Ok(Some(group)) => Some(group.gid.as_raw()),
-            Ok(None) => {
-                return Err(BindError(format!("control_group {name:?}: no such group")));
-            }
-            Err(errno) => {
-                return Err(BindError(format!(
-                    "control_group {name:?}: looking it up failed: {errno}"
-                )));
-            }
+        // A number is a gid as it is (a group need not have a name); a name must exist.
+        Some(name) => match name.parse::<u32>() {
+            Ok(gid) => Some(gid),
+            Err(_) => match nix::unistd::Group::from_name(name) {
+                Ok(Some(group)) => Some(group.gid.as_raw()),
+                Ok(None) => {
+                    return Err(BindError(format!("control_group {name:?}: no such group")));
+                }
+                Err(errno) => {
+                    return Err(BindError(format!(
+                        "control_group {name:?}: looking it up failed: {errno}"
+                    )));
+                }
+            },
         },
     };
     let access = Access {
