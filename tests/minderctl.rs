@@ -21,13 +21,11 @@ use std::time::{Duration, Instant};
 
 const MINDERCTL: &str = env!("CARGO_BIN_EXE_minderctl");
 
-/// A minder whose control socket is `ctl.sock` in its directory, started on `services`
-/// and answering `status` (waited for, bounded).
+/// A minder started on `services`, answering `status` on its control socket (the
+/// fixture's `MINDER_SOCKET`, waited for, bounded); with that socket's path.
 fn minder_with(services: &str) -> (Minder, PathBuf) {
-    let minder = Minder::run(&format!(
-        "[daemon]\ncontrol_socket = \"ctl.sock\"\n\n{services}"
-    ));
-    let socket = minder.path("ctl.sock");
+    let minder = Minder::run(services);
+    let socket = minder.socket();
     let answered = wait_for(PATIENCE, || {
         socket.exists() && minderctl(&socket, &["status"]).status.success()
     });
@@ -515,7 +513,10 @@ fn a_followed_stream_ends_with_exit_0_and_a_note_when_minder_shuts_down() {
     ok(&minderctl(&socket, &["shutdown"]));
     let (status, stderr) = follower.wait_exit();
     assert_eq!(status.code(), Some(0), "{status:?}, stderr: {stderr}");
-    assert!(stderr.contains("shutting down"), "no note on stderr: {stderr:?}");
+    assert!(
+        stderr.contains("shutting down"),
+        "no note on stderr: {stderr:?}"
+    );
     assert_eq!(minder.expect_exit(PATIENCE), 0);
 }
 
