@@ -505,7 +505,7 @@ fn a_reader_that_goes_away_ends_a_followed_stream_quietly() {
 }
 
 #[test]
-fn a_followed_stream_ends_with_exit_0_and_a_note_when_minder_shuts_down() {
+fn the_shutdown_end_marker_reaches_a_follower_before_minder_exits() {
     let (mut minder, socket) = minder_with(&sh_service("svc", &pid_then_sleep("svc"), ""));
     minder.wait_pid("svc", None);
     let mut follower = Follower::start(&socket, &["events", "-f", "-n", "1"]);
