@@ -22,7 +22,8 @@ pub mod exit_code {
 pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         exit_code::OK,
-        "Success; also when a followed stream is ended by Ctrl-C or by minder shutting down.",
+        "Success; also when Ctrl-C or minder's shutdown ends a followed stream, and when \
+         the reader of standard output goes away (minderctl logs -f | head).",
     ),
     (
         exit_code::REQUEST_FAILED,
