@@ -534,3 +534,62 @@ fn a_minder_killed_under_a_followed_stream_is_exit_1_not_a_hang() {
         "{stderr}"
     );
 }
+
+/// `minderctl --socket SOCKET args...` run as `nobody` (with `group` as a supplementary
+/// group if given), through `setpriv`.
+fn minderctl_as_nobody(socket: &Path, group: Option<&str>, args: &[&str]) -> Output {
+    let groups = match group {
+        Some(group) => format!("--groups={group}"),
+        None => "--clear-groups".to_string(),
+    };
+    Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            &groups,
+            MINDERCTL,
+            "--socket",
+        ])
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("run setpriv minderctl {args:?}: {error}"))
+}
+
+#[test]
+fn another_user_gets_exit_3_for_a_closed_socket_and_exit_1_forbidden_for_a_stop() {
+    // A socket other users may reach (world-writable directory, mode 0666), where only
+    // the peer check decides: a member of control_group reads, and is refused a stop.
+    let mut open = Minder::new();
+    common::make_world_writable(open.dir.path());
+    open.write(
+        "cfg.toml",
+        &format!(
+            "[daemon]\ncontrol_mode = \"0666\"\ncontrol_group = \"users\"\n\n{}",
+            sh_service("api", &pid_then_sleep("api"), "")
+        ),
+    );
+    open.start_run(&[]);
+    let api = open.wait_pid("api", None);
+    let socket = open.socket();
+    assert!(wait_for(PATIENCE, || minderctl(&socket, &["status"])
+        .status
+        .success()));
+
+    let status = minderctl_as_nobody(&socket, Some("users"), &["status"]);
+    assert!(ok(&status).contains(&api.to_string()), "{status:?}");
+    let stop = minderctl_as_nobody(&socket, Some("users"), &["stop", "api"]);
+    assert_eq!(stop.status.code(), Some(1), "{stop:?}");
+    assert!(
+        stderr(&stop).starts_with("minderctl: forbidden: "),
+        "{stop:?}"
+    );
+    assert!(is_alive(api), "api was stopped by a reader");
+
+    // The default: a 0600 socket in root's 0700 directory; nobody cannot even connect.
+    let (_closed, closed_socket) = minder_with(&sh_service("svc", &pid_then_sleep("svc"), ""));
+    let refused = minderctl_as_nobody(&closed_socket, None, &["status"]);
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    assert!(stderr(&refused).contains("EACCES"), "{refused:?}");
+}
