@@ -458,7 +458,7 @@ impl Loop {
             self.tell_systemd();
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
-        self.control.close();
+        self.control.close().await;
         self.final_cleanup().await;
         self.last_word_to_systemd();
         // Logged before the drain, whose flush then writes it out too.
