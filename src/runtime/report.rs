@@ -165,6 +165,34 @@ impl Loop {
                 );
             }
             Report::ShuttingDown { cause } => self.log_shutdown(cause),
+            Report::Reloaded {
+                added,
+                removed,
+                restarted,
+                updated_groups,
+            } => {
+                let names = |ids: &[crate::supervisor::ServiceId]| {
+                    ids.iter()
+                        .map(|id| self.supervisor.service_name(*id).unwrap_or("?"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let groups = updated_groups
+                    .iter()
+                    .map(|group| self.supervisor.group_name(*group))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                tracing::info!(
+                    added = names(&added),
+                    removed = names(&removed),
+                    restarted = names(&restarted),
+                    groups,
+                    "reloaded"
+                );
+            }
+            Report::ReloadRefused => {
+                tracing::warn!("reload refused: minder is shutting down; nothing changed");
+            }
             Report::Unsettled { passes } => {
                 tracing::error!(
                     "internal error: the supervisor did not settle in {passes} passes; it goes on at once"

@@ -14,8 +14,11 @@
 //! (answer the pending probe of that kind) · `ping NAME` (WATCHDOG=1) ·
 //! `watchdog NAME DURATION` (WATCHDOG_USEC=) · `receive SIGNAL` (a signal to minder
 //! itself) · `late NAME ready|health pass|fail` (a result of the probe of that kind
-//! the core has cancelled). A make-believe process ends on its stop signal and on a
-//! forwarded TERM, INT or QUIT (unless stubborn), and ignores other forwarded signals.
+//! the core has cancelled) · `reload LABEL [NAME...]` (a reload to the tree given to
+//! `Sim::define` under `LABEL`, restarting the services NAME... as the runtime would
+//! for a change the core cannot see). A make-believe process ends on its stop signal
+//! and on a forwarded TERM, INT or QUIT (unless stubborn), and ignores other
+//! forwarded signals.
 
 use crate::spec::Spec;
 use crate::supervisor::{
@@ -47,6 +50,8 @@ pub struct Sim {
     probe_bounds: BTreeMap<(usize, u8), Time>,
     /// Probes the core has cancelled, by service slot and kind: `late` answers them.
     cancelled: BTreeMap<(usize, u8), (ChildRef, u64)>,
+    /// Trees a script can `reload` to, by label.
+    specs: BTreeMap<String, Spec>,
 }
 
 fn kind_key(kind: ProbeKind) -> u8 {
@@ -73,6 +78,7 @@ impl Sim {
             probes: BTreeMap::new(),
             cancelled: BTreeMap::new(),
             probe_bounds: BTreeMap::new(),
+            specs: BTreeMap::new(),
         };
         let effects = sim.supervisor.boot(sim.now);
         sim.apply(effects);
@@ -81,10 +87,12 @@ impl Sim {
     }
 
     pub fn service_id(&self, name: &str) -> Option<ServiceId> {
-        self.supervisor
-            .services()
-            .find(|(_, service)| *service == name)
-            .map(|(id, _)| id)
+        self.supervisor.service_by_name(name)
+    }
+
+    /// A tree that `reload LABEL` switches to.
+    pub fn define(&mut self, label: &str, spec: Spec) {
+        self.specs.insert(label.to_string(), spec);
     }
 
     fn name(&self, id: ServiceId) -> String {
@@ -298,6 +306,25 @@ impl Sim {
                 }
                 Ok(())
             }
+            Some("reload") => {
+                let label = arg(1)?;
+                let spec = self
+                    .specs
+                    .get(label)
+                    .cloned()
+                    .ok_or_else(|| format!("no tree defined as {label}"))?;
+                let restart = &words[2..];
+                let _ = writeln!(
+                    self.transcript,
+                    "{} > reload {}",
+                    stamp(self.now),
+                    words[1..].join(" ")
+                );
+                let effects = self.supervisor.reload(&spec, restart, self.now);
+                self.apply(effects);
+                self.drain();
+                Ok(())
+            }
             Some("stubborn") => {
                 self.stubborn.insert(arg(1)?.to_string());
                 Ok(())
@@ -349,6 +376,10 @@ impl Sim {
                     let name = self.name(child.id);
                     if self.exit_code.is_some() {
                         self.violations.push(format!("spawn of {name} after exit"));
+                    }
+                    if self.supervisor.is_retired(child.id) {
+                        self.violations
+                            .push(format!("spawn of {name}, which a reload removed"));
                     }
                     if !self.supervisor.service_wanted(child.id) {
                         self.violations.push(format!(
@@ -605,6 +636,31 @@ impl Sim {
                 child.generation,
                 reason
             ),
+            Report::Reloaded {
+                added,
+                removed,
+                restarted,
+                updated_groups,
+            } => {
+                let names = |ids: &[ServiceId]| {
+                    ids.iter()
+                        .map(|id| format!("{}(#{})", self.name(*id), id.0))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let groups = updated_groups
+                    .iter()
+                    .map(|group| self.supervisor.group_name(*group))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!(
+                    "reloaded: added [{}] removed [{}] restarted [{}] groups updated [{groups}]",
+                    names(&added),
+                    names(&removed),
+                    names(&restarted)
+                )
+            }
+            Report::ReloadRefused => "reload refused: shutting down".to_string(),
             // Only a bug in the core leaves a reconciliation unsettled.
             Report::Unsettled { passes } => {
                 self.violations

@@ -2364,3 +2364,97 @@ fn regression_a_significant_end_absorbed_by_a_siblings_restart_set_never_shut_do
         "#]],
     );
 }
+
+// ----- reload -----------------------------------------------------------------------
+
+/// Run `script` against the tree `toml`, with each `(label, toml)` of `trees` ready for
+/// `reload LABEL`; return the simulator for further checks after comparing the
+/// transcript.
+fn check_reload(toml: &str, trees: &[(&str, &str)], script: &str, expected: Expect) -> Sim {
+    let mut sim = Sim::new(&spec(toml));
+    for (label, tree) in trees {
+        sim.define(label, spec(tree));
+    }
+    if let Err(error) = sim.run_script(script) {
+        panic!("{error}\ntranscript so far:\n{}", sim.transcript);
+    }
+    assert!(
+        sim.violations.is_empty(),
+        "invariants broken: {:?}\n{}",
+        sim.violations,
+        sim.transcript
+    );
+    expected.assert_eq(&sim.transcript);
+    sim
+}
+
+/// `[service.NAME]` with a command and the fast backoff, plus `extra` lines.
+fn svc(name: &str, extra: &str) -> String {
+    format!("[service.{name}]\ncommand = \"x\"\n{extra}{FAST}\n")
+}
+
+/// The runtime names `b` (its command changed, which the core cannot see): exactly
+/// `b` restarts, `a` and `c` keep their processes, and nothing is spent from the
+/// budget.
+#[test]
+fn reload_restarts_exactly_the_one_changed_service_of_three() {
+    let tree = format!("{}{}{}", svc("a", ""), svc("b", ""), svc("c", ""));
+    let sim = check_reload(
+        &tree,
+        &[("v2", &tree)],
+        "reload v2 b\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] > reload v2 b
+            [     0ms] reloaded: added [] removed [] restarted [b(#1)] groups updated []
+            [     0ms] signal b#1 pid 101 sig 15
+            [     0ms] b#1 ended: signal 15, stopped
+            [     0ms] spawn b#2 pid 103
+        "#]],
+    );
+    assert_eq!(
+        sim.supervisor
+            .restarts_in_period(minder_core::supervisor::NodeId(0)),
+        Some(0)
+    );
+}
+
+/// A change the core sees and a running process cannot follow restarts it without
+/// being named: here `b` turns from a long-running service into a oneshot. Timings
+/// and thresholds (`a`'s stop_timeout, `c`'s backoff) take effect in place.
+#[test]
+fn reload_restarts_a_service_whose_kind_changed_and_nothing_else() {
+    let tree = format!("{}{}{}", svc("a", ""), svc("b", ""), svc("c", ""));
+    let new = format!(
+        "{}{}{}",
+        svc("a", "stop_timeout = \"3s\"\n"),
+        svc("b", "oneshot = true\n"),
+        "[service.c]\ncommand = \"x\"\nbackoff = { initial = \"2s\", jitter = 0.0 }\n"
+    );
+    check_reload(
+        &tree,
+        &[("v2", &new)],
+        "reload v2\nexit b 0\nstubborn a\nexit c 1\nadvance 3s\nstop a\nadvance 3s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] > reload v2
+            [     0ms] reloaded: added [] removed [] restarted [b(#1)] groups updated []
+            [     0ms] signal b#1 pid 101 sig 15
+            [     0ms] b#1 ended: signal 15, stopped
+            [     0ms] spawn b#2 pid 103
+            [     0ms] b#2 ended: exit 0, normal
+            [     0ms] c#1 ended: exit 1, abnormal
+            [     0ms] restart c after 2000ms
+            [  2000ms] spawn c#2 pid 104
+            [  3000ms] > stop a
+            [  3000ms] signal a#1 pid 100 sig 15
+            [  6000ms] a#1 did not stop in time
+            [  6000ms] kill a#1 pid 100
+            [  6000ms] a#1 ended: signal 9, stopped
+        "#]],
+    );
+}

@@ -29,7 +29,7 @@ pub struct Supervisor {
     /// One entry per service instance.
     pub(super) services: Arena<ServiceId, Service>,
     pub(super) auto_shutdown: AutoShutdown,
-    shutdown_timeout: Duration,
+    pub(super) shutdown_timeout: Duration,
     /// What a signal to minder means: a shutdown request, or one to pass on.
     signals: SignalMode,
     pub(super) phase: Phase,
@@ -47,6 +47,9 @@ pub struct Supervisor {
     pub(super) pass_limit: usize,
     /// Whether the last `reconcile` call finished its work.
     pub(super) settled: Settled,
+    /// Nodes a reload removed that may still have live processes, in the order they
+    /// started: stopped last first, then forgotten (see `reload`).
+    pub(super) retiring: Vec<NodeId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -95,6 +98,7 @@ impl Supervisor {
             last_wave: Wave(0),
             pass_limit: MAX_PASSES,
             settled: Settled::Yes,
+            retiring: Vec::new(),
         }
     }
 
@@ -369,7 +373,7 @@ impl Supervisor {
     // ----- operator requests ----------------------------------------------------------
 
     fn on_operator_start(&mut self, id: NodeId) {
-        if self.nodes.get(id).is_none() || self.shutting_down() {
+        if !self.in_tree(id) || self.shutting_down() {
             return;
         }
         let wave = self.new_wave();
@@ -394,7 +398,7 @@ impl Supervisor {
     }
 
     fn on_operator_stop(&mut self, id: NodeId) {
-        if self.nodes.get(id).is_none() || id == ROOT {
+        if !self.in_tree(id) || id == ROOT {
             return;
         }
         self.nodes[id].intent = Intent::Held;
@@ -402,7 +406,7 @@ impl Supervisor {
     }
 
     fn on_operator_restart(&mut self, id: NodeId) {
-        if self.nodes.get(id).is_none() || id == ROOT || self.shutting_down() {
+        if !self.in_tree(id) || id == ROOT || self.shutting_down() {
             return;
         }
         let now = self.now;
