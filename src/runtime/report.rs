@@ -209,7 +209,8 @@ impl Loop {
                 tracing::info!(signal = signal_name(signal), "shutdown requested");
             }
             libc::SIGHUP => {
-                tracing::warn!("SIGHUP: reload not supported yet; nothing changed");
+                // The reload itself runs after this turn (see `reload.rs`).
+                tracing::info!("SIGHUP: reloading the config file");
             }
             libc::SIGUSR1 => {
                 tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");

@@ -174,6 +174,23 @@ impl SystemdNotifier {
         self.set_state(&[NotifyState::Stopping]);
     }
 
+    /// `RELOADING=1` with `MONOTONIC_USEC=` (systemd refuses a reload notification
+    /// without the time it began); kept and retried until delivered, like `READY=1`.
+    pub fn reloading(&mut self) {
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => self.set_state(&[NotifyState::Reloading, now]),
+            Err(error) => {
+                tracing::debug!("read CLOCK_MONOTONIC for RELOADING=1: {error}");
+                self.set_state(&[NotifyState::Reloading]);
+            }
+        }
+    }
+
+    /// `READY=1` and a `STATUS=` line after a reload.
+    pub fn reloaded(&mut self, status: &str) {
+        self.ready(status);
+    }
+
     /// `WATCHDOG=1`, once; dropped (and counted) if refused.
     pub fn ping_watchdog(&mut self) {
         // A state message waiting for room goes first: it matters more.

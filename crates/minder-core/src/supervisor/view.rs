@@ -296,3 +296,16 @@ impl Supervisor {
         }
     }
 }
+
+impl Supervisor {
+    /// The names of the nodes an operator holds stopped (a `Stop` not yet undone by a
+    /// `Start` or `Restart`), in id order; never one a reload removed. What
+    /// `state_file` remembers across restarts of minder.
+    pub fn held_names(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|(id, node)| *id != ROOT && !node.retired && node.intent == Intent::Held)
+            .map(|(_, node)| node.name.as_str())
+            .collect()
+    }
+}

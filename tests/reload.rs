@@ -1,0 +1,163 @@
+//! Reloading the config file of a running minder (SIGHUP here; the control socket's
+//! `reload` goes through the same code): only what changed is touched, an invalid
+//! file changes nothing, and the answer (minder's log for SIGHUP) names each change,
+//! the key behind it and its outcome. Pids prove which services were restarted.
+
+mod common;
+
+use common::{Minder, PATIENCE, Signal, is_alive, pid_then_sleep, sh_service, wait_for};
+use std::time::Duration;
+
+/// Three services that write their pid and sleep; `b` has an environment variable.
+fn three(b_port: &str) -> String {
+    format!(
+        "[daemon]\ncontrol_socket = \"\"\n\n{}{}{}",
+        sh_service("a", &pid_then_sleep("a"), ""),
+        sh_service(
+            "b",
+            &pid_then_sleep("b"),
+            &format!("env = {{ PORT = \"{b_port}\" }}")
+        ),
+        sh_service("c", &pid_then_sleep("c"), ""),
+    )
+}
+
+/// Rewrites the config, sends SIGHUP and waits for the `n`-th answer in the log.
+fn reload(minder: &Minder, config: &str, n: usize) {
+    minder.write("cfg.toml", config);
+    minder.signal(Signal::SIGHUP);
+    minder.wait_log(&["reload applied"], n, Duration::from_secs(10));
+}
+
+#[test]
+fn sighup_reload_changing_one_of_three_services_restarts_exactly_that_one() {
+    let minder = Minder::run(&three("80"));
+    let a = minder.wait_pid("a", None);
+    let b = minder.wait_pid("b", None);
+    let c = minder.wait_pid("c", None);
+    reload(&minder, &three("81"), 1);
+    let new_b = minder.wait_pid("b", Some(b));
+    assert!(
+        !is_alive(b) || wait_for(PATIENCE, || !is_alive(b)),
+        "old b lives on"
+    );
+    assert_eq!(minder.pid_file("a"), Some(a), "a was restarted");
+    assert_eq!(minder.pid_file("c"), Some(c), "c was restarted");
+    assert!(is_alive(a) && is_alive(c) && is_alive(new_b));
+    // The plan names the service and the key, and the answer its outcome.
+    minder.wait_log(
+        &["reload: restart service b (service.b.env.PORT)"],
+        1,
+        PATIENCE,
+    );
+    minder.wait_log(&["reload: restart service b: ready"], 1, PATIENCE);
+    assert!(
+        minder.log_lines(&["reload: restart service a"]).is_empty()
+            && minder.log_lines(&["reload: restart service c"]).is_empty(),
+        "{}",
+        minder.stderr_text()
+    );
+}
+
+#[test]
+fn sighup_reload_of_an_invalid_file_changes_nothing_and_logs_every_error() {
+    let minder = Minder::run(&three("80"));
+    let pids: Vec<i32> = ["a", "b", "c"]
+        .iter()
+        .map(|n| minder.wait_pid(n, None))
+        .collect();
+    // Two errors (a's restart on line 5, c's stop_timeout) and a change to b that
+    // must not be applied.
+    let broken = three("81")
+        .replacen("[service.a]\n", "[service.a]\nrestart = \"sometimes\"\n", 1)
+        .replacen("[service.c]\n", "[service.c]\nstop_timeout = 5\n", 1);
+    minder.write("cfg.toml", &broken);
+    minder.signal(Signal::SIGHUP);
+    minder.wait_log(
+        &["reload failed", "2 error(s); nothing changed"],
+        1,
+        PATIENCE,
+    );
+    let errors = minder.log_lines(&["reload: ", "cfg.toml:"]);
+    assert_eq!(errors.len(), 2, "{}", minder.stderr_text());
+    assert!(errors[0].contains("cfg.toml:5:11:"), "{errors:?}");
+    assert!(errors[1].contains("stop_timeout"), "{errors:?}");
+    // Every service keeps its process; b's new environment was not applied.
+    for (name, pid) in ["a", "b", "c"].iter().zip(&pids) {
+        assert_eq!(minder.pid_file(name), Some(*pid), "{name} changed");
+        assert!(is_alive(*pid), "{name} died");
+    }
+    // The running tree is still the old one: fixing the file reloads from there.
+    minder.write("cfg.toml", &three("80"));
+    minder.signal(Signal::SIGHUP);
+    minder.wait_log(&["the file describes the running tree"], 1, PATIENCE);
+}
+
+#[test]
+fn sighup_reload_adds_and_removes_services() {
+    let mut minder = Minder::run(&three("80"));
+    let a = minder.wait_pid("a", None);
+    let b = minder.wait_pid("b", None);
+    let c = minder.wait_pid("c", None);
+    let new = format!(
+        "[daemon]\ncontrol_socket = \"\"\n\n{}{}{}",
+        sh_service("a", &pid_then_sleep("a"), ""),
+        sh_service("b", &pid_then_sleep("b"), "env = { PORT = \"80\" }"),
+        sh_service("d", &pid_then_sleep("d"), ""),
+    );
+    reload(&minder, &new, 1);
+    let d = minder.wait_pid("d", None);
+    assert!(wait_for(PATIENCE, || !is_alive(c)), "removed c still runs");
+    assert_eq!(minder.pid_file("a"), Some(a));
+    assert_eq!(minder.pid_file("b"), Some(b));
+    assert!(is_alive(a) && is_alive(b) && is_alive(d));
+    minder.wait_log(&["reload: stop service c (service.c)"], 1, PATIENCE);
+    minder.wait_log(&["reload: start service d (service.d)"], 1, PATIENCE);
+    minder.wait_log(&["reload: start service d: ready"], 1, PATIENCE);
+    // A removed service is stopped, not restarted: c's pid file is not rewritten.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(minder.pid_file("c"), Some(c));
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(Duration::from_secs(10)), 0);
+    minder.assert_nothing_left();
+}
+
+#[test]
+fn a_reload_answers_once_the_new_service_is_ready() {
+    let minder = Minder::run(&three("80"));
+    minder.wait_pid("c", None);
+    // d becomes ready only once it has written d.ready, a while after it starts.
+    let new = format!(
+        "{}{}",
+        three("80"),
+        sh_service(
+            "d",
+            "sleep 0.5; echo up > d.ready; exec sleep 1000",
+            "ready = { exec = \"test -f d.ready\", interval = \"100ms\" }",
+        ),
+    );
+    reload(&minder, &new, 1);
+    // d writes the file before its check can pass: an answer given before d was
+    // ready would come while the file is still missing.
+    assert!(
+        minder.path("d.ready").exists(),
+        "answered before d was ready\n{}",
+        minder.stderr_text()
+    );
+    minder.wait_log(&["reload: start service d: ready"], 1, PATIENCE);
+}
+
+#[test]
+fn a_reload_reports_a_service_that_fails_to_start() {
+    let minder = Minder::run(&three("80"));
+    minder.wait_pid("c", None);
+    let new = format!(
+        "{}[service.broken]\ncommand = \"/nonexistent/program\"\n",
+        three("80")
+    );
+    minder.write("cfg.toml", &new);
+    minder.signal(Signal::SIGHUP);
+    minder.wait_log(&["service(s) failed to start"], 1, Duration::from_secs(10));
+    let outcome = minder.wait_log(&["reload: start service broken: failed:"], 1, PATIENCE);
+    assert!(outcome[0].contains("/nonexistent/program"), "{outcome:?}");
+}
