@@ -363,7 +363,7 @@ impl Loop {
         self.shutdown_timeout = new.daemon.shutdown_timeout;
         if self.holds.path != new.daemon.state_file {
             self.holds.path = new.daemon.state_file.clone();
-            // The new file gets the current set at once, even if unchanged.
+            // The new file gets the current set at once (if anything is held).
             self.holds.written.clear();
         }
         self.holds.dirty = true;
@@ -651,7 +651,8 @@ impl Loop {
                 return;
             }
         };
-        let mut written = Vec::new();
+        // What the file says, so that names which are gone get written out of it.
+        let mut written = names.clone();
         for name in names {
             let nodes: Vec<_> = self
                 .supervisor
@@ -674,11 +675,9 @@ impl Loop {
                 let effects = self.supervisor.handle(Event::Stop(node), self.now());
                 self.perform(effects);
             }
-            written.push(name);
         }
         written.sort();
         self.holds.written = written;
-        // Names that are gone are dropped from the file too.
         self.holds.dirty = true;
     }
 
@@ -703,7 +702,8 @@ impl Loop {
             .collect();
         held.sort();
         held.dedup();
-        if held == self.holds.written && path.exists() {
+        // Unchanged: nothing to write (and no file is created for an empty set).
+        if held == self.holds.written {
             return;
         }
         if self.holds.writer.is_none() {
