@@ -994,9 +994,12 @@ fn shutdown_while_a_child_is_already_stopping_waits_for_it() {
             [  1000ms] > shutdown
             [  1000ms] shutting down: Requested
             [  1000ms] announce Stopping
+            [  2000ms] still stopping: a 2000ms, kill at 3000ms
             [  3000ms] a#1 did not stop in time
             [  3000ms] kill a#1 pid 100
+            [  3000ms] still stopping: a 3000ms, killed
             [  3000ms] a#1 ended: signal 9, stopped
+            [  3000ms] slow stops: a 3000ms killed
             [  3000ms] exit 0
         "#]],
     );
@@ -1014,10 +1017,12 @@ fn a_second_shutdown_kills_everything_at_once() {
             [     0ms] shutting down: Requested
             [     0ms] announce Stopping
             [     0ms] signal b#1 pid 101 sig 15
+            [  1000ms] still stopping: b 1000ms, kill at 10000ms
             [  1000ms] > shutdown
             [  1000ms] shutting down: Forced
             [  1000ms] kill a#1 pid 100
             [  1000ms] kill b#1 pid 101
+            [  1000ms] slow stops: a 0ms killed; b 1000ms killed
             [  1000ms] exit 0
         "#]],
     );
@@ -1037,12 +1042,17 @@ fn shutdown_timeout_bounds_the_whole_shutdown() {
             [     0ms] shutting down: Requested
             [     0ms] announce Stopping
             [     0ms] signal b#1 pid 101 sig 15
+            [  1000ms] still stopping: b 1000ms, kill at 4000ms
+            [  2000ms] still stopping: b 2000ms, kill at 4000ms
+            [  3000ms] still stopping: b 3000ms, kill at 4000ms
             [  4000ms] b#1 did not stop in time
             [  4000ms] kill b#1 pid 101
+            [  4000ms] still stopping: b 4000ms, killed
             [  4000ms] b#1 ended: signal 9, stopped
             [  4000ms] signal a#1 pid 100 sig 15
             [  5000ms] shutting down: TimedOut
             [  5000ms] kill a#1 pid 100
+            [  5000ms] slow stops: b 4000ms killed; a 1000ms killed
             [  5000ms] exit 0
         "#]],
     );
@@ -1983,9 +1993,14 @@ fn regression_a_nested_group_started_a_child_during_shutdown() {
             [     0ms] shutting down: Requested
             [     0ms] announce Stopping
             [     0ms] signal s#1 pid 101 sig 15
+            [  1000ms] still stopping: s 1000ms, kill at 4000ms
+            [  2000ms] still stopping: s 2000ms, kill at 4000ms
+            [  3000ms] still stopping: s 3000ms, kill at 4000ms
             [  4000ms] s#1 did not stop in time
             [  4000ms] kill s#1 pid 101
+            [  4000ms] still stopping: s 4000ms, killed
             [  4000ms] s#1 ended: signal 9, stopped
+            [  4000ms] slow stops: s 4000ms killed
             [  4000ms] exit 0
         "#]],
     );
@@ -2264,9 +2279,11 @@ fn stopping_is_announced_once_however_the_shutdown_goes() {
             [     0ms] shutting down: Requested
             [     0ms] announce Stopping
             [     0ms] signal a#1 pid 100 sig 15
+            [  1000ms] still stopping: a 1000ms, kill at 10000ms
             [  1000ms] > shutdown
             [  1000ms] shutting down: Forced
             [  1000ms] kill a#1 pid 100
+            [  1000ms] slow stops: a 1000ms killed
             [  1000ms] exit 0
         "#]],
     );
