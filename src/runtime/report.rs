@@ -173,7 +173,7 @@ impl Loop {
             Report::Draining { until } => {
                 let left = until.saturating_sub(self.supervisor.now());
                 tracing::info!(
-                    "draining for {}: services keep running (and minder is not ready) until the orderly shutdown begins",
+                    "draining for {}: services keep running, and minder reports itself not ready, before they are stopped in order",
                     seconds(left)
                 );
             }

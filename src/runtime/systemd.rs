@@ -195,10 +195,13 @@ impl SystemdNotifier {
     pub fn ready(&mut self, status: &str) {
         self.note_status(status);
         self.set_state(&[NotifyState::Ready]);
+        self.retry();
     }
 
-    /// `STOPPING=1` with the current status; kept and retried until delivered
-    /// (replacing an undelivered `READY=1`).
+    /// `STOPPING=1`; kept and retried until delivered (replacing an undelivered
+    /// `READY=1`). It goes at the loop's next `set_status` or `retry`, which comes at
+    /// the end of the same turn, so it carries the status of the shutdown it announces
+    /// (`draining (N s left)`) rather than the last one of the running tree.
     pub fn stopping(&mut self) {
         self.set_state(&[NotifyState::Stopping]);
     }
@@ -218,6 +221,8 @@ impl SystemdNotifier {
             // CLOCK_MONOTONIC cannot fail on Linux; without it, RELOADING=1 still goes.
             Err(_) => self.set_state(&[NotifyState::Reloading]),
         }
+        // At once: a reload done within the same turn must not replace it unseen.
+        self.retry();
     }
 
     /// The reload is done: `READY=1` again, with the current status.
@@ -227,6 +232,7 @@ impl SystemdNotifier {
         let status = self.status.clone();
         self.note_status(&status);
         self.set_state(&[NotifyState::Ready]);
+        self.retry();
     }
 
     /// The tree's one-line summary (`summary`): sent when it differs from the last
@@ -312,6 +318,7 @@ impl SystemdNotifier {
         self.counters
     }
 
+    /// Makes `states` the state message to deliver (sent by the next `retry`).
     fn set_state(&mut self, states: &[NotifyState]) {
         if let Some(replaced) = self.pending_state.take() {
             tracing::debug!(
@@ -320,7 +327,6 @@ impl SystemdNotifier {
             );
         }
         self.pending_state = Some(message(states));
-        self.retry();
     }
 
     /// One non-blocking send; whether the manager's socket took the message.
@@ -602,9 +608,10 @@ mod tests {
         notifier.retry();
         assert_eq!(drain(&manager), ["STATUS=2/2 ready\n"]);
         assert_eq!(notifier.retry_at(), None);
-        // A state message carries the current status, whatever the spacing.
-        notifier.set_status("draining (2 s left)");
+        // A state message carries the current status, whatever the spacing: the loop
+        // announces the shutdown, then hands over the status at the end of its turn.
         notifier.stopping();
+        notifier.set_status("draining (2 s left)");
         assert_eq!(
             drain(&manager),
             ["STOPPING=1\nSTATUS=draining (2 s left)\n"]
@@ -663,6 +670,7 @@ mod tests {
         }
         notifier.ready("1 services up");
         notifier.stopping();
+        notifier.retry();
         assert!(notifier.has_pending_state());
         assert!(notifier.retry_at().is_some());
         // Drain: the pings that got in, then only the latest state once it is retried.
