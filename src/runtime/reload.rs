@@ -612,7 +612,7 @@ impl Loop {
             }
         }
         if let Some(systemd) = &mut self.systemd {
-            systemd.reloaded(&format!("{} services up", self.children.len()));
+            systemd.reloaded();
         }
         let elapsed = running.started.elapsed().as_secs_f64();
         let failures = running

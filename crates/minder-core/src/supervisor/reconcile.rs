@@ -39,8 +39,9 @@ impl Supervisor {
             self.dirty = false;
             self.reconcile_node(ROOT);
             self.reconcile_retiring();
-            if self.phase != Phase::Running && !self.active(ROOT) && self.retiring.is_empty() {
+            if self.shutting_down() && !self.active(ROOT) && self.retiring.is_empty() {
                 if let Phase::ShuttingDown { exit, .. } = self.phase {
+                    self.report_slow_stops();
                     self.phase = Phase::Exited;
                     self.out.push(Effect::Exit { code: exit.code() });
                 }
@@ -293,6 +294,7 @@ impl Supervisor {
                 }
                 service.run = Run::Stopping {
                     pid,
+                    since: now,
                     cause,
                     kill: KillTimer::At(now + service.spec.stop_timeout),
                 };
@@ -442,6 +444,7 @@ mod tests {
     fn nested() -> Spec {
         Spec {
             shutdown_timeout: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
             signals: crate::spec::SignalMode::Supervise,
             root: group(
                 "root",
