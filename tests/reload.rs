@@ -161,3 +161,51 @@ fn a_reload_reports_a_service_that_fails_to_start() {
     let outcome = minder.wait_log(&["reload: start service broken: failed:"], 1, PATIENCE);
     assert!(outcome[0].contains("/nonexistent/program"), "{outcome:?}");
 }
+
+/// Everything minder has sent to the test's manager socket so far.
+fn received(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(length) = socket.recv(&mut buffer) {
+        messages.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+    }
+    messages
+}
+
+#[test]
+fn under_systemd_a_reload_is_framed_by_reloading_and_ready() {
+    let mut minder = Minder::new();
+    minder.write("cfg.toml", &three("80"));
+    let path = minder.path("manager.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+    socket.set_nonblocking(true).expect("non-blocking");
+    minder.env("NOTIFY_SOCKET", &path);
+    minder.start_run(&[]);
+    let mut messages = Vec::new();
+    assert!(wait_for(PATIENCE, || {
+        messages.extend(received(&socket));
+        messages.iter().any(|m| m.contains("READY=1"))
+    }));
+    messages.clear();
+    reload(&minder, &three("81"), 1);
+    assert!(
+        wait_for(PATIENCE, || {
+            messages.extend(received(&socket));
+            messages.iter().any(|m| m.contains("READY=1"))
+        }),
+        "no READY=1 after the reload: {messages:?}"
+    );
+    let reloading = messages
+        .iter()
+        .position(|m| m.contains("RELOADING=1"))
+        .unwrap_or_else(|| panic!("no RELOADING=1: {messages:?}"));
+    assert!(
+        messages[reloading].contains("MONOTONIC_USEC="),
+        "{messages:?}"
+    );
+    let ready = messages.iter().position(|m| m.contains("READY=1"));
+    assert!(
+        ready > Some(reloading),
+        "READY=1 before RELOADING=1: {messages:?}"
+    );
+}
