@@ -7,6 +7,7 @@
 //! matters, only the loop knows (its `Incarnations`). The loop turns each fact into
 //! events for the core, or drops it when the process it is about has ended.
 
+use crate::control::server::ControlRequest;
 use crate::notify;
 use crate::supervisor::{ChildRef, ProbeKind, ProbeOutcome, ServiceId};
 use std::collections::HashMap;
@@ -38,4 +39,7 @@ pub enum Fact {
     },
     /// `child` wrote a newline to its ready fd.
     ReadyLine { child: ChildRef },
+    /// A request on the control socket, checked against the peer's role, to be
+    /// answered on its `reply` (see `control.rs`).
+    Control(ControlRequest),
 }

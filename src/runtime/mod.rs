@@ -22,6 +22,7 @@
 //! `systemd`, whose sends never block.
 
 mod container;
+mod control;
 mod fact;
 mod incarnation;
 mod reload;
@@ -101,6 +102,15 @@ pub fn run(spec: Spec, mode: RunMode, source: Option<ConfigSource>) -> i32 {
     if let Some(problem) = process::nofile_warning(&setup, descriptors_needed(&spec, mode)) {
         tracing::warn!("{problem}");
     }
+    // Bound before the loop starts, so that a socket path that cannot be used is a
+    // startup error (exit 2) rather than a minder nobody can reach.
+    let control_listener = match crate::control::server::bind(&spec.daemon) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!("{error}");
+            return crate::exit::USAGE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -115,7 +125,7 @@ pub fn run(spec: Spec, mode: RunMode, source: Option<ConfigSource>) -> i32 {
     // (the loop's drop kills what is left) and exit with the internal-error code.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async move {
-            match Loop::new(spec, mode, outputs, source) {
+            match Loop::new(spec, mode, outputs, control_listener, source) {
                 Ok(mut event_loop) => event_loop.run().await,
                 Err(error) => {
                     tracing::error!("{error}");
@@ -264,6 +274,9 @@ struct Loop {
     reloads: reload::Reloads,
     /// The operator's stops and `state_file` (see `reload.rs`).
     holds: reload::Holds,
+    /// The control socket's server and what its answers need beyond the core (see
+    /// `control.rs`).
+    control: control::ControlState,
 }
 
 impl Loop {
@@ -271,6 +284,7 @@ impl Loop {
         spec: Spec,
         mode: RunMode,
         outputs: Option<OutputHub>,
+        control_listener: Option<crate::control::server::Listener>,
         source: Option<ConfigSource>,
     ) -> std::io::Result<Loop> {
         // Backoff jitter exists to spread restarts of many minders (or many services)
@@ -303,6 +317,7 @@ impl Loop {
             RunMode::Container => SignalMode::Forward,
         };
         let supervisor = Supervisor::new(&core_spec, seed);
+        let control = control::ControlState::new(&spec, control_listener, sender.clone());
         let shutdown_timeout = spec.daemon.shutdown_timeout;
         let reloads = reload::Reloads::new(source, &spec);
         let holds = reload::Holds::new(&spec);
@@ -317,6 +332,7 @@ impl Loop {
             notify,
             systemd: SystemdNotifier::from_env(),
             announced_ready: false,
+            control,
             supervisor,
             processes,
             origin: Instant::now(),
@@ -425,6 +441,7 @@ impl Loop {
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
         self.finish_state_writes();
+        self.control.close();
         self.final_cleanup().await;
         self.last_word_to_systemd();
         // Logged before the drain, whose flush then writes it out too.
@@ -581,11 +598,13 @@ impl Loop {
                     self.pending.push_back(Event::Ready { child });
                 }
             }
+            Fact::Control(request) => self.on_control(request),
         }
     }
 
     fn perform(&mut self, effects: Vec<Effect>) {
         for effect in effects {
+            self.observe_for_control(&effect);
             match effect {
                 Effect::Spawn { child } => self.spawn(child),
                 Effect::Signal { child, pid, signal } => {

@@ -368,6 +368,7 @@ impl Loop {
         }
         self.holds.dirty = true;
         self.reloads.shape = Shape::of(&new);
+        self.control.retree(&new);
         // Removed services still stopping keep their spec in the table: their last
         // log lines need a name.
         let mut keep: Vec<ServiceId> = removed.clone();
