@@ -209,3 +209,142 @@ fn under_systemd_a_reload_is_framed_by_reloading_and_ready() {
         "READY=1 before RELOADING=1: {messages:?}"
     );
 }
+
+/// The three services with the control socket the fixture gives each minder.
+fn three_with_socket(b_port: &str) -> String {
+    three(b_port).replace("control_socket = \"\"\n", "")
+}
+
+#[test]
+fn reload_over_the_socket_restarts_exactly_the_changed_service_and_dry_run_names_the_key() {
+    let minder = Minder::run(&three_with_socket("80"));
+    let pids: Vec<i32> = ["a", "b", "c"]
+        .iter()
+        .map(|name| minder.wait_pid(name, None))
+        .collect();
+    minder.write("cfg.toml", &three_with_socket("81"));
+
+    let plan = minder.control("reload", serde_json::json!({"dry_run": true}));
+    assert_eq!(plan["ok"], true, "{plan}");
+    assert_eq!(
+        plan["result"],
+        serde_json::json!({"dry_run": true, "changes": [{
+            "name": "b", "kind": "service", "action": "restart",
+            "keys": ["service.b.env.PORT"], "outcome": "planned"
+        }]}),
+    );
+    // A dry run changes nothing.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(minder.pid_file("b"), Some(pids[1]));
+
+    let done = minder.control("reload", serde_json::json!({}));
+    assert_eq!(done["ok"], true, "{done}");
+    assert_eq!(
+        done["result"]["changes"],
+        serde_json::json!([{
+            "name": "b", "kind": "service", "action": "restart",
+            "keys": ["service.b.env.PORT"], "outcome": "ready"
+        }]),
+    );
+    // The answer came once the new b was up: its pid file is already rewritten.
+    let new_b = minder.wait_pid("b", Some(pids[1]));
+    assert_eq!(common::env_var_of(new_b, "PORT").as_deref(), Some("81"));
+    assert_eq!(minder.pid_file("a"), Some(pids[0]));
+    assert_eq!(minder.pid_file("c"), Some(pids[2]));
+    assert!(is_alive(pids[0]) && is_alive(pids[2]));
+    assert!(wait_for(PATIENCE, || !is_alive(pids[1])), "old b lives on");
+}
+
+#[test]
+fn an_invalid_reload_over_the_socket_returns_every_error_and_changes_no_pid() {
+    let minder = Minder::run(&three_with_socket("80"));
+    let pids: Vec<i32> = ["a", "b", "c"]
+        .iter()
+        .map(|name| minder.wait_pid(name, None))
+        .collect();
+    let broken = three_with_socket("81")
+        .replacen("[service.a]\n", "[service.a]\nrestart = \"sometimes\"\n", 1)
+        .replacen("[service.c]\n", "[service.c]\nstop_timeout = 5\n", 1);
+    minder.write("cfg.toml", &broken);
+    for dry_run in [true, false] {
+        let answer = minder.control("reload", serde_json::json!({"dry_run": dry_run}));
+        assert_eq!(answer["ok"], false, "{answer}");
+        assert_eq!(answer["error"]["kind"], "reload_failed", "{answer}");
+        let errors = answer["error"]["errors"].as_array().expect("errors");
+        assert_eq!(errors.len(), 2, "{answer}");
+        assert!(errors[0]["file"].as_str().unwrap().ends_with("cfg.toml"));
+        assert_eq!(errors[0]["line"], 4, "{answer}");
+        assert_eq!(errors[0]["column"], 11, "{answer}");
+        assert!(
+            errors[1]["message"]
+                .as_str()
+                .unwrap()
+                .contains("stop_timeout"),
+            "{answer}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for (name, pid) in ["a", "b", "c"].iter().zip(&pids) {
+        assert_eq!(minder.pid_file(name), Some(*pid), "{name} changed");
+        assert!(is_alive(*pid), "{name} died");
+    }
+}
+
+#[test]
+fn a_second_reload_while_one_waits_for_its_services_is_refused() {
+    let minder = Minder::run(&three_with_socket("80"));
+    minder.wait_pid("c", None);
+    // d is ready only once the test creates `go`: the first reload waits for it.
+    let new = format!(
+        "{}{}",
+        three_with_socket("80"),
+        sh_service(
+            "d",
+            &pid_then_sleep("d"),
+            "ready = { exec = \"test -f go\", interval = \"50ms\" }",
+        ),
+    );
+    minder.write("cfg.toml", &new);
+    let mut first = minder.client();
+    let id = first.send("reload", serde_json::json!({}));
+    minder.wait_pid("d", None);
+    let second = minder.control("reload", serde_json::json!({}));
+    assert_eq!(second["ok"], false, "{second}");
+    assert!(
+        second["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another reload is in progress"),
+        "{second}"
+    );
+    // A dry run is only a reading: it is answered meanwhile, and plans nothing now.
+    let plan = minder.control("reload", serde_json::json!({"dry_run": true}));
+    assert_eq!(plan["result"]["changes"], serde_json::json!([]), "{plan}");
+    minder.write("go", "");
+    let answer = first.read().expect("the first reload's answer");
+    assert_eq!(answer["id"], id);
+    assert_eq!(
+        answer["result"]["changes"][0]["outcome"], "ready",
+        "{answer}"
+    );
+}
+
+#[test]
+fn status_and_names_follow_a_reload() {
+    let minder = Minder::run(&three_with_socket("80"));
+    minder.wait_pid("c", None);
+    let new = format!(
+        "{}{}",
+        three_with_socket("80"),
+        sh_service("d", &pid_then_sleep("d"), ""),
+    );
+    minder.write("cfg.toml", &new);
+    assert_eq!(minder.control("reload", serde_json::json!({}))["ok"], true);
+    let d = minder.wait_pid("d", None);
+    let status = minder.control("status", serde_json::json!({"names": ["d"]}));
+    assert_eq!(status["ok"], true, "{status}");
+    assert_eq!(status["result"]["services"][0]["pid"], d, "{status}");
+    let stopped = minder.control("stop", serde_json::json!({"name": "d"}));
+    assert_eq!(stopped["ok"], true, "{stopped}");
+    assert!(wait_for(PATIENCE, || !is_alive(d)));
+}

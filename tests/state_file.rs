@@ -76,3 +76,49 @@ fn a_missing_state_file_holds_nothing_and_is_not_created_for_nothing() {
     );
     assert!(!minder.path("state/held.json").exists());
 }
+
+#[test]
+fn a_service_stopped_by_hand_stays_stopped_when_minder_restarts() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let state_file = state.path().join("held.json");
+    let config = format!(
+        "[daemon]\nstate_file = \"{}\"\n\n{}{}{}",
+        state_file.display(),
+        sh_service("a", &pid_then_sleep("a"), ""),
+        sh_service("b", &pid_then_sleep("b"), ""),
+        sh_service("c", &pid_then_sleep("c"), ""),
+    );
+    let mut first = Minder::run(&config);
+    let b = first.wait_pid("b", None);
+    let stopped = first.control("stop", serde_json::json!({"name": "b"}));
+    assert_eq!(stopped["ok"], true, "{stopped}");
+    assert!(common::wait_for(PATIENCE, || !common::is_alive(b)));
+    assert!(
+        common::wait_for(PATIENCE, || std::fs::read_to_string(&state_file)
+            .is_ok_and(|text| text.trim() == r#"{"version":1,"held":["b"]}"#)),
+        "state file: {:?}",
+        std::fs::read_to_string(&state_file)
+    );
+    first.signal(Signal::SIGTERM);
+    assert_eq!(first.expect_exit(Duration::from_secs(10)), 0);
+
+    // A new minder on the same file: a and c start, b stays stopped until started.
+    let second = Minder::run(&config);
+    second.wait_pid("a", None);
+    second.wait_pid("c", None);
+    assert_eq!(second.pid_file("b"), None, "{}", second.stderr_text());
+    let status = second.control("status", serde_json::json!({"names": ["b"]}));
+    assert_eq!(
+        status["result"]["services"][0]["state"], "stopped",
+        "{status}"
+    );
+    let started = second.control("start", serde_json::json!({"name": "b"}));
+    assert_eq!(started["ok"], true, "{started}");
+    second.wait_pid("b", None);
+    assert!(
+        common::wait_for(PATIENCE, || std::fs::read_to_string(&state_file)
+            .is_ok_and(|text| text.trim() == r#"{"version":1,"held":[]}"#)),
+        "state file after start: {:?}",
+        std::fs::read_to_string(&state_file)
+    );
+}
