@@ -129,6 +129,24 @@ fn a_stopped_service_stays_down_through_its_groups_restart_until_started() {
 }
 
 #[test]
+fn status_of_a_stopping_service_says_since_when_and_when_it_will_be_killed() {
+    // The service ignores SIGTERM, so it stays in `stopping` for its stop_timeout.
+    let script = "trap '' TERM; echo $$ > slow.pid; while :; do sleep 0.1; done";
+    let minder = Minder::run(&sh_service("slow", script, "stop_timeout = \"60s\""));
+    minder.wait_pid("slow", None);
+    ok(&minder.control("stop", json!({"name": "slow"})));
+    let response = minder.control("status", json!({"names": ["slow"]}));
+    let row = service(ok(&response), "slow");
+    assert_eq!(row["state"], "stopping", "{row}");
+    let since = row["stopping"]["since_seconds"].as_f64().expect("since");
+    let kill_in = row["stopping"]["kill_in_seconds"]
+        .as_f64()
+        .expect("kill in");
+    assert!(since >= 0.0 && kill_in > 0.0 && kill_in <= 60.0, "{row}");
+    assert!((since + kill_in - 60.0).abs() < 1.0, "{row}");
+}
+
+#[test]
 fn operator_restarts_are_not_counted_against_the_budget() {
     // intensity = 0: a single counted restart would fail the root and stop minder.
     let config = format!(
@@ -221,7 +239,9 @@ fn events_replay_and_follow_supervision() {
     assert_eq!(started["pid"], pid);
 
     let mut follower = minder.client();
-    follower.send("events", json!({"follow": true, "last": 0}));
+    follower.send("events", json!({"follow": true, "last": 1}));
+    // The replayed event comes after the subscription: from now on nothing is missed.
+    follower.read().expect("the replayed event");
     common::send_signal(pid, common::Signal::SIGKILL);
     let exited = loop {
         let line = follower.read().expect("an event");
@@ -244,7 +264,8 @@ fn shutdown_stops_minder_in_order_and_ends_streams() {
     let mut minder = Minder::run(&sh_service("api", &pid_then_sleep("api"), ""));
     minder.wait_pid("api", None);
     let mut follower = minder.client();
-    follower.send("events", json!({"follow": true, "last": 0}));
+    follower.send("events", json!({"follow": true, "last": 1}));
+    follower.read().expect("the replayed event");
 
     let response = minder.control("reload", json!({"dry_run": true}));
     assert_eq!(error_kind(&response), "unsupported");

@@ -141,16 +141,20 @@ pub fn bind(daemon: &DaemonSpec) -> Result<Option<Listener>, BindError> {
     };
     let reader_gid = match &daemon.control_group {
         None => None,
-        Some(name) => match nix::unistd::Group::from_name(name) {
-            Ok(Some(group)) => Some(group.gid.as_raw()),
-            Ok(None) => {
-                return Err(BindError(format!("control_group {name:?}: no such group")));
-            }
-            Err(errno) => {
-                return Err(BindError(format!(
-                    "control_group {name:?}: looking it up failed: {errno}"
-                )));
-            }
+        // A number is a gid as it is (a group need not have a name); a name must exist.
+        Some(name) => match name.parse::<u32>() {
+            Ok(gid) => Some(gid),
+            Err(_) => match nix::unistd::Group::from_name(name) {
+                Ok(Some(group)) => Some(group.gid.as_raw()),
+                Ok(None) => {
+                    return Err(BindError(format!("control_group {name:?}: no such group")));
+                }
+                Err(errno) => {
+                    return Err(BindError(format!(
+                        "control_group {name:?}: looking it up failed: {errno}"
+                    )));
+                }
+            },
         },
     };
     let access = Access {
@@ -431,8 +435,14 @@ async fn serve(
             role,
             reply: Reply { id, sender },
         }));
-        let answer = match (sent, answer.await) {
-            (Ok(()), Ok(answer)) => answer,
+        // minder may stop serving requests while this one waits (its loop has ended
+        // and it is cleaning up): that is an answer too.
+        let answer = tokio::select! {
+            answer = answer => answer.ok(),
+            _ = closing.wait_for(|closing| *closing) => None,
+        };
+        let answer = match (sent, answer) {
+            (Ok(()), Some(answer)) => answer,
             // The loop is gone or dropped the request: minder is on its way out.
             _ => {
                 let error = Error::new(ErrorKind::ShuttingDown, "minder is shutting down");

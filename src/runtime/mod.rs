@@ -107,7 +107,9 @@ pub fn run(spec: Spec, mode: RunMode, source: Option<ConfigSource>) -> i32 {
     let control_listener = match crate::control::server::bind(&spec.daemon) {
         Ok(listener) => listener,
         Err(error) => {
-            tracing::error!("{error}");
+            // Written directly: minder exits at once, before its log writer thread
+            // would get to a queued line.
+            eprintln!("minder: {error}");
             return crate::exit::USAGE;
         }
     };
