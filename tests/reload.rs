@@ -348,3 +348,31 @@ fn status_and_names_follow_a_reload() {
     assert_eq!(stopped["ok"], true, "{stopped}");
     assert!(wait_for(PATIENCE, || !is_alive(d)));
 }
+
+#[test]
+fn a_reload_adding_the_first_notify_service_gives_it_a_notify_socket() {
+    let minder = Minder::run(&three_with_socket("80"));
+    minder.wait_pid("c", None);
+    let client = common::fixture("notify_client.py");
+    let new = format!(
+        "{}{}",
+        three_with_socket("80"),
+        sh_service(
+            "n",
+            &format!("echo $$ > n.pid; exec python3 {client} 0.1 -1"),
+            "ready = { notify = true }",
+        ),
+    );
+    minder.write("cfg.toml", &new);
+    // The answer waits for n's READY=1, which needs the socket a reload had to create.
+    let done = minder.control("reload", serde_json::json!({}));
+    assert_eq!(done["ok"], true, "{done}");
+    assert_eq!(
+        done["result"]["changes"][0]["outcome"],
+        "ready",
+        "{done}\n{}",
+        minder.stderr_text()
+    );
+    let n = minder.wait_pid("n", None);
+    assert!(common::env_var_of(n, "NOTIFY_SOCKET").is_some());
+}

@@ -304,11 +304,13 @@ impl Loop {
         if let Some(systemd) = &mut self.systemd {
             systemd.reloading();
         }
+        // Keys can hold what a user wrote (an environment variable's name): escaped,
+        // like every config text in minder's log.
         for change in &plan.services {
-            tracing::info!("reload: {change}");
+            tracing::info!("reload: {}", config::printable(&change.to_string()));
         }
         for change in &plan.groups {
-            tracing::info!("reload: {change}");
+            tracing::info!("reload: {}", config::printable(&change.to_string()));
         }
         for change in &plan.daemon {
             match change.applies {
@@ -793,6 +795,7 @@ fn answer(reply: ReloadReply, result: Result<ReloadResult, Error>) {
                         "reload: {} {} {}: {}",
                         change.action, change.kind, change.name, change.outcome
                     );
+                    let line = config::printable(&line);
                     if change.outcome.starts_with("failed") {
                         tracing::warn!("{line}");
                     } else {

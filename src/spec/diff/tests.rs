@@ -355,3 +355,17 @@ command = "true"
     assert_eq!(plan(old, new).services[0].action, ServiceAction::Stop);
     assert_eq!(plan(old, new).groups[0].action, GroupAction::Add);
 }
+
+#[test]
+fn every_shipped_config_is_an_empty_plan_against_itself() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for name in ["example.toml", "reference.toml", "sidecars.toml"] {
+        let path = root.join(name);
+        let spec = match crate::config::load(&path) {
+            Ok(spec) => spec,
+            Err(errors) => panic!("{name} is invalid:\n{errors}"),
+        };
+        let plan = diff(&spec, &spec.clone());
+        assert!(plan.is_empty(), "{name}: {:?}", lines(&plan));
+    }
+}
