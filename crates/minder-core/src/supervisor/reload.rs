@@ -90,12 +90,17 @@ impl Supervisor {
         let mut removed_nodes = core::mem::take(&mut change.removed_nodes);
         removed_nodes.sort_by_key(|node| position[node.0]);
         let removed = self.retire(&removed_nodes);
-        self.out.push(Effect::Report(Report::Reloaded {
-            added: change.added,
-            removed,
-            restarted: change.restarted,
-            updated_groups: change.updated_groups,
-        }));
+        // The report comes first, so the runtime knows the new services (and the
+        // retired ones) before any effect names them.
+        self.out.insert(
+            0,
+            Effect::Report(Report::Reloaded {
+                added: change.added,
+                removed,
+                restarted: change.restarted,
+                updated_groups: change.updated_groups,
+            }),
+        );
         self.reconcile();
         core::mem::take(&mut self.out)
     }
@@ -218,7 +223,7 @@ impl Supervisor {
     }
 
     /// A node only in the new tree, with everything under it: appended, to start in
-    /// this reload's wave once its group is up.
+    /// this reload's wave once its group is up and every sibling before it is ready.
     fn add_node(
         &mut self,
         spec: &NodeSpec,
@@ -237,11 +242,14 @@ impl Supervisor {
         change
             .added
             .extend((first_service..self.services.len()).map(ServiceId));
+        // Like any node not started since its group came up, it waits for every
+        // earlier sibling to be ready (a dependency listed before it, a oneshot that
+        // has not finished): it starts in its place, as the file says.
         let node = &mut self.nodes[id];
         node.not_before = self.now;
         node.gate = StartGate {
             wave,
-            order: StartOrder::AfterEarlierInWave,
+            order: StartOrder::AfterEveryEarlier,
         };
         self.dirty = true;
         id
@@ -389,6 +397,30 @@ impl Supervisor {
             .filter(|node| self.active(*node))
             .collect();
         self.retiring = still;
+    }
+
+    /// Whether a node about to start has the name of a removed node that is still
+    /// stopping: a service or group that moved to another group. The new one waits
+    /// until the old one is down, so the two never run at once (they would share a
+    /// port, a pid file, a lock).
+    pub(super) fn replaces_retiring(&self, id: NodeId) -> bool {
+        let name = &self.nodes[id].name;
+        self.retiring
+            .iter()
+            .any(|node| self.active_named(*node, name))
+    }
+
+    fn active_named(&self, id: NodeId, name: &str) -> bool {
+        if !self.active(id) {
+            return false;
+        }
+        match &self.nodes[id].kind {
+            NodeKind::Service(_) => self.nodes[id].name == name,
+            NodeKind::Group(group) => {
+                self.nodes[id].name == name
+                    || group.children.iter().any(|c| self.active_named(*c, name))
+            }
+        }
     }
 
     /// Whether `id` names a node of the tree as it is now (not one a reload removed).
