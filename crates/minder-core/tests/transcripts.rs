@@ -2886,3 +2886,37 @@ fn reload_changes_a_running_services_checks_in_place() {
     "#]]
     .assert_eq(&sim.transcript);
 }
+
+/// A running oneshot that becomes a long-running service is restarted, and what waits
+/// for it (here `b`, after the group `g` that holds it) starts only once the new
+/// process is up: the old process, about to be replaced, never counts as ready.
+#[test]
+fn reload_restarts_a_oneshot_that_became_long_running_before_what_waits_for_it() {
+    let group = "[root]\nchildren = [\"g\", \"b\"]\n[group.g]\nchildren = [\"a\"]\n";
+    let tree = format!(
+        "{group}{}{}",
+        svc("a", "oneshot = true\nstop_timeout = \"1s\"\n"),
+        svc("b", "")
+    );
+    let new = format!(
+        "{group}{}{}",
+        svc("a", "stop_timeout = \"1s\"\n"),
+        svc("b", "")
+    );
+    check_reload(
+        &tree,
+        &[("v2", &new)],
+        "stubborn a\nreload v2\nadvance 2s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] > reload v2
+            [     0ms] reloaded: added [] removed [] restarted [a(#0)] groups updated []
+            [     0ms] signal a#1 pid 100 sig 15
+            [  1000ms] a#1 did not stop in time
+            [  1000ms] kill a#1 pid 100
+            [  1000ms] a#1 ended: signal 9, stopped
+            [  1000ms] spawn a#2 pid 101
+            [  1000ms] spawn b#1 pid 102
+        "#]],
+    );
+}

@@ -15,7 +15,9 @@
 //! Groups take their new strategy and budget in place, their children in the new
 //! order. Like the rest of the core, this decides and emits effects; it performs none.
 
-use super::tree::{Arena, Intent, NodeKind, ROOT, Readiness, Run, StartGate, StartOrder, Tree};
+use super::tree::{
+    AfterSpawn, Arena, Intent, NodeKind, ROOT, Readiness, Run, StartGate, StartOrder, Tree,
+};
 use super::{Effect, NodeId, Report, ServiceId, Supervisor, Time};
 use crate::spec::{GroupSpec, NodeSpec, ReadyCheck, ServiceKind, ServiceSpec, Spec};
 use alloc::collections::BTreeMap;
@@ -287,7 +289,8 @@ impl Supervisor {
             for (kind, run) in respec.cancel {
                 self.out.push(Effect::CancelProbe { child, kind, run });
             }
-            if respec.now_ready {
+            // One about to be replaced is not ready: its successor will say.
+            if respec.now_ready && !new_process {
                 self.mark_ready(id);
             }
         }
@@ -299,7 +302,7 @@ impl Supervisor {
             self.services[id].run,
             Run::Running { .. }
                 | Run::Starting {
-                    then: super::tree::AfterSpawn::Run
+                    then: AfterSpawn::Run
                 }
         );
         if new_process && live && self.nodes[node].intent == Intent::Run && self.service_wanted(id)
@@ -354,11 +357,17 @@ impl Supervisor {
                 let service = &mut self.services[service_id];
                 let child = service.child(service_id);
                 // A removed service is only stopped: it is checked no more, and its
-                // probe ids do not name anything in the runtime's new table.
-                if let Run::Running { checks, .. } = &mut service.run {
-                    for (kind, run) in checks.drop_all() {
-                        self.out.push(Effect::CancelProbe { child, kind, run });
+                // probe ids do not name anything in the runtime's new table. One
+                // being spawned is stopped as soon as it has started (it never ran,
+                // so nothing can depend on it), rather than getting checks.
+                match &mut service.run {
+                    Run::Running { checks, .. } => {
+                        for (kind, run) in checks.drop_all() {
+                            self.out.push(Effect::CancelProbe { child, kind, run });
+                        }
                     }
+                    Run::Starting { then } => *then = AfterSpawn::Stop,
+                    Run::Idle | Run::Stopping { .. } | Run::Done { .. } => {}
                 }
             }
         }
@@ -426,5 +435,113 @@ impl Supervisor {
     /// Whether `id` names a node of the tree as it is now (not one a reload removed).
     pub(super) fn in_tree(&self, id: NodeId) -> bool {
         self.nodes.get(id).is_some_and(|node| !node.retired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ChildRef, Effect, Event, ExitStatus, ServiceId, Supervisor, Time};
+    use crate::spec::{
+        BackoffSpec, GroupSpec, NodeSpec, ProbeId, ProbeSpec, ReadyCheck, ReadySpec, RestartType,
+        SIGTERM, ServiceKind, ServiceSpec, SignalMode, Spec,
+    };
+    use alloc::{vec, vec::Vec};
+    use core::time::Duration;
+
+    fn service(name: &str) -> NodeSpec {
+        NodeSpec::Service(ServiceSpec {
+            name: name.into(),
+            base_name: name.into(),
+            instance: None,
+            kind: ServiceKind::Longrun(RestartType::Permanent),
+            success_codes: vec![0],
+            success_signals: vec![],
+            significant: false,
+            backoff: BackoffSpec::default(),
+            stop_signal: SIGTERM,
+            stop_timeout: Duration::from_secs(10),
+            ready: Some(ReadySpec {
+                check: ReadyCheck::Probe {
+                    probe: ProbeSpec {
+                        id: ProbeId(0),
+                        timeout: Duration::from_secs(1),
+                        grace: Duration::ZERO,
+                    },
+                    interval: Duration::from_secs(1),
+                },
+                deadline: Duration::from_secs(60),
+            }),
+            health: None,
+            watchdog: None,
+        })
+    }
+
+    fn tree(children: Vec<NodeSpec>) -> Spec {
+        Spec {
+            shutdown_timeout: Duration::from_secs(30),
+            signals: SignalMode::Supervise,
+            root: GroupSpec {
+                children,
+                ..GroupSpec::new("root")
+            },
+        }
+    }
+
+    /// A service removed while the runtime is still spawning it (here `a`, restarting
+    /// after a crash, while `b`, after it, is the first removed service to stop) never
+    /// gets checks from its old spec, whose probe ids no longer name anything: once it
+    /// has started, it gets its stop signal and nothing else.
+    #[test]
+    fn a_service_removed_while_it_was_being_spawned_is_stopped_once_started() {
+        let mut supervisor = Supervisor::new(&tree(vec![service("a"), service("b")]), 1);
+        let child = |id, generation| ChildRef {
+            id: ServiceId(id),
+            generation,
+        };
+        let (a1, a2, b1) = (child(0, 1), child(0, 2), child(1, 1));
+        let mut now = Time::ZERO;
+        supervisor.boot(now);
+        let steps = [
+            Event::Spawned { child: a1, pid: 7 },
+            Event::Ready { child: a1 },
+            Event::Spawned { child: b1, pid: 8 },
+            Event::Exited {
+                child: a1,
+                status: ExitStatus::Exited(1),
+            },
+        ];
+        for event in steps {
+            supervisor.handle(event, now);
+        }
+        now = supervisor.next_deadline().expect("a's restart is due");
+        let effects = supervisor.handle(Event::Timer, now);
+        assert!(
+            effects.contains(&Effect::Spawn { child: a2 }),
+            "{effects:?}"
+        );
+        let effects = supervisor.reload(&tree(vec![]), &[], now);
+        assert!(
+            effects.contains(&Effect::Signal {
+                child: b1,
+                pid: 8,
+                signal: SIGTERM
+            }),
+            "{effects:?}"
+        );
+        let effects = supervisor.handle(Event::Spawned { child: a2, pid: 9 }, now);
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Probe { .. })),
+            "{effects:?}"
+        );
+        assert!(
+            effects.contains(&Effect::Signal {
+                child: a2,
+                pid: 9,
+                signal: SIGTERM
+            }),
+            "{effects:?}"
+        );
+        assert!(supervisor.is_retired(ServiceId(0)));
+        assert_eq!(supervisor.services().count(), 0);
     }
 }
