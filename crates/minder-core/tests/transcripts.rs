@@ -2920,3 +2920,44 @@ fn reload_restarts_a_oneshot_that_became_long_running_before_what_waits_for_it()
         "#]],
     );
 }
+
+/// A reload while a group is failing is applied, and the failure's plan carries on:
+/// `g` gave up and is stopping its children; the reload names `a` for a restart and
+/// adds `c`, which restarts nothing at once; when `g` is down its parent restarts it,
+/// and `a`, `b` and the new `c` come up in order with the new settings.
+#[test]
+fn reload_while_a_group_is_failing_lets_its_plan_carry_on() {
+    let group = "[root]\nchildren = [\"g\"]\n[group.g]\nintensity = 0\n";
+    let tree = format!(
+        "{group}children = [\"a\", \"b\"]\n{}{}",
+        svc("a", ""),
+        svc("b", "stop_timeout = \"1s\"\n")
+    );
+    let new = format!(
+        "{group}children = [\"a\", \"b\", \"c\"]\n{}{}{}",
+        svc("a", ""),
+        svc("b", "stop_timeout = \"1s\"\n"),
+        svc("c", "")
+    );
+    check_reload(
+        &tree,
+        &[("v2", &new)],
+        "stubborn b\nexit a 1\nreload v2 a\nadvance 2s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] group g gave up: 1 restarts in 30000ms > intensity 0
+            [     0ms] signal b#1 pid 101 sig 15
+            [     0ms] > reload v2 a
+            [     0ms] reloaded: added [c(#2)] removed [] restarted [] groups updated []
+            [  1000ms] b#1 did not stop in time
+            [  1000ms] kill b#1 pid 101
+            [  1000ms] b#1 ended: signal 9, stopped
+            [  1000ms] root restarts group g
+            [  1000ms] spawn a#2 pid 102
+            [  1000ms] spawn b#2 pid 103
+            [  1000ms] spawn c#1 pid 104
+        "#]],
+    );
+}
