@@ -18,7 +18,7 @@
 use super::tree::{
     AfterSpawn, Arena, Intent, NodeKind, ROOT, Readiness, Run, StartGate, StartOrder, Tree,
 };
-use super::{Effect, NodeId, Report, ServiceId, Supervisor, Time};
+use super::{Effect, NodeId, Phase, Report, ServiceId, Supervisor, Time};
 use crate::spec::{GroupSpec, NodeSpec, ReadyCheck, ServiceKind, ServiceSpec, Spec};
 use alloc::collections::BTreeMap;
 use alloc::{string::String, vec, vec::Vec};
@@ -61,13 +61,15 @@ impl Supervisor {
     /// Take `new` as the tree to supervise from `now` on. `restart` names the services
     /// (full instance names, as in the new tree) whose full spec changed in a way the
     /// core cannot see: each of them that is running, or starting, is restarted.
-    /// During a shutdown nothing changes and the only effect is
+    /// Once a shutdown has been asked for nothing changes and the only effect is
     /// `Report::ReloadRefused`; otherwise the effects start with `Report::Reloaded`
     /// and go on with the stops and starts the change asks for.
     pub fn reload(&mut self, new: &Spec, restart: &[&str], now: Time) -> Vec<Effect> {
         self.now = self.now.max(now);
         self.dirty = false;
-        if self.shutting_down() {
+        // Refused from the moment a shutdown is asked for, whatever stage it is in:
+        // the tree is on its way out, and a new one would only be stopped again.
+        if self.phase != Phase::Running {
             self.out.push(Effect::Report(Report::ReloadRefused));
             return core::mem::take(&mut self.out);
         }
