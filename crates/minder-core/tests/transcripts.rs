@@ -2961,3 +2961,57 @@ fn reload_while_a_group_is_failing_lets_its_plan_carry_on() {
         "#]],
     );
 }
+
+/// A service removed while the runtime is still spawning it (here `a`, restarting
+/// after a crash, while `b`, after it, is the first removed service to stop) never
+/// gets checks from its old spec, whose probe ids no longer name anything: once it has
+/// started, it gets its stop signal and nothing else. (The simulator answers every
+/// spawn at once, so this drives the supervisor by hand.)
+#[test]
+fn regression_a_service_removed_while_being_spawned_got_checks_from_its_old_spec() {
+    let tree = format!("{}{}", svc("a", ""), svc("b", ""));
+    let before = with_checks(&tree, |service| {
+        service.ready = Some(ReadySpec::new(ReadyCheck::Probe(tcp())));
+    });
+    let mut supervisor = Supervisor::new(&before, 1);
+    let child = |id, generation| ChildRef {
+        id: ServiceId(id),
+        generation,
+    };
+    let (a1, a2, b1) = (child(0, 1), child(0, 2), child(1, 1));
+    let mut now = Time::ZERO;
+    supervisor.boot(now);
+    let steps = [
+        Event::Spawned { child: a1, pid: 7 },
+        Event::Ready { child: a1 },
+        Event::Spawned { child: b1, pid: 8 },
+        Event::Exited {
+            child: a1,
+            status: ExitStatus::Exited(1),
+        },
+    ];
+    for event in steps {
+        supervisor.handle(event, now);
+    }
+    now = supervisor.next_deadline().expect("a's restart is due");
+    let effects = supervisor.handle(Event::Timer, now);
+    assert!(
+        effects.contains(&Effect::Spawn { child: a2 }),
+        "{effects:?}"
+    );
+    let effects = supervisor.reload(&spec(""), &[], now);
+    let stop = |child, pid| Effect::Signal {
+        child,
+        pid,
+        signal: 15,
+    };
+    assert!(effects.contains(&stop(b1, 8)), "{effects:?}");
+    let effects = supervisor.handle(Event::Spawned { child: a2, pid: 9 }, now);
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Probe { .. })),
+        "{effects:?}"
+    );
+    assert!(effects.contains(&stop(a2, 9)), "{effects:?}");
+    assert!(supervisor.is_retired(ServiceId(0)));
+    assert_eq!(supervisor.services().count(), 0);
+}
