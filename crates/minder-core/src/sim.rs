@@ -105,12 +105,14 @@ impl Sim {
         self.live.len()
     }
 
+    /// The live process of the service called `name`, one a reload removed (and
+    /// that is still stopping) included: it can end on its own meanwhile. A moved
+    /// service's new process only starts once the old one is gone, so there is never
+    /// more than one.
     fn live_of(&self, name: &str) -> Result<(ChildRef, i32), String> {
-        let id = self
-            .service_id(name)
-            .ok_or_else(|| format!("no service {name}"))?;
         self.live
-            .get(&id.0)
+            .values()
+            .find(|(child, _)| self.supervisor.service_name(child.id) == Some(name))
             .copied()
             .ok_or_else(|| format!("{name} has no live process"))
     }
@@ -527,6 +529,18 @@ impl Sim {
                         self.violations.push("exit emitted twice".into());
                     }
                     self.exit_code = Some(code);
+                    // The core exits once everything it started has ended, or after
+                    // killing what was left: a process still alive here is one it lost
+                    // track of (say, one a reload removed).
+                    if !self.live.is_empty() {
+                        let names: Vec<String> = self
+                            .live
+                            .keys()
+                            .map(|id| self.name(ServiceId(*id)))
+                            .collect();
+                        self.violations
+                            .push(format!("exit with live processes: {}", names.join(" ")));
+                    }
                     // What the runtime does on exit: kill whatever is left.
                     self.live.clear();
                 }
@@ -573,6 +587,12 @@ impl Sim {
                 )
             }
             Report::RestartScheduled { id, delay } => {
+                if self.supervisor.is_retired(id) {
+                    self.violations.push(format!(
+                        "restart of {}, which a reload removed",
+                        self.name(id)
+                    ));
+                }
                 format!("restart {} after {}ms", self.name(id), delay.as_millis())
             }
             Report::Escalated {

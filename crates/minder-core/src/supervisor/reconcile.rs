@@ -171,7 +171,11 @@ impl Supervisor {
                     StartOrder::AfterEveryEarlier => !any_not_ready,
                     StartOrder::AfterEarlierInWave => !waves_not_ready.contains(&node.gate.wave),
                 };
-                if allowed && self.needs_start(*child) && node.not_before <= self.now {
+                if allowed
+                    && self.needs_start(*child)
+                    && node.not_before <= self.now
+                    && !self.replaces_retiring(*child)
+                {
                     self.start_node(*child);
                 }
             }

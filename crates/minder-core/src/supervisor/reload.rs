@@ -15,8 +15,10 @@
 //! Groups take their new strategy and budget in place, their children in the new
 //! order. Like the rest of the core, this decides and emits effects; it performs none.
 
-use super::tree::{Arena, Intent, NodeKind, ROOT, Readiness, Run, StartGate, StartOrder, Tree};
-use super::{Effect, NodeId, Report, ServiceId, Supervisor, Time};
+use super::tree::{
+    AfterSpawn, Arena, Intent, NodeKind, ROOT, Readiness, Run, StartGate, StartOrder, Tree,
+};
+use super::{Effect, NodeId, Phase, Report, ServiceId, Supervisor, Time};
 use crate::spec::{GroupSpec, NodeSpec, ReadyCheck, ServiceKind, ServiceSpec, Spec};
 use alloc::collections::BTreeMap;
 use alloc::{string::String, vec, vec::Vec};
@@ -59,13 +61,15 @@ impl Supervisor {
     /// Take `new` as the tree to supervise from `now` on. `restart` names the services
     /// (full instance names, as in the new tree) whose full spec changed in a way the
     /// core cannot see: each of them that is running, or starting, is restarted.
-    /// During a shutdown nothing changes and the only effect is
+    /// Once a shutdown has been asked for nothing changes and the only effect is
     /// `Report::ReloadRefused`; otherwise the effects start with `Report::Reloaded`
     /// and go on with the stops and starts the change asks for.
     pub fn reload(&mut self, new: &Spec, restart: &[&str], now: Time) -> Vec<Effect> {
         self.now = self.now.max(now);
         self.dirty = false;
-        if self.shutting_down() {
+        // Refused from the moment a shutdown is asked for, whatever stage it is in:
+        // the tree is on its way out, and a new one would only be stopped again.
+        if self.phase != Phase::Running {
             self.out.push(Effect::Report(Report::ReloadRefused));
             return core::mem::take(&mut self.out);
         }
@@ -90,12 +94,17 @@ impl Supervisor {
         let mut removed_nodes = core::mem::take(&mut change.removed_nodes);
         removed_nodes.sort_by_key(|node| position[node.0]);
         let removed = self.retire(&removed_nodes);
-        self.out.push(Effect::Report(Report::Reloaded {
-            added: change.added,
-            removed,
-            restarted: change.restarted,
-            updated_groups: change.updated_groups,
-        }));
+        // The report comes first, so the runtime knows the new services (and the
+        // retired ones) before any effect names them.
+        self.out.insert(
+            0,
+            Effect::Report(Report::Reloaded {
+                added: change.added,
+                removed,
+                restarted: change.restarted,
+                updated_groups: change.updated_groups,
+            }),
+        );
         self.reconcile();
         core::mem::take(&mut self.out)
     }
@@ -218,7 +227,7 @@ impl Supervisor {
     }
 
     /// A node only in the new tree, with everything under it: appended, to start in
-    /// this reload's wave once its group is up.
+    /// this reload's wave once its group is up and every sibling before it is ready.
     fn add_node(
         &mut self,
         spec: &NodeSpec,
@@ -237,11 +246,14 @@ impl Supervisor {
         change
             .added
             .extend((first_service..self.services.len()).map(ServiceId));
+        // Like any node not started since its group came up, it waits for every
+        // earlier sibling to be ready (a dependency listed before it, a oneshot that
+        // has not finished): it starts in its place, as the file says.
         let node = &mut self.nodes[id];
         node.not_before = self.now;
         node.gate = StartGate {
             wave,
-            order: StartOrder::AfterEarlierInWave,
+            order: StartOrder::AfterEveryEarlier,
         };
         self.dirty = true;
         id
@@ -279,7 +291,8 @@ impl Supervisor {
             for (kind, run) in respec.cancel {
                 self.out.push(Effect::CancelProbe { child, kind, run });
             }
-            if respec.now_ready {
+            // One about to be replaced is not ready: its successor will say.
+            if respec.now_ready && !new_process {
                 self.mark_ready(id);
             }
         }
@@ -291,7 +304,7 @@ impl Supervisor {
             self.services[id].run,
             Run::Running { .. }
                 | Run::Starting {
-                    then: super::tree::AfterSpawn::Run
+                    then: AfterSpawn::Run
                 }
         );
         if new_process && live && self.nodes[node].intent == Intent::Run && self.service_wanted(id)
@@ -346,11 +359,17 @@ impl Supervisor {
                 let service = &mut self.services[service_id];
                 let child = service.child(service_id);
                 // A removed service is only stopped: it is checked no more, and its
-                // probe ids do not name anything in the runtime's new table.
-                if let Run::Running { checks, .. } = &mut service.run {
-                    for (kind, run) in checks.drop_all() {
-                        self.out.push(Effect::CancelProbe { child, kind, run });
+                // probe ids do not name anything in the runtime's new table. One
+                // being spawned is stopped as soon as it has started (it never ran,
+                // so nothing can depend on it), rather than getting checks.
+                match &mut service.run {
+                    Run::Running { checks, .. } => {
+                        for (kind, run) in checks.drop_all() {
+                            self.out.push(Effect::CancelProbe { child, kind, run });
+                        }
                     }
+                    Run::Starting { then } => *then = AfterSpawn::Stop,
+                    Run::Idle | Run::Stopping { .. } | Run::Done { .. } => {}
                 }
             }
         }
@@ -389,6 +408,30 @@ impl Supervisor {
             .filter(|node| self.active(*node))
             .collect();
         self.retiring = still;
+    }
+
+    /// Whether a node about to start has the name of a removed node that is still
+    /// stopping: a service or group that moved to another group. The new one waits
+    /// until the old one is down, so the two never run at once (they would share a
+    /// port, a pid file, a lock).
+    pub(super) fn replaces_retiring(&self, id: NodeId) -> bool {
+        let name = &self.nodes[id].name;
+        self.retiring
+            .iter()
+            .any(|node| self.active_named(*node, name))
+    }
+
+    fn active_named(&self, id: NodeId, name: &str) -> bool {
+        if !self.active(id) {
+            return false;
+        }
+        match &self.nodes[id].kind {
+            NodeKind::Service(_) => self.nodes[id].name == name,
+            NodeKind::Group(group) => {
+                self.nodes[id].name == name
+                    || group.children.iter().any(|c| self.active_named(*c, name))
+            }
+        }
     }
 
     /// Whether `id` names a node of the tree as it is now (not one a reload removed).
