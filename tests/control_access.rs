@@ -260,3 +260,21 @@ fn the_socket_is_created_in_a_new_directory_with_the_configured_mode() {
     assert_eq!(minder.expect_exit(PATIENCE), 0);
     assert!(!path.exists(), "the socket file was left behind");
 }
+
+#[test]
+fn a_default_path_that_cannot_be_created_only_warns() {
+    // /proc accepts no new directory, as a read-only /run would not.
+    let mut minder = Minder::new();
+    minder.env("MINDER_SOCKET", "/proc/minder-test/control.sock");
+    minder.write("cfg.toml", &sh_service("api", &pid_then_sleep("api"), ""));
+    minder.start_run(&[]);
+    minder.wait_pid("api", None);
+    assert!(
+        wait_for(PATIENCE, || minder
+            .stderr_text()
+            .contains("running without a control socket")),
+        "{}",
+        minder.stderr_text()
+    );
+    assert!(minder.wait_exit(std::time::Duration::ZERO).is_none());
+}

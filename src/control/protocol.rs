@@ -166,16 +166,14 @@ impl SignalArg {
     pub fn number(&self) -> Result<i32, String> {
         match self {
             SignalArg::Number(number) => {
-                let known = crate::signals::SIGNALS
-                    .iter()
-                    .any(|(_, n)| i64::from(*n) == *number);
-                let realtime = i64::from(libc::SIGRTMIN()) <= *number
-                    && *number <= i64::from(libc::SIGRTMAX());
+                let unknown = || format!("no signal numbered {number}");
+                let number = i32::try_from(*number).map_err(|_| unknown())?;
+                let known = crate::signals::SIGNALS.iter().any(|(_, n)| *n == number);
+                let realtime = (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&number);
                 if known || realtime {
-                    // Both checks bound the number to a few dozen, so it fits.
-                    Ok(i32::try_from(*number).unwrap_or(libc::SIGTERM))
+                    Ok(number)
                 } else {
-                    Err(format!("no signal numbered {number}"))
+                    Err(unknown())
                 }
             }
             SignalArg::Name(name) => {

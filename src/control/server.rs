@@ -198,11 +198,18 @@ fn make_socket(
     {
         // 0755: clients of every user must reach the socket to be refused or served by
         // its own mode and the peer check; the directory hides nothing worth hiding.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|error| format!("create the directory {}: {error}", parent.display()))?;
+        // Set again after creating it, since the umask may have narrowed it.
+        if !parent.exists() {
+            let create = || -> io::Result<()> {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)?;
+                std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))
+            };
+            create()
+                .map_err(|error| format!("create the directory {}: {error}", parent.display()))?;
+        }
     }
     match std::fs::symlink_metadata(path) {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}

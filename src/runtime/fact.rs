@@ -5,7 +5,8 @@
 //! and threads that own what they use and share nothing with the loop. They report what
 //! they saw, not what it means: which process is current, and so whether a fact still
 //! matters, only the loop knows (its `Incarnations`). The loop turns each fact into
-//! events for the core, or drops it when the process it is about has ended.
+//! events for the core, or drops it when the process it is about has ended. Control
+//! requests come this way too, each with the one-shot reply its connection awaits.
 
 use crate::control::server::ControlRequest;
 use crate::notify;
