@@ -707,6 +707,7 @@ impl Supervisor {
 /// The first progress tick after `now` on the one-second grid that starts at `start`,
 /// so ticks stay on the grid however late the loop comes back.
 fn next_progress_tick(start: Time, now: Time) -> Time {
-    let ticks = now.saturating_sub(start).as_secs() / PROGRESS_INTERVAL.as_secs() + 1;
+    let elapsed = now.saturating_sub(start).as_nanos();
+    let ticks = elapsed / PROGRESS_INTERVAL.as_nanos().max(1) + 1;
     start + PROGRESS_INTERVAL.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
 }
