@@ -58,7 +58,7 @@ pub struct Supervisor {
 /// How often the core comes back while the tree drains or shuts down: the shutdown's
 /// progress report, and the runtime's view of it (systemd's `STATUS=`), stay current
 /// to the second.
-pub(super) const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A service that takes longer than this to stop during a shutdown is named in the
 /// closing report (`Report::SlowStops`).
@@ -645,7 +645,7 @@ impl Supervisor {
                         },
                     ))
                 }
-                _ => None,
+                Run::Idle | Run::Starting { .. } | Run::Running { .. } | Run::Done { .. } => None,
             })
             .collect();
         waiting.sort_by_key(|(since, service)| (*since, service.id));
