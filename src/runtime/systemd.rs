@@ -299,14 +299,17 @@ impl SystemdNotifier {
     /// When the loop should call `retry` if nothing wakes it before; `None` when
     /// nothing is waiting.
     pub fn retry_at(&self) -> Option<Instant> {
-        let state = self.pending_state.as_ref().map(|_| {
-            self.last_attempt
-                .map_or_else(Instant::now, |at| at + STATE_RETRY)
-        });
-        let status = self
-            .status_pending
-            .then(|| self.next_status_at.unwrap_or_else(Instant::now));
-        state.into_iter().chain(status).min()
+        // A waiting status goes with the waiting state message, so only the state's
+        // retry counts then; the status's own time would wake the loop for nothing
+        // (and, being past, again and again).
+        if self.pending_state.is_some() {
+            return Some(
+                self.last_attempt
+                    .map_or_else(Instant::now, |at| at + STATE_RETRY),
+            );
+        }
+        self.status_pending
+            .then(|| self.next_status_at.unwrap_or_else(Instant::now))
     }
 
     /// Whether a state message is still undelivered.
@@ -670,9 +673,15 @@ mod tests {
         }
         notifier.ready("1 services up");
         notifier.stopping();
-        notifier.retry();
+        notifier.set_status("stopping");
         assert!(notifier.has_pending_state());
-        assert!(notifier.retry_at().is_some());
+        // The status waits with the refused state message, for its retry: the loop is
+        // not woken at once (before the fix it was, again and again, a busy loop).
+        let retry_at = notifier.retry_at().expect("a retry is due");
+        assert!(
+            retry_at >= Instant::now() + STATE_RETRY / 2,
+            "the retry is due at once"
+        );
         // Drain: the pings that got in, then only the latest state once it is retried.
         let mut buffer = [0u8; 256];
         let mut received = Vec::new();
@@ -684,7 +693,7 @@ mod tests {
         notifier.retry();
         assert!(!notifier.has_pending_state());
         let length = manager.recv(&mut buffer).expect("the retried state");
-        assert_eq!(&buffer[..length], b"STOPPING=1\nSTATUS=1 services up\n");
+        assert_eq!(&buffer[..length], b"STOPPING=1\nSTATUS=stopping\n");
         let counters = notifier.counters();
         assert_eq!(counters.pings_dropped, 1);
         assert_eq!(counters.sent, pings as u64);
