@@ -456,3 +456,40 @@ fn stopping_goes_out_at_the_request_and_the_status_shows_drain_then_shutdown() {
     assert_eq!(minder.expect_exit(PATIENCE), 0);
     minder.assert_nothing_left();
 }
+
+#[test]
+fn regression_a_status_waiting_behind_a_refused_ready_made_the_loop_spin() {
+    // READY=1 is refused (the queue is full) and a status line waits with it. Before
+    // the fix the loop's next wake-up for the status was "now", again and again: it
+    // tried the send thousands of times a second instead of every 500 ms.
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &format!(
+            "[daemon]\ncontrol_socket = \"\"\n\n{}",
+            sh_service("a", "echo $$ > a.pid; exec sleep 1000", "")
+        ),
+    );
+    let path = minder.path("manager.sock");
+    let _manager = UnixDatagram::bind(&path).expect("bind the manager's socket");
+    fill_queue(&path);
+    minder.env("NOTIFY_SOCKET", &path);
+    minder.start_run(&[]);
+    minder.wait_pid("a", None);
+    minder.wait_log(&["notify socket", "is full"], 1, PATIENCE);
+    std::thread::sleep(Duration::from_secs(1));
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+    let summary = minder.wait_log(&["refused messages"], 1, PATIENCE);
+    let refused: u64 = summary[0]
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("queue_full="))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no queue_full count: {}", summary[0]));
+    // About one try per 500 ms over a second or two, plus one per turn of the loop.
+    assert!(
+        refused < 50,
+        "{refused} sends refused in about a second: the loop spun\n{}",
+        summary[0]
+    );
+}

@@ -263,11 +263,14 @@ impl Loop {
 }
 
 impl Loop {
-    /// `db (4.1 s, killed in 5.9 s), api (12.0 s, SIGKILL sent)`.
+    /// `db (4.1 s, killed in 5.9 s), api (12.0 s, SIGKILL sent)`: the first
+    /// `WAITING_NAMED` in stop order, then how many more, so a batch of a thousand
+    /// instances makes one readable line a second, not a page.
     fn waiting_list(&self, waiting: &[StoppingService]) -> String {
         let now = self.supervisor.now();
-        let entries: Vec<String> = waiting
+        let mut entries: Vec<String> = waiting
             .iter()
+            .take(WAITING_NAMED)
             .map(|service| {
                 let kill = match service.kill_at {
                     Some(at) => format!("killed in {}", seconds(at.saturating_sub(now))),
@@ -280,6 +283,9 @@ impl Loop {
                 )
             })
             .collect();
+        if waiting.len() > WAITING_NAMED {
+            entries.push(format!("and {} more", waiting.len() - WAITING_NAMED));
+        }
         entries.join(", ")
     }
 
@@ -300,6 +306,9 @@ impl Loop {
         }
     }
 }
+
+/// How many services a progress line names; the rest are counted.
+const WAITING_NAMED: usize = 10;
 
 /// A duration as people read a wait: `4.1 s`.
 fn seconds(duration: Duration) -> String {

@@ -295,14 +295,17 @@ impl SystemdNotifier {
     /// When the loop should call `retry` if nothing wakes it before; `None` when
     /// nothing is waiting.
     pub fn retry_at(&self) -> Option<Instant> {
-        let state = self.pending_state.as_ref().map(|_| {
-            self.last_attempt
-                .map_or_else(Instant::now, |at| at + STATE_RETRY)
-        });
-        let status = self
-            .status_pending
-            .then(|| self.next_status_at.unwrap_or_else(Instant::now));
-        state.into_iter().chain(status).min()
+        // A waiting status goes with the waiting state message, so only the state's
+        // retry counts then; the status's own time would wake the loop for nothing
+        // (and, being past, again and again).
+        if self.pending_state.is_some() {
+            return Some(
+                self.last_attempt
+                    .map_or_else(Instant::now, |at| at + STATE_RETRY),
+            );
+        }
+        self.status_pending
+            .then(|| self.next_status_at.unwrap_or_else(Instant::now))
     }
 
     /// Whether a state message is still undelivered.
@@ -588,6 +591,47 @@ mod tests {
         received
     }
 
+    /// The summary of a tree from a config, driven by a simulator script.
+    fn summary_after(config: &str, script: &str) -> String {
+        let spec = crate::config::load_str(config, "test.toml", Path::new("/"))
+            .unwrap_or_else(|errors| panic!("{errors:?}"));
+        let mut sim = minder_core::sim::Sim::new(&crate::spec::lower(&spec).0);
+        sim.run_script(script).expect("script");
+        summary(&sim.supervisor)
+    }
+
+    #[test]
+    fn the_summary_counts_ready_names_restarts_and_counts_the_rest() {
+        let mut config = String::from("[daemon]\ndrain_delay = \"3s\"\n");
+        for name in ["a", "b", "c", "d", "e"] {
+            config.push_str(&format!(
+                "[service.{name}]\ncommand = \"x\"\nbackoff = {{ initial = \"5s\", jitter = 0.0 }}\n"
+            ));
+        }
+        assert_eq!(summary_after(&config, ""), "5/5 ready");
+        assert_eq!(
+            summary_after(&config, "stop e\nadvance 1s\nexit a 1"),
+            "3/4 ready, 1 stopped, a restarting (1 in 30s)"
+        );
+        assert_eq!(
+            summary_after(&config, "exit a 1\nexit b 1\nexit c 1\nexit d 1"),
+            "1/5 ready, a restarting (4 in 30s), b restarting (4 in 30s), \
+             c restarting (4 in 30s), +1 more"
+        );
+        assert_eq!(
+            summary_after(&config, "receive 15\nadvance 500ms"),
+            "draining (3 s left)"
+        );
+        // The core's clock is that of its last event: here the progress tick at 4 s.
+        assert_eq!(
+            summary_after(
+                &config,
+                "stubborn e\nstubborn d\nreceive 15\nadvance 4500ms"
+            ),
+            "stopping: e (1.0 s)"
+        );
+    }
+
     #[test]
     fn status_changes_are_coalesced_and_only_the_latest_goes() {
         let (_dir, mut notifier, manager) = notifier_and_manager();
@@ -666,9 +710,15 @@ mod tests {
         }
         notifier.ready("1 services up");
         notifier.stopping();
-        notifier.retry();
+        notifier.set_status("stopping");
         assert!(notifier.has_pending_state());
-        assert!(notifier.retry_at().is_some());
+        // The status waits with the refused state message, for its retry: the loop is
+        // not woken at once (before the fix it was, again and again, a busy loop).
+        let retry_at = notifier.retry_at().expect("a retry is due");
+        assert!(
+            retry_at >= Instant::now() + STATE_RETRY / 2,
+            "the retry is due at once"
+        );
         // Drain: the pings that got in, then only the latest state once it is retried.
         let mut buffer = [0u8; 256];
         let mut received = Vec::new();
@@ -680,7 +730,7 @@ mod tests {
         notifier.retry();
         assert!(!notifier.has_pending_state());
         let length = manager.recv(&mut buffer).expect("the retried state");
-        assert_eq!(&buffer[..length], b"STOPPING=1\nSTATUS=1 services up\n");
+        assert_eq!(&buffer[..length], b"STOPPING=1\nSTATUS=stopping\n");
         let counters = notifier.counters();
         assert_eq!(counters.pings_dropped, 1);
         assert_eq!(counters.sent, pings as u64);

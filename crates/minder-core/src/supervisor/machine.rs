@@ -61,7 +61,7 @@ pub struct Supervisor {
 /// How often the core comes back while the tree drains or shuts down: the shutdown's
 /// progress report, and the runtime's view of it (systemd's `STATUS=`), stay current
 /// to the second.
-pub(super) const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A service that takes longer than this to stop during a shutdown is named in the
 /// closing report (`Report::SlowStops`).
@@ -649,7 +649,7 @@ impl Supervisor {
                         },
                     ))
                 }
-                _ => None,
+                Run::Idle | Run::Starting { .. } | Run::Running { .. } | Run::Done { .. } => None,
             })
             .collect();
         waiting.sort_by_key(|(since, service)| (*since, service.id));
@@ -711,6 +711,7 @@ impl Supervisor {
 /// The first progress tick after `now` on the one-second grid that starts at `start`,
 /// so ticks stay on the grid however late the loop comes back.
 fn next_progress_tick(start: Time, now: Time) -> Time {
-    let ticks = now.saturating_sub(start).as_secs() / PROGRESS_INTERVAL.as_secs() + 1;
+    let elapsed = now.saturating_sub(start).as_nanos();
+    let ticks = elapsed / PROGRESS_INTERVAL.as_nanos().max(1) + 1;
     start + PROGRESS_INTERVAL.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
 }
