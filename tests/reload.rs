@@ -376,3 +376,43 @@ fn a_reload_adding_the_first_notify_service_gives_it_a_notify_socket() {
     let n = minder.wait_pid("n", None);
     assert!(common::env_var_of(n, "NOTIFY_SOCKET").is_some());
 }
+
+#[test]
+fn a_service_added_to_a_held_group_does_not_hold_up_the_answer() {
+    let config = |extra: &str| {
+        format!(
+            "[group.g]\nchildren = [\"x\"{extra}]\n\n{}{}",
+            sh_service("x", &pid_then_sleep("x"), ""),
+            sh_service("y", &pid_then_sleep("y"), ""),
+        )
+    };
+    // y is first a root child; then it moves into g, which an operator holds.
+    let minder = Minder::run(&config(""));
+    let x = minder.wait_pid("x", None);
+    let y = minder.wait_pid("y", None);
+    let stopped = minder.control("stop", serde_json::json!({"name": "g"}));
+    assert_eq!(stopped["ok"], true, "{stopped}");
+    assert!(wait_for(PATIENCE, || !is_alive(x)));
+    minder.write("cfg.toml", &config(", \"y\""));
+    let done = minder.control("reload", serde_json::json!({}));
+    assert_eq!(done["ok"], true, "{done}");
+    assert_eq!(
+        done["result"]["changes"][0],
+        serde_json::json!({
+            "name": "y", "kind": "service", "action": "move",
+            "keys": ["group.g.children"],
+            "outcome": "not started: its group g is stopped by an operator"
+        }),
+        "{done}"
+    );
+    assert!(
+        wait_for(PATIENCE, || !is_alive(y)),
+        "y runs on in its old place"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        minder.pid_file("y"),
+        Some(y),
+        "y was started inside the held group"
+    );
+}

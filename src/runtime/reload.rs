@@ -263,22 +263,33 @@ impl Loop {
     /// The running tree as a `Spec`: its shape with each service's spec from the
     /// process table.
     fn running_spec(&self) -> Spec {
-        fn fill(loop_: &Loop, group: &GroupSpec<String>) -> spec::GroupSpec {
+        // One pass for the ids: looking each name up on its own would cost a pass
+        // over every service per service.
+        let ids: HashMap<&str, ServiceId> = self
+            .supervisor
+            .services()
+            .map(|(id, name)| (name, id))
+            .collect();
+        fn fill(
+            table: &ProcessTable,
+            ids: &HashMap<&str, ServiceId>,
+            group: &GroupSpec<String>,
+        ) -> spec::GroupSpec {
             let mut children = Vec::with_capacity(group.children.len());
             for child in &group.children {
                 match child {
                     NodeSpec::Service(name) => {
                         // Every name of the shape is in the table; should one not be,
                         // the plan shows it as added, which the core then agrees with.
-                        if let Some(service) = loop_
-                            .supervisor
-                            .service_by_name(name)
-                            .and_then(|id| loop_.processes.service(id))
+                        if let Some(service) =
+                            ids.get(name.as_str()).and_then(|id| table.service(*id))
                         {
                             children.push(NodeSpec::Service(service.clone()));
                         }
                     }
-                    NodeSpec::Group(inner) => children.push(NodeSpec::Group(fill(loop_, inner))),
+                    NodeSpec::Group(inner) => {
+                        children.push(NodeSpec::Group(fill(table, ids, inner)));
+                    }
                 }
             }
             spec::GroupSpec {
@@ -294,7 +305,7 @@ impl Loop {
         }
         Spec {
             daemon: self.reloads.shape.daemon.clone(),
-            root: fill(self, &self.reloads.shape.root),
+            root: fill(&self.processes, &ids, &self.reloads.shape.root),
         }
     }
 
@@ -411,7 +422,7 @@ impl Loop {
 
         let mut changes = planned_changes(&plan, "applied");
         let mut awaited = Vec::new();
-        let held = self.supervisor.held_names();
+        let held_groups = self.held_groups_above();
         for id in added.iter().chain(&restarted) {
             let Some(name) = self.supervisor.service_name(*id) else {
                 continue;
@@ -422,7 +433,7 @@ impl Loop {
             else {
                 continue;
             };
-            if let Some(group) = self.held_ancestor(name, &held) {
+            if let Some(group) = held_groups.get(name) {
                 changes[change].outcome =
                     format!("not started: its group {group} is stopped by an operator");
                 continue;
@@ -463,30 +474,39 @@ impl Loop {
         self.perform(effects);
     }
 
-    /// The name of a group above `service` (in the running tree) that an operator
-    /// holds, if any: the service then does not start.
-    fn held_ancestor(&self, service: &str, held: &[&str]) -> Option<String> {
-        fn path_to<'a>(group: &'a GroupSpec<String>, name: &str, path: &mut Vec<&'a str>) -> bool {
+    /// For each service under a group an operator holds (in the running tree), the
+    /// highest such group: the service does not start while it is held. Empty, and
+    /// no walk at all, when nothing is held.
+    fn held_groups_above(&self) -> HashMap<String, String> {
+        fn walk(
+            group: &GroupSpec<String>,
+            held: &HashSet<&str>,
+            above: Option<&str>,
+            into: &mut HashMap<String, String>,
+        ) {
             for child in &group.children {
                 match child {
-                    NodeSpec::Service(service) if service == name => return true,
-                    NodeSpec::Service(_) => {}
-                    NodeSpec::Group(inner) => {
-                        path.push(inner.name.as_str());
-                        if path_to(inner, name, path) {
-                            return true;
+                    NodeSpec::Service(name) => {
+                        if let Some(group) = above {
+                            into.insert(name.clone(), group.to_string());
                         }
-                        path.pop();
+                    }
+                    NodeSpec::Group(inner) => {
+                        let above = above.or_else(|| {
+                            held.contains(inner.name.as_str())
+                                .then_some(inner.name.as_str())
+                        });
+                        walk(inner, held, above, into);
                     }
                 }
             }
-            false
         }
-        let mut path = Vec::new();
-        path_to(&self.reloads.shape.root, service, &mut path);
-        path.into_iter()
-            .find(|group| held.contains(group))
-            .map(str::to_string)
+        let held: HashSet<&str> = self.supervisor.held_names().into_iter().collect();
+        let mut found = HashMap::new();
+        if !held.is_empty() {
+            walk(&self.reloads.shape.root, &held, None, &mut found);
+        }
+        found
     }
 
     /// What a reload waits for, from the core's reports (called for each, before it
