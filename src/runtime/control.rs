@@ -264,11 +264,11 @@ impl Loop {
     /// `reload`: see `reload.rs`. The reply is kept until the reload has answered:
     /// at once for a dry run or an invalid file, else once its services are up.
     pub(super) fn control_reload(&mut self, dry_run: bool, reply: Reply) {
-        let answer: super::ReloadAnswer = Box::new(move |result| match result {
+        let answer: super::reload::ReloadAnswer = Box::new(move |result| match result {
             Ok(result) => reply.ok(result),
             Err(error) => reply.error(error),
         });
-        self.reload(dry_run, super::ReloadReply::Client(answer));
+        self.reload(dry_run, super::reload::ReloadReply::Client(answer));
     }
 
     /// Sends `make(node)` to the core for every node `name` stands for; the names of

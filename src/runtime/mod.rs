@@ -53,7 +53,7 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 pub use self::container::{add_main_service, container_spec};
 pub use self::fact::Fact;
-pub use self::reload::{ConfigSource, ReloadAnswer, ReloadReply};
+pub use self::reload::ConfigSource;
 
 /// How the tree was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

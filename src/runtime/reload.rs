@@ -40,10 +40,10 @@ pub struct ConfigSource {
 }
 
 /// Called once with a reload's answer (for a control client).
-pub type ReloadAnswer = Box<dyn FnOnce(Result<ReloadResult, Error>)>;
+pub(super) type ReloadAnswer = Box<dyn FnOnce(Result<ReloadResult, Error>)>;
 
 /// Where a reload's answer goes.
-pub enum ReloadReply {
+pub(super) enum ReloadReply {
     /// SIGHUP: to minder's log.
     Log,
     /// A control client.
@@ -101,7 +101,9 @@ enum Outcome {
     Held,
 }
 
-/// The operator's stops and where they are kept (`state_file`).
+/// The operator's stops and where they are kept (`state_file`). Created with the
+/// loop and dropped with it; dropping the writer lets its thread finish the last
+/// write on its own, and `finish_state_writes` waits for that (bounded) at exit.
 pub(super) struct Holds {
     path: Option<PathBuf>,
     /// Started with the first write.
