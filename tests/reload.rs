@@ -416,3 +416,23 @@ fn a_service_added_to_a_held_group_does_not_hold_up_the_answer() {
         "y was started inside the held group"
     );
 }
+
+#[test]
+fn a_reload_keeps_the_main_process_of_run_config_with_a_command() {
+    let mut minder = Minder::new();
+    minder.write("cfg.toml", &three_with_socket("80"));
+    minder.start_run(&["sh", "-c", "echo $$ > main.pid; exec sleep 1000"]);
+    let main = minder.wait_pid("main", None);
+    let b = minder.wait_pid("b", None);
+    minder.write("cfg.toml", &three_with_socket("81"));
+    let done = minder.control("reload", serde_json::json!({}));
+    assert_eq!(done["ok"], true, "{done}");
+    let changes = done["result"]["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{done}");
+    assert_eq!(changes[0]["name"], "b", "{done}");
+    minder.wait_pid("b", Some(b));
+    // The command is not in the file, yet it is not "removed" by the reload.
+    assert_eq!(minder.pid_file("main"), Some(main));
+    assert!(is_alive(main));
+    assert!(minder.is_running());
+}
