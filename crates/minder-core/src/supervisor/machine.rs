@@ -18,6 +18,7 @@ use super::{
     ChildRef, Effect, EndKind, Event, ExitStatus, NodeId, Report, ServiceId, ShutdownCause, Time,
 };
 use crate::spec::{AutoShutdown, SIGINT, SIGQUIT, SIGTERM, ServiceKind, SignalMode, Spec};
+use alloc::collections::BTreeMap;
 use alloc::{string::String, vec::Vec};
 use core::time::Duration;
 
@@ -50,6 +51,9 @@ pub struct Supervisor {
     /// Nodes a reload removed that may still have live processes, in the order they
     /// started: stopped last first, then forgotten (see `reload`).
     pub(super) retiring: Vec<NodeId>,
+    /// Every service of the tree by its full name (not the ones a reload removed):
+    /// the runtime looks names up once per service when it diffs a reload.
+    pub(super) by_name: BTreeMap<String, ServiceId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,6 +88,10 @@ impl Supervisor {
     /// Build the tree of `spec`. Nothing starts until `boot`.
     pub fn new(spec: &Spec, seed: u64) -> Supervisor {
         let Tree { nodes, services } = Tree::build(&spec.root);
+        let by_name = services
+            .iter()
+            .map(|(id, service)| (service.spec.name.clone(), id))
+            .collect();
         Supervisor {
             nodes,
             services,
@@ -99,6 +107,7 @@ impl Supervisor {
             pass_limit: MAX_PASSES,
             settled: Settled::Yes,
             retiring: Vec::new(),
+            by_name,
         }
     }
 

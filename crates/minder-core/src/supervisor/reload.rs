@@ -243,9 +243,12 @@ impl Supervisor {
         let id = tree.add_child(spec, parent);
         self.nodes = tree.nodes;
         self.services = tree.services;
-        change
-            .added
-            .extend((first_service..self.services.len()).map(ServiceId));
+        for index in first_service..self.services.len() {
+            let service = ServiceId(index);
+            let name = self.services[service].spec.name.clone();
+            self.by_name.insert(name, service);
+            change.added.push(service);
+        }
         // Like any node not started since its group came up, it waits for every
         // earlier sibling to be ready (a dependency listed before it, a oneshot that
         // has not finished): it starts in its place, as the file says.
@@ -356,6 +359,11 @@ impl Supervisor {
             NodeKind::Service(service) => {
                 let service_id = *service;
                 services.push(service_id);
+                // A moved service's new self may already hold the name.
+                let name = &self.services[service_id].spec.name;
+                if self.by_name.get(name) == Some(&service_id) {
+                    self.by_name.remove(name);
+                }
                 let service = &mut self.services[service_id];
                 let child = service.child(service_id);
                 // A removed service is only stopped: it is checked no more, and its
