@@ -3015,3 +3015,21 @@ fn regression_a_service_removed_while_being_spawned_got_checks_from_its_old_spec
     assert!(supervisor.is_retired(ServiceId(0)));
     assert_eq!(supervisor.services().count(), 0);
 }
+
+/// What a reload removed and is still stopping is out of the tree but not out of
+/// sight: the description of the tree (SIGUSR2) lists it apart.
+#[test]
+fn reload_a_removed_service_still_stopping_is_described_apart() {
+    let tree = format!("{}{}", svc("a", ""), svc("b", ""));
+    let mut sim = Sim::new(&spec(&tree));
+    sim.define("v2", spec(&svc("a", "")));
+    sim.run_script("stubborn b\nreload v2").unwrap();
+    expect![[r#"
+        root group up restarts 0/5 per 30s
+          a running pid 100 restarts 0
+        removed by a reload, stopping:
+          b stopping pid 101 restarts 0
+    "#]]
+    .assert_eq(&sim.supervisor.describe());
+    assert_eq!(sim.supervisor.lookup("b"), []);
+}

@@ -16,7 +16,8 @@
 //! order. Like the rest of the core, this decides and emits effects; it performs none.
 
 use super::tree::{
-    AfterSpawn, Arena, Intent, NodeKind, ROOT, Readiness, Run, StartGate, StartOrder, Tree,
+    AfterSpawn, Arena, GroupMode, Intent, NodeKind, ROOT, Readiness, Run, StartGate, StartOrder,
+    Tree, Wave,
 };
 use super::{Effect, NodeId, Phase, Report, ServiceId, Supervisor, Time};
 use crate::spec::{GroupSpec, NodeSpec, ReadyCheck, ServiceKind, ServiceSpec, Spec};
@@ -123,13 +124,7 @@ impl Supervisor {
     }
 
     /// The group `id` (matched with `spec`) takes its new values and children.
-    fn reload_group(
-        &mut self,
-        id: NodeId,
-        spec: &GroupSpec,
-        wave: super::tree::Wave,
-        change: &mut Change,
-    ) {
+    fn reload_group(&mut self, id: NodeId, spec: &GroupSpec, wave: Wave, change: &mut Change) {
         let now = self.now;
         let NodeKind::Group(group) = &mut self.nodes[id].kind else {
             return;
@@ -232,7 +227,7 @@ impl Supervisor {
         &mut self,
         spec: &NodeSpec,
         parent: NodeId,
-        wave: super::tree::Wave,
+        wave: Wave,
         change: &mut Change,
     ) -> NodeId {
         let mut tree = Tree {
@@ -268,7 +263,7 @@ impl Supervisor {
         &mut self,
         node: NodeId,
         spec: &ServiceSpec,
-        wave: super::tree::Wave,
+        wave: Wave,
         change: &mut Change,
     ) {
         let NodeKind::Service(id) = self.nodes[node].kind else {
@@ -394,7 +389,7 @@ impl Supervisor {
         let retiring = self.retiring.clone();
         for node in &retiring {
             if let NodeKind::Group(group) = &self.nodes[*node].kind
-                && group.mode != super::tree::GroupMode::Up
+                && group.mode != GroupMode::Up
             {
                 self.reconcile_node(*node);
             }
