@@ -1655,6 +1655,9 @@ proptest! {
             let tree = tree_version(strategies, groups, version);
             sim.define(&format!("v{version}"), with_checks(&tree, checks));
         }
+        // The version of the tree that runs: a reload to it, naming nothing, must
+        // change nothing at all.
+        let mut current = 0;
         for action in actions {
             if sim.exit_code.is_some() {
                 break;
@@ -1689,9 +1692,24 @@ proptest! {
                     format!("reload v{version} {}", NAMES.get(n).copied().unwrap_or(""))
                 }
             };
+            let before = sim.transcript.len();
             // Exits of services with no live process are not events that can happen.
             let _ = sim.step(&line);
             prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
+            if let Action::Reload(version, n) = action {
+                let said = &sim.transcript[before..];
+                if !said.contains("reload refused") {
+                    if version == current && n >= NAMES.len() {
+                        let nothing = "reloaded: added [] removed [] restarted [] groups updated []";
+                        prop_assert!(
+                            said.lines().count() == 2 && said.contains(nothing),
+                            "a reload to the running tree did something:\n{said}\n{}",
+                            sim.transcript
+                        );
+                    }
+                    current = version;
+                }
+            }
         }
         if sim.exit_code.is_none() {
             sim.step("shutdown").unwrap();
