@@ -368,6 +368,7 @@ impl Sim {
             self.apply(effects);
         }
         self.check_budgets();
+        self.check_names();
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
@@ -756,6 +757,29 @@ impl Sim {
                     "group {name} holds {count} restarts > {intensity} without escalating"
                 ));
             }
+        }
+    }
+
+    /// Every service of the tree is found by its name, and nothing else is: a reload
+    /// keeps the supervisor's name index in step with the tree.
+    fn check_names(&mut self) {
+        let tree: Vec<(ServiceId, String)> = self
+            .supervisor
+            .services()
+            .map(|(id, name)| (id, name.to_string()))
+            .collect();
+        for (id, name) in &tree {
+            if self.supervisor.service_by_name(name) != Some(*id) {
+                self.violations
+                    .push(format!("{name} (#{}) is not found by its name", id.0));
+            }
+        }
+        if self.supervisor.service_count() != tree.len() {
+            self.violations.push(format!(
+                "{} services by name, {} in the tree",
+                self.supervisor.service_count(),
+                tree.len()
+            ));
         }
     }
 

@@ -1671,6 +1671,9 @@ proptest! {
             let tree = tree_version(strategies, groups, version);
             sim.define(&format!("v{version}"), with_checks(&drained(tree), checks));
         }
+        // The version of the tree that runs: a reload to it, naming nothing, must
+        // change nothing at all.
+        let mut current = 0;
         for action in actions {
             if sim.exit_code.is_some() {
                 break;
@@ -1705,9 +1708,24 @@ proptest! {
                     format!("reload v{version} {}", NAMES.get(n).copied().unwrap_or(""))
                 }
             };
+            let before = sim.transcript.len();
             // Exits of services with no live process are not events that can happen.
             let _ = sim.step(&line);
             prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
+            if let Action::Reload(version, n) = action {
+                let said = &sim.transcript[before..];
+                if !said.contains("reload refused") {
+                    if version == current && n >= NAMES.len() {
+                        let nothing = "reloaded: added [] removed [] restarted [] groups updated []";
+                        prop_assert!(
+                            said.lines().count() == 2 && said.contains(nothing),
+                            "a reload to the running tree did something:\n{said}\n{}",
+                            sim.transcript
+                        );
+                    }
+                    current = version;
+                }
+            }
         }
         if sim.exit_code.is_none() {
             sim.step("shutdown").unwrap();
@@ -3301,4 +3319,22 @@ fn regression_a_service_removed_while_being_spawned_got_checks_from_its_old_spec
     assert!(effects.contains(&stop(a2, 9)), "{effects:?}");
     assert!(supervisor.is_retired(ServiceId(0)));
     assert_eq!(supervisor.services().count(), 0);
+}
+
+/// What a reload removed and is still stopping is out of the tree but not out of
+/// sight: the description of the tree (SIGUSR2) lists it apart.
+#[test]
+fn reload_a_removed_service_still_stopping_is_described_apart() {
+    let tree = format!("{}{}", svc("a", ""), svc("b", ""));
+    let mut sim = Sim::new(&spec(&tree));
+    sim.define("v2", spec(&svc("a", "")));
+    sim.run_script("stubborn b\nreload v2").unwrap();
+    expect![[r#"
+        root group up restarts 0/5 per 30s
+          a running pid 100 restarts 0
+        removed by a reload, stopping:
+          b stopping pid 101 restarts 0
+    "#]]
+    .assert_eq(&sim.supervisor.describe());
+    assert_eq!(sim.supervisor.lookup("b"), []);
 }

@@ -19,6 +19,7 @@ use super::{
     SlowStop, StoppingService, Time,
 };
 use crate::spec::{AutoShutdown, SIGINT, SIGQUIT, SIGTERM, ServiceKind, SignalMode, Spec};
+use alloc::collections::BTreeMap;
 use alloc::{string::String, vec::Vec};
 use core::time::Duration;
 
@@ -56,6 +57,9 @@ pub struct Supervisor {
     /// Services that were slow to stop (or were killed) during the shutdown, in the
     /// order they ended; reported once, just before the exit.
     slow_stops: Vec<SlowStop>,
+    /// Every service of the tree by its full name (not the ones a reload removed):
+    /// the runtime looks names up once per service when it diffs a reload.
+    pub(super) by_name: BTreeMap<String, ServiceId>,
 }
 
 /// How often the core comes back while the tree drains or shuts down: the shutdown's
@@ -116,6 +120,10 @@ impl Supervisor {
     /// Build the tree of `spec`. Nothing starts until `boot`.
     pub fn new(spec: &Spec, seed: u64) -> Supervisor {
         let Tree { nodes, services } = Tree::build(&spec.root);
+        let by_name = services
+            .iter()
+            .map(|(id, service)| (service.spec.name.clone(), id))
+            .collect();
         Supervisor {
             nodes,
             services,
@@ -133,6 +141,7 @@ impl Supervisor {
             settled: Settled::Yes,
             retiring: Vec::new(),
             slow_stops: Vec::new(),
+            by_name,
         }
     }
 

@@ -16,7 +16,8 @@
 //! order. Like the rest of the core, this decides and emits effects; it performs none.
 
 use super::tree::{
-    AfterSpawn, Arena, Intent, NodeKind, ROOT, Readiness, Run, StartGate, StartOrder, Tree,
+    AfterSpawn, Arena, GroupMode, Intent, NodeKind, ROOT, Readiness, Run, StartGate, StartOrder,
+    Tree, Wave,
 };
 use super::{Effect, NodeId, Phase, Report, ServiceId, Supervisor, Time};
 use crate::spec::{GroupSpec, NodeSpec, ReadyCheck, ServiceKind, ServiceSpec, Spec};
@@ -123,13 +124,7 @@ impl Supervisor {
     }
 
     /// The group `id` (matched with `spec`) takes its new values and children.
-    fn reload_group(
-        &mut self,
-        id: NodeId,
-        spec: &GroupSpec,
-        wave: super::tree::Wave,
-        change: &mut Change,
-    ) {
+    fn reload_group(&mut self, id: NodeId, spec: &GroupSpec, wave: Wave, change: &mut Change) {
         let now = self.now;
         let NodeKind::Group(group) = &mut self.nodes[id].kind else {
             return;
@@ -232,7 +227,7 @@ impl Supervisor {
         &mut self,
         spec: &NodeSpec,
         parent: NodeId,
-        wave: super::tree::Wave,
+        wave: Wave,
         change: &mut Change,
     ) -> NodeId {
         let mut tree = Tree {
@@ -243,9 +238,12 @@ impl Supervisor {
         let id = tree.add_child(spec, parent);
         self.nodes = tree.nodes;
         self.services = tree.services;
-        change
-            .added
-            .extend((first_service..self.services.len()).map(ServiceId));
+        for index in first_service..self.services.len() {
+            let service = ServiceId(index);
+            let name = self.services[service].spec.name.clone();
+            self.by_name.insert(name, service);
+            change.added.push(service);
+        }
         // Like any node not started since its group came up, it waits for every
         // earlier sibling to be ready (a dependency listed before it, a oneshot that
         // has not finished): it starts in its place, as the file says.
@@ -265,7 +263,7 @@ impl Supervisor {
         &mut self,
         node: NodeId,
         spec: &ServiceSpec,
-        wave: super::tree::Wave,
+        wave: Wave,
         change: &mut Change,
     ) {
         let NodeKind::Service(id) = self.nodes[node].kind else {
@@ -356,6 +354,11 @@ impl Supervisor {
             NodeKind::Service(service) => {
                 let service_id = *service;
                 services.push(service_id);
+                // A moved service's new self may already hold the name.
+                let name = &self.services[service_id].spec.name;
+                if self.by_name.get(name) == Some(&service_id) {
+                    self.by_name.remove(name);
+                }
                 let service = &mut self.services[service_id];
                 let child = service.child(service_id);
                 // A removed service is only stopped: it is checked no more, and its
@@ -386,7 +389,7 @@ impl Supervisor {
         let retiring = self.retiring.clone();
         for node in &retiring {
             if let NodeKind::Group(group) = &self.nodes[*node].kind
-                && group.mode != super::tree::GroupMode::Up
+                && group.mode != GroupMode::Up
             {
                 self.reconcile_node(*node);
             }

@@ -133,10 +133,7 @@ impl Supervisor {
 
     /// The service of the tree with this full (instance) name.
     pub fn service_by_name(&self, name: &str) -> Option<ServiceId> {
-        self.services
-            .iter()
-            .find(|(_, service)| service.spec.name == name && !self.nodes[service.node].retired)
-            .map(|(id, _)| id)
+        self.by_name.get(name).copied()
     }
 
     /// Whether a reload removed this service: it is stopped (or being stopped) and
@@ -156,10 +153,7 @@ impl Supervisor {
 
     /// How many services the tree has (not counting removed ones).
     pub fn service_count(&self) -> usize {
-        self.services
-            .iter()
-            .filter(|(_, service)| !self.nodes[service.node].retired)
-            .count()
+        self.by_name.len()
     }
 
     /// Whether the whole tree is up and ready (the root counts as ready), and no
