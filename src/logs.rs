@@ -40,8 +40,9 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
+use std::time::SystemTime;
 use tokio::net::unix::pipe;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, broadcast, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -99,6 +100,29 @@ pub struct OutputHub {
     counters: Arc<Counters>,
     /// Byte permits for minder's own lines (see `own_log_writer`).
     own_queue: Arc<Semaphore>,
+    /// Every line read, for `minderctl logs -f`: cloned into every reader, which sends
+    /// only while someone listens (`follow`). Sending never waits: a listener that
+    /// falls `TAP_LINES` behind loses lines and learns so from its receiver.
+    tap: broadcast::Sender<Arc<TappedLine>>,
+}
+
+/// How many lines a follower of `OutputHub::follow` may fall behind before it loses
+/// some (and its receiver reports the lag).
+const TAP_LINES: usize = 4096;
+
+/// A follower's receiver of every line read (see `OutputHub::follow`).
+pub type Tap = broadcast::Receiver<Arc<TappedLine>>;
+
+/// One line as a reader read it, for followers of the output.
+#[derive(Debug)]
+pub struct TappedLine {
+    /// The service's full name (`web.0`).
+    pub service: Box<str>,
+    pub stream: Stream,
+    /// The line without its newline (a piece of an over-long one).
+    pub line: Vec<u8>,
+    /// When it was read.
+    pub time: SystemTime,
 }
 
 /// The reader tasks of one attach. Returned by `attach`; dropping it leaves the readers
@@ -163,6 +187,7 @@ impl OutputHub {
             )),
             config,
             counters,
+            tap: broadcast::Sender::new(TAP_LINES),
         })
     }
 
@@ -183,6 +208,7 @@ impl OutputHub {
                 sender: self.writers[stream.index()].clone(),
                 counters: Arc::clone(&self.counters),
                 max_line: self.config.max_line,
+                tap: self.tap.clone(),
             };
             runtime.spawn(reader.pump())
         };
@@ -197,6 +223,32 @@ impl OutputHub {
         let service = self.services().get(name).cloned()?;
         let lines = service.tail().last_lines(max_lines);
         Some(lines)
+    }
+
+    /// The last `max_lines` lines of each of `names` (those ever attached), and a
+    /// subscription to every line read after them. The tails are read under their
+    /// locks, which readers hold while recording and sending a line, so each line is
+    /// in exactly one of the two: nothing is missed or repeated at the seam.
+    pub fn follow(
+        &self,
+        names: &[String],
+        max_lines: Option<usize>,
+    ) -> (Vec<(String, Vec<u8>)>, Tap) {
+        let outputs: Vec<Arc<ServiceOutput>> = {
+            let services = self.services();
+            names
+                .iter()
+                .filter_map(|name| services.get(name).cloned())
+                .collect()
+        };
+        let tails: Vec<_> = outputs.iter().map(|output| output.tail()).collect();
+        let receiver = self.tap.subscribe();
+        let lines = outputs
+            .iter()
+            .zip(&tails)
+            .map(|(output, tail)| (output.name.to_string(), tail.last_lines(max_lines)))
+            .collect();
+        (lines, receiver)
     }
 
     /// Drops a service's tail and budget (it was removed from the tree). Readers still

@@ -16,6 +16,7 @@
 //! It must not decide anything about the service's life: end of file only ends the
 //! reader (grandchildren may hold the pipe; exits come from the reaper).
 
+use super::TappedLine;
 use super::tail::Tail;
 use super::writer::{Counters, Line, LineCounts, Message, Stream};
 use std::io;
@@ -23,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::unix::pipe;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, broadcast};
 
 /// Read size. The buffer exists only while bytes are in flight (see `pump`).
 const READ_CHUNK: usize = 16 * 1024;
@@ -101,6 +102,9 @@ pub struct Reader {
     /// Longest piece written as one line; longer lines are split into pieces of this
     /// size, each prefixed, none lost.
     pub max_line: usize,
+    /// The hub's tap for followers (`OutputHub::follow`); sent to only while one
+    /// listens.
+    pub tap: broadcast::Sender<Arc<TappedLine>>,
 }
 
 impl Reader {
@@ -188,7 +192,19 @@ impl Reader {
         bytes.extend_from_slice(&service.prefix);
         bytes.extend_from_slice(line);
         bytes.push(b'\n');
-        service.tail().push(line);
+        {
+            // The tap is sent to under the tail's lock: see `OutputHub::follow`.
+            let mut tail = service.tail();
+            tail.push(line);
+            if self.tap.receiver_count() > 0 {
+                let _ = self.tap.send(Arc::new(TappedLine {
+                    service: service.name.clone(),
+                    stream: self.stream,
+                    line: line.to_vec(),
+                    time: std::time::SystemTime::now(),
+                }));
+            }
+        }
         queue.counts.queued.fetch_add(1, Ordering::Relaxed);
         self.sender
             .send(Message::Line(Line {

@@ -5,8 +5,10 @@
 //! and threads that own what they use and share nothing with the loop. They report what
 //! they saw, not what it means: which process is current, and so whether a fact still
 //! matters, only the loop knows (its `Incarnations`). The loop turns each fact into
-//! events for the core, or drops it when the process it is about has ended.
+//! events for the core, or drops it when the process it is about has ended. Control
+//! requests come this way too, each with the one-shot reply its connection awaits.
 
+use crate::control::server::ControlRequest;
 use crate::notify;
 use crate::supervisor::{ChildRef, ProbeKind, ProbeOutcome, ServiceId};
 use std::collections::HashMap;
@@ -38,4 +40,7 @@ pub enum Fact {
     },
     /// `child` wrote a newline to its ready fd.
     ReadyLine { child: ChildRef },
+    /// A request on the control socket, checked against the peer's role, to be
+    /// answered on its `reply` (see `control.rs`).
+    Control(ControlRequest),
 }

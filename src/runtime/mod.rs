@@ -22,6 +22,7 @@
 //! `systemd`, whose sends never block.
 
 mod container;
+mod control;
 mod fact;
 mod incarnation;
 mod report;
@@ -98,6 +99,17 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     if let Some(problem) = process::nofile_warning(&setup, descriptors_needed(&spec, mode)) {
         tracing::warn!("{problem}");
     }
+    // Bound before the loop starts, so that a socket path that cannot be used is a
+    // startup error (exit 2) rather than a minder nobody can reach.
+    let control_listener = match crate::control::server::bind(&spec.daemon) {
+        Ok(listener) => listener,
+        Err(error) => {
+            // Written directly: minder exits at once, before its log writer thread
+            // would get to a queued line.
+            eprintln!("minder: {error}");
+            return crate::exit::USAGE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -112,7 +124,7 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     // (the loop's drop kills what is left) and exit with the internal-error code.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async move {
-            match Loop::new(spec, mode, outputs) {
+            match Loop::new(spec, mode, outputs, control_listener) {
                 Ok(mut event_loop) => event_loop.run().await,
                 Err(error) => {
                     tracing::error!("{error}");
@@ -253,10 +265,18 @@ struct Loop {
     systemd: Option<SystemdNotifier>,
     /// Whether systemd has been told `READY=1` (queued for it, at least).
     announced_ready: bool,
+    /// The control socket's server and what its answers need beyond the core (see
+    /// `control.rs`).
+    control: control::ControlState,
 }
 
 impl Loop {
-    fn new(spec: Spec, mode: RunMode, outputs: Option<OutputHub>) -> std::io::Result<Loop> {
+    fn new(
+        spec: Spec,
+        mode: RunMode,
+        outputs: Option<OutputHub>,
+        control_listener: Option<crate::control::server::Listener>,
+    ) -> std::io::Result<Loop> {
         // Backoff jitter exists to spread restarts of many minders (or many services)
         // apart, so each run gets its own seed; the core itself stays deterministic.
         let seed = fastrand::u64(..);
@@ -287,6 +307,7 @@ impl Loop {
             RunMode::Container => SignalMode::Forward,
         };
         let supervisor = Supervisor::new(&core_spec, seed);
+        let control = control::ControlState::new(&spec, control_listener, sender.clone());
         let shutdown_timeout = spec.daemon.shutdown_timeout;
         let processes = ProcessTable::new(spec, probes, &supervisor);
         Ok(Loop {
@@ -296,6 +317,7 @@ impl Loop {
             notify,
             systemd: SystemdNotifier::from_env(),
             announced_ready: false,
+            control,
             supervisor,
             processes,
             origin: Instant::now(),
@@ -400,6 +422,7 @@ impl Loop {
             self.tell_systemd();
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
+        self.control.close();
         self.final_cleanup().await;
         self.last_word_to_systemd();
         // Logged before the drain, whose flush then writes it out too.
@@ -555,11 +578,13 @@ impl Loop {
                     self.pending.push_back(Event::Ready { child });
                 }
             }
+            Fact::Control(request) => self.on_control(request),
         }
     }
 
     fn perform(&mut self, effects: Vec<Effect>) {
         for effect in effects {
+            self.observe_for_control(&effect);
             match effect {
                 Effect::Spawn { child } => self.spawn(child),
                 Effect::Signal { child, pid, signal } => {

@@ -323,7 +323,7 @@ fn round_ms(delay: Duration) -> Duration {
     Duration::from_millis(delay.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
-fn end_name(end: EndKind) -> String {
+pub(super) fn end_name(end: EndKind) -> String {
     match end {
         EndKind::Stopped => "stopped".into(),
         EndKind::Normal => "normal".into(),
