@@ -436,3 +436,37 @@ fn a_reload_keeps_the_main_process_of_run_config_with_a_command() {
     assert!(is_alive(main));
     assert!(minder.is_running());
 }
+
+#[test]
+fn a_reload_during_a_shutdown_is_refused_and_changes_nothing() {
+    // `slow` ignores TERM, so the shutdown waits its stop_timeout out: time to ask.
+    let config = format!(
+        "{}{}",
+        sh_service(
+            "slow",
+            "trap '' TERM; echo $$ > slow.pid; while true; do sleep 0.05; done",
+            "stop_timeout = \"3s\"",
+        ),
+        sh_service("a", &pid_then_sleep("a"), ""),
+    );
+    let mut minder = Minder::run(&config);
+    minder.wait_pid("slow", None);
+    minder.wait_pid("a", None);
+    let mut client = minder.client();
+    minder.signal(Signal::SIGTERM);
+    minder.wait_log(&["orderly shutdown"], 1, PATIENCE);
+    minder.write(
+        "cfg.toml",
+        &format!("{config}{}", sh_service("b", &pid_then_sleep("b"), "")),
+    );
+    let answer = client.request("reload", serde_json::json!({}));
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert_eq!(answer["error"]["kind"], "shutting_down", "{answer}");
+    assert_eq!(minder.expect_exit(Duration::from_secs(10)), 0);
+    assert_eq!(
+        minder.pid_file("b"),
+        None,
+        "b was started during the shutdown"
+    );
+    minder.assert_nothing_left();
+}
