@@ -23,11 +23,11 @@ use crate::control::server::{self, Answer, ControlRequest, Follow, Listener, Rep
 use crate::process;
 use crate::signals::signal_name;
 use crate::spec::{GroupSpec, NodeSpec, Spec, Strategy};
-use crate::supervisor::{Effect, ProbeKind};
+use crate::supervisor::{Effect, PhaseView, ProbeKind};
 use crate::supervisor::{EndKind, Event, ExitStatus, Report, ServiceId, ShutdownCause, Time};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, mpsc};
 
 /// How many past events `events` can replay.
@@ -50,10 +50,6 @@ pub(super) struct ControlState {
     events: VecDeque<Arc<EventItem>>,
     /// Every new event, for followers; sending never waits.
     event_tap: broadcast::Sender<Arc<EventItem>>,
-    /// When each service's current process was spawned (from `Report::Started`).
-    started_at: HashMap<ServiceId, Instant>,
-    /// When minder sent each stopping service its stop signal (`Effect::Signal`).
-    stopping_since: HashMap<ServiceId, Instant>,
     /// Set once the core reports the tree shutting down.
     shutting_down: bool,
 }
@@ -73,6 +69,13 @@ struct GroupInfo {
     period: Duration,
     /// Every service under it, at any depth.
     services: Vec<String>,
+}
+
+impl ControlState {
+    /// A reload changed the tree: names, groups and shape are read from `spec` now.
+    pub(super) fn retree(&mut self, spec: &Spec) {
+        self.tree = TreeIndex::new(spec);
+    }
 }
 
 impl TreeIndex {
@@ -165,8 +168,6 @@ impl ControlState {
             tree: TreeIndex::new(spec),
             events: VecDeque::new(),
             event_tap: broadcast::Sender::new(EVENT_TAP),
-            started_at: HashMap::new(),
-            stopping_since: HashMap::new(),
             shutting_down: false,
         }
     }
@@ -254,14 +255,14 @@ impl Loop {
         reply.send(answer);
     }
 
-    /// `reload` arrives with the reload work; until then it is refused and changes
-    /// nothing.
+    /// `reload`: see `reload.rs`. The reply is kept until the reload has answered:
+    /// at once for a dry run or an invalid file, else once its services are up.
     pub(super) fn control_reload(&mut self, dry_run: bool, reply: Reply) {
-        let _ = dry_run;
-        reply.error(Error::new(
-            ErrorKind::Unsupported,
-            "reload is not supported by this minder yet; nothing changed",
-        ));
+        let answer: super::reload::ReloadAnswer = Box::new(move |result| match result {
+            Ok(result) => reply.ok(result),
+            Err(error) => reply.error(error),
+        });
+        self.reload(dry_run, super::reload::ReloadReply::Client(answer));
     }
 
     /// Sends `make(node)` to the core for every node `name` stands for; the names of
@@ -382,10 +383,10 @@ impl Loop {
                 pid: std::process::id(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 uptime_seconds: self.origin.elapsed().as_secs_f64(),
-                phase: if self.control.shutting_down {
-                    "stopping"
-                } else {
-                    "running"
+                phase: match self.supervisor.phase_view() {
+                    PhaseView::Running => "running",
+                    PhaseView::Draining { .. } => "draining",
+                    PhaseView::Stopping { .. } | PhaseView::Exited => "stopping",
                 }
                 .to_string(),
             },
@@ -401,9 +402,8 @@ impl Loop {
             .get(view.name)
             .map_or_else(|| "root".to_string(), |(_, group)| group.clone());
         let uptime_seconds = view
-            .pid
-            .and_then(|_| self.control.started_at.get(&id))
-            .map(|at| at.elapsed().as_secs_f64());
+            .since
+            .map(|since| now.saturating_sub(since).as_secs_f64());
         let last_exit = view.last_status.map(|status| match status {
             ExitStatus::Exited(code) => LastExit {
                 code: Some(code),
@@ -435,20 +435,14 @@ impl Loop {
                 end => Some(super::report::end_name(end)),
             })
         };
-        let stopping = (view.state == "stopping")
-            .then(|| self.control.stopping_since.get(&id))
-            .flatten()
-            .map(|since| {
-                let stop_timeout = self
-                    .processes
-                    .service(id)
-                    .map_or(Duration::ZERO, |spec| spec.stop_timeout);
-                let elapsed = since.elapsed();
-                StoppingStatus {
-                    since_seconds: elapsed.as_secs_f64(),
-                    kill_in_seconds: Some(stop_timeout.saturating_sub(elapsed).as_secs_f64()),
-                }
-            });
+        // The core's own kill time: its stop_timeout, or the end of shutdown_timeout if
+        // that comes first; none once SIGKILL has been sent.
+        let stopping = view.stopping.map(|stopping| StoppingStatus {
+            since_seconds: now.saturating_sub(stopping.since).as_secs_f64(),
+            kill_in_seconds: stopping
+                .kill_at
+                .map(|at| at.saturating_sub(now).as_secs_f64()),
+        });
         Some(ServiceStatus {
             name: view.name.to_string(),
             group,
@@ -526,21 +520,12 @@ impl Loop {
     }
 
     /// Notes what `status` and `events` need from an effect about to be performed:
-    /// every `Report` becomes an event; a stop signal starts a "stopping since".
+    /// every `Report` becomes an event.
     pub(super) fn observe_for_control(&mut self, effect: &Effect) {
-        match effect {
-            Effect::Signal { child, .. } => {
-                self.control
-                    .stopping_since
-                    .entry(child.id)
-                    .or_insert_with(Instant::now);
-            }
-            Effect::Report(report) => {
-                if let Some(event) = self.event_of(report) {
-                    self.control.push_event(event);
-                }
-            }
-            _ => {}
+        if let Effect::Report(report) = effect
+            && let Some(event) = self.event_of(report)
+        {
+            self.control.push_event(event);
         }
     }
 
@@ -560,8 +545,6 @@ impl Loop {
         };
         match report {
             Report::Started { child, pid } => {
-                self.control.started_at.insert(child.id, Instant::now());
-                self.control.stopping_since.remove(&child.id);
                 event.event = "started".into();
                 event.service = service(self, child.id);
                 event.group = group_of(self, child.id);
@@ -579,8 +562,6 @@ impl Loop {
                 event.group = group_of(self, child.id);
             }
             Report::Exited { child, status, end } => {
-                self.control.started_at.remove(&child.id);
-                self.control.stopping_since.remove(&child.id);
                 event.event = if *end == EndKind::Stopped {
                     "stopped"
                 } else {
@@ -681,6 +662,33 @@ impl Loop {
                 event.service = service(self, child.id);
                 event.group = group_of(self, child.id);
                 event.reason = Some(reason.to_string());
+            }
+            Report::Draining { until } => {
+                event.event = "draining".into();
+                event.delay_seconds =
+                    Some(until.saturating_sub(self.supervisor.now()).as_secs_f64());
+                event.reason = Some("shutdown requested; services run until the drain ends".into());
+            }
+            Report::Reloaded {
+                added,
+                removed,
+                restarted,
+                updated_groups,
+            } => {
+                event.event = "reload".into();
+                event.reason = Some(format!(
+                    "{} added, {} removed, {} restarted, {} group(s) updated",
+                    added.len(),
+                    removed.len(),
+                    restarted.len(),
+                    updated_groups.len()
+                ));
+            }
+            // Progress of a shutdown already announced: the log has it, and `status`
+            // shows each stopping service with its kill time. A refused reload is
+            // answered to whoever asked.
+            Report::StillStopping { .. } | Report::SlowStops { .. } | Report::ReloadRefused => {
+                return None;
             }
             Report::Unsettled { .. } => return None,
         }

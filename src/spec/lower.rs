@@ -17,6 +17,7 @@ pub fn lower(spec: &Spec) -> (core::Spec, Vec<Probe>) {
     let mut probes = Vec::new();
     let core = core::Spec {
         shutdown_timeout: spec.daemon.shutdown_timeout,
+        drain_delay: spec.daemon.drain_delay,
         root: lower_group(&spec.root, &mut probes),
         // Container mode is the runtime's to set: the file says nothing about it.
         signals: core::SignalMode::Supervise,
@@ -146,6 +147,16 @@ impl ProcessTable {
             .filter_map(|(id, name)| Some((id, by_name.remove(name)?)))
             .collect();
         ProcessTable { services, probes }
+    }
+
+    /// After a reload: keeps from the table `old` the specs of `ids`, services the
+    /// reload removed that are still stopping (their last log lines need a name).
+    pub fn carry_over(&mut self, mut old: ProcessTable, ids: &[ServiceId]) {
+        for id in ids {
+            if let Some(spec) = old.services.remove(id) {
+                self.services.entry(*id).or_insert(spec);
+            }
+        }
     }
 
     pub fn service(&self, id: ServiceId) -> Option<&ServiceSpec> {
