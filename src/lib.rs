@@ -10,6 +10,7 @@
 pub mod config;
 pub mod health;
 pub mod logs;
+pub mod metrics;
 pub mod notify;
 #[cfg(test)]
 mod own_process;

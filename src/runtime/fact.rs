@@ -5,8 +5,11 @@
 //! and threads that own what they use and share nothing with the loop. They report what
 //! they saw, not what it means: which process is current, and so whether a fact still
 //! matters, only the loop knows (its `Incarnations`). The loop turns each fact into
-//! events for the core, or drops it when the process it is about has ended.
+//! events for the core, or drops it when the process it is about has ended. The one
+//! fact that asks rather than tells, a snapshot request of the metrics endpoint, is
+//! answered with plain data and changes nothing.
 
+use crate::metrics::SnapshotRequest;
 use crate::notify;
 use crate::supervisor::{ChildRef, ProbeKind, ProbeOutcome, ServiceId};
 use std::collections::HashMap;
@@ -38,4 +41,7 @@ pub enum Fact {
     },
     /// `child` wrote a newline to its ready fd.
     ReadyLine { child: ChildRef },
+    /// The metrics endpoint asks for the tree's state; the loop answers at once with
+    /// a snapshot it fills without a syscall (`stats.rs`).
+    Snapshot(SnapshotRequest),
 }

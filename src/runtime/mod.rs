@@ -25,10 +25,12 @@ mod container;
 mod fact;
 mod incarnation;
 mod report;
+mod stats;
 mod systemd;
 
 use crate::health::{ExecProbes, Prober};
 use crate::logs::{OutputHub, OwnLogWriter};
+use crate::metrics::Endpoint;
 use crate::notify::{self, NotifyServer, NotifySlot};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::signals::signal_name;
@@ -98,6 +100,18 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     if let Some(problem) = process::nofile_warning(&setup, descriptors_needed(&spec, mode)) {
         tracing::warn!("{problem}");
     }
+    // Bound before anything starts: an endpoint that cannot listen is a config-level
+    // error (exit 2), found before a single service runs.
+    let metrics = match spec.daemon.metrics_listen.map(Endpoint::bind).transpose() {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            tracing::error!("{error}");
+            return crate::exit::USAGE;
+        }
+    };
+    if let Some(endpoint) = &metrics {
+        tracing::info!("metrics listening on {}", endpoint.address());
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -112,7 +126,7 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     // (the loop's drop kills what is left) and exit with the internal-error code.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async move {
-            match Loop::new(spec, mode, outputs) {
+            match Loop::new(spec, mode, outputs, metrics) {
                 Ok(mut event_loop) => event_loop.run().await,
                 Err(error) => {
                     tracing::error!("{error}");
@@ -231,7 +245,7 @@ struct Loop {
     mode: RunMode,
     /// Events produced while performing effects, handled before the next wait.
     pending: VecDeque<Event>,
-    /// Orphans re-parented to minder and reaped (for metrics later).
+    /// Orphans re-parented to minder and reaped (`minder_orphans_reaped_total`).
     orphans_reaped: u64,
     /// Set by `Effect::Exit`.
     exit_code: Option<i32>,
@@ -253,10 +267,17 @@ struct Loop {
     systemd: Option<SystemdNotifier>,
     /// Whether systemd has been told `READY=1` (queued for it, at least).
     announced_ready: bool,
+    /// What the metrics count, from the core's reports (`stats.rs`).
+    stats: stats::Stats,
 }
 
 impl Loop {
-    fn new(spec: Spec, mode: RunMode, outputs: Option<OutputHub>) -> std::io::Result<Loop> {
+    fn new(
+        spec: Spec,
+        mode: RunMode,
+        outputs: Option<OutputHub>,
+        metrics: Option<Endpoint>,
+    ) -> std::io::Result<Loop> {
         // Backoff jitter exists to spread restarts of many minders (or many services)
         // apart, so each run gets its own seed; the core itself stays deterministic.
         let seed = fastrand::u64(..);
@@ -288,7 +309,11 @@ impl Loop {
         };
         let supervisor = Supervisor::new(&core_spec, seed);
         let shutdown_timeout = spec.daemon.shutdown_timeout;
+        let stats = stats::Stats::new(&spec, &supervisor);
         let processes = ProcessTable::new(spec, probes, &supervisor);
+        if let Some(endpoint) = metrics {
+            endpoint.start(sender.clone());
+        }
         Ok(Loop {
             facts,
             prober: Prober::new(sender),
@@ -307,6 +332,7 @@ impl Loop {
             pending: VecDeque::new(),
             orphans_reaped: 0,
             exit_code: None,
+            stats,
         })
     }
 
@@ -553,6 +579,7 @@ impl Loop {
                     self.pending.push_back(Event::Ready { child });
                 }
             }
+            Fact::Snapshot(request) => request.answer(self.snapshot()),
         }
     }
 
@@ -616,7 +643,10 @@ impl Loop {
                     run,
                 } => self.probe(child, pid, check, run),
                 Effect::Exit { code } => self.exit_code = Some(code),
-                Effect::Report(report) => self.log(report),
+                Effect::Report(report) => {
+                    self.stats.note(&report, Instant::now());
+                    self.log(report);
+                }
             }
         }
     }
