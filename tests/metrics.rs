@@ -368,8 +368,8 @@ fn an_address_that_cannot_be_bound_exits_2_naming_it_before_anything_starts() {
     );
     let mut minder = Minder::run(&config);
     assert_eq!(minder.expect_exit(PATIENCE), 2);
-    let errors = minder.log_lines(&["ERROR", &address.to_string()]);
-    assert_eq!(errors.len(), 1, "{}", minder.stderr_text());
+    // Read from the pipe by a thread of the fixture: wait for it, not just the exit.
+    let errors = minder.wait_log(&["error: ", &address.to_string()], 1, PATIENCE);
     assert!(
         errors[0].contains("metrics_listen"),
         "the error names the key: {}",

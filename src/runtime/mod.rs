@@ -76,6 +76,17 @@ const FINAL_REAP_BOUND: Duration = Duration::from_secs(5);
 
 /// Supervise `spec` until it ends; returns minder's exit code.
 pub fn run(spec: Spec, mode: RunMode) -> i32 {
+    // Bound before anything starts: an endpoint that cannot listen is an error of the
+    // config (exit 2), found before a single service runs. Written straight to stderr,
+    // like the config's own errors: the log writer is not running yet, and a queued
+    // line could be lost at this early exit.
+    let metrics = match spec.daemon.metrics_listen.map(Endpoint::bind).transpose() {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return crate::exit::USAGE;
+        }
+    };
     // In config mode minder's own lines share the services' writer thread: one order
     // on stderr, and lines dropped (and counted) rather than ever blocking the loop.
     let outputs = match mode {
@@ -100,15 +111,6 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     if let Some(problem) = process::nofile_warning(&setup, descriptors_needed(&spec, mode)) {
         tracing::warn!("{problem}");
     }
-    // Bound before anything starts: an endpoint that cannot listen is a config-level
-    // error (exit 2), found before a single service runs.
-    let metrics = match spec.daemon.metrics_listen.map(Endpoint::bind).transpose() {
-        Ok(metrics) => metrics,
-        Err(error) => {
-            tracing::error!("{error}");
-            return crate::exit::USAGE;
-        }
-    };
     if let Some(endpoint) = &metrics {
         tracing::info!("metrics listening on {}", endpoint.address());
     }
