@@ -22,7 +22,7 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-pub use self::http::{Endpoint, HEALTH_BOUND};
+pub use self::http::{Endpoint, HEALTH_BOUND, MAX_CONNECTIONS};
 pub use self::render::render;
 
 use crate::supervisor::{EndKind, ExitStatus, FailureReason};

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 pub const HEALTH_BOUND: Duration = Duration::from_secs(1);
 
 /// At most this many connections at once; more are closed as they are accepted.
-const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// A client must send its request headers within this long.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);

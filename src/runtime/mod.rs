@@ -883,9 +883,9 @@ fn notify_environment(
 const OWN_DESCRIPTORS: u64 = 64;
 
 /// About how many file descriptors minder holds at once for `spec` (see the file
-/// descriptor notes in minder(8)): its own, plus per service its two output pipes
-/// (run mode), its notify socket, its ready-fd pipe, and a socket per tcp or http
-/// check that may run at the same time.
+/// descriptor notes in minder(8)): its own, the metrics endpoint's, plus per service
+/// its two output pipes (run mode), its notify socket, its ready-fd pipe, and a socket
+/// per tcp or http check that may run at the same time.
 fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
     let per_service = |service: &ServiceSpec| -> u64 {
         let pipes = if mode == RunMode::Config { 2 } else { 0 };
@@ -900,7 +900,12 @@ fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
         };
         pipes + ready + health
     };
-    OWN_DESCRIPTORS + services(&spec.root).map(per_service).sum::<u64>()
+    // The metrics endpoint: its listening socket and as many connections as it serves.
+    let metrics = match spec.daemon.metrics_listen {
+        Some(_) => 1 + crate::metrics::MAX_CONNECTIONS as u64,
+        None => 0,
+    };
+    OWN_DESCRIPTORS + metrics + services(&spec.root).map(per_service).sum::<u64>()
 }
 
 /// Every service of a tree, depth first.
