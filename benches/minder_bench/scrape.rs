@@ -13,7 +13,7 @@
 //! The endpoint listens on a port the bench picked free an instant before (bound to
 //! port 0, then closed). The bench reports and never asserts; there is no target.
 
-use super::{Bench, Percentiles, Series, count_lines, monotonic_ns};
+use super::{Bench, Percentiles, ProcSample, Series, count_lines, monotonic_ns};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -33,9 +33,21 @@ const WARM_SCRAPES: usize = 3;
 /// The scraper's period during the loaded restart series: 10 scrapes a second.
 const SCRAPE_PERIOD: Duration = Duration::from_millis(100);
 
+/// The timed scrapes of one size.
+pub(super) struct Scrapes {
+    pub(super) services: usize,
+    /// Latency of one scrape (µs).
+    pub(super) latency: Option<Percentiles>,
+    /// The size of a body.
+    pub(super) bytes: usize,
+    /// CPU time per scrape (µs) of minder's main thread (the loop, which copies the
+    /// snapshot) and of the endpoint's thread (/proc, rendering, sending).
+    pub(super) loop_cpu_us: Option<f64>,
+    pub(super) endpoint_cpu_us: Option<f64>,
+}
+
 pub(super) struct ScrapeResult {
-    /// Per size: services, latency of one scrape (µs), and the size of its body.
-    pub(super) latency: Vec<(usize, Option<Percentiles>, usize)>,
+    pub(super) latency: Vec<Scrapes>,
     pub(super) unscraped: Option<Series>,
     pub(super) scraped: Option<Series>,
     /// Scrapes completed during the scraped restart series.
@@ -45,11 +57,11 @@ pub(super) struct ScrapeResult {
 impl ScrapeResult {
     pub(super) fn target_rows(&self) -> Vec<super::probes::TargetRow> {
         let mut rows = Vec::new();
-        for (services, latency, _) in &self.latency {
+        for scrapes in &self.latency {
             rows.push((
-                format!("/metrics p50 / p99, {services} services"),
+                format!("/metrics p50 / p99, {} services", scrapes.services),
                 String::new(),
-                latency.map(|p| {
+                scrapes.latency.map(|p| {
                     (
                         format!("{:.1} / {:.1} ms", p.p50 / 1000.0, p.p99 / 1000.0),
                         true,
@@ -84,12 +96,12 @@ impl Bench {
             scrapes_during: 0,
         };
         for services in SIZES {
-            let (latency, bytes) = self.scrape_latency(services, scrapes);
-            match latency {
+            let measured = self.scrape_latency(services, scrapes);
+            match measured.latency {
                 Some(p) => println!(
                     "  {services} services: {} scrapes of {:.0} KiB, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
                     p.count,
-                    bytes as f64 / 1024.0,
+                    measured.bytes as f64 / 1024.0,
                     p.p50 / 1000.0,
                     p.p90 / 1000.0,
                     p.p99 / 1000.0,
@@ -97,7 +109,15 @@ impl Bench {
                 ),
                 None => println!("  {services} services: not measured"),
             }
-            result.latency.push((services, latency, bytes));
+            let cpu = |us: Option<f64>| {
+                us.map_or_else(|| "?".into(), |us| format!("{:.1} ms", us / 1000.0))
+            };
+            println!(
+                "    CPU per scrape: the loop's thread {}, the endpoint's thread {}",
+                cpu(measured.loop_cpu_us),
+                cpu(measured.endpoint_cpu_us)
+            );
+            result.latency.push(measured);
         }
         result.unscraped = Some(self.flap_beside_sleepers(false).0);
         let (scraped, during) = self.flap_beside_sleepers(true);
@@ -132,9 +152,8 @@ impl Bench {
         )
     }
 
-    /// `services` sleeping stampers, then `scrapes` timed scrapes: their latencies and
-    /// the size of the last body.
-    fn scrape_latency(&self, services: usize, scrapes: usize) -> (Option<Percentiles>, usize) {
+    /// `services` sleeping stampers, then `scrapes` timed scrapes.
+    fn scrape_latency(&self, services: usize, scrapes: usize) -> Scrapes {
         let name = format!("scrape-{services}");
         let stamps = self.path(&format!("{name}.stamps"));
         let address = free_address();
@@ -151,13 +170,20 @@ impl Bench {
                 count_lines(&stamps)
             );
             minder.stop().print();
-            return (None, 0);
+            return Scrapes {
+                services,
+                latency: None,
+                bytes: 0,
+                loop_cpu_us: None,
+                endpoint_cpu_us: None,
+            };
         }
         let mut bytes = 0;
         for _ in 0..WARM_SCRAPES {
             bytes = get_metrics(address).unwrap_or(0);
         }
         let mut latencies = Vec::with_capacity(scrapes);
+        let before = ProcSample::take(minder.pid());
         for _ in 0..scrapes {
             let before = monotonic_ns();
             if let Some(size) = get_metrics(address) {
@@ -165,8 +191,28 @@ impl Bench {
                 bytes = size;
             }
         }
+        let after = ProcSample::take(minder.pid());
+        let count = latencies.len().max(1) as f64;
+        let per_scrape = |thread: &dyn Fn(&(i32, String, u64, Option<u64>)) -> bool| {
+            let run_ns = |sample: &ProcSample| {
+                sample
+                    .threads
+                    .iter()
+                    .find(|entry| thread(entry))
+                    .and_then(|entry| entry.3)
+            };
+            Some(run_ns(&after)?.saturating_sub(run_ns(&before)?) as f64 / 1000.0 / count)
+        };
+        let pid = minder.pid();
+        let result = Scrapes {
+            services,
+            latency: Percentiles::of(latencies),
+            bytes,
+            loop_cpu_us: per_scrape(&|entry| entry.0 == pid),
+            endpoint_cpu_us: per_scrape(&|entry| entry.1 == "minder-metrics"),
+        };
         minder.stop().print();
-        (Percentiles::of(latencies), bytes)
+        result
     }
 
     /// The flapper beside `SLEEPERS` services, scraped 10 times a second or not: its
