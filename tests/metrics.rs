@@ -426,3 +426,21 @@ fn a_scraper_that_stalls_mid_request_does_not_hold_up_restarts() {
     assert!(still_open, "the stalled client was disconnected");
     drop(deaf);
 }
+
+#[test]
+fn a_tree_without_services_still_gets_minders_own_metrics() {
+    // The encoder stops at a family without samples; the service families of an
+    // empty tree have none.
+    let minder = Minder::run(DAEMON);
+    let address = endpoint(&minder);
+    let (status, text) = get(address, "/metrics");
+    assert_eq!(status, 200);
+    for series in [
+        "minder_orphans_reaped_total",
+        r#"minder_group_escalations_total{group="root"}"#,
+        "process_open_fds",
+    ] {
+        assert!(value(&text, series).is_some(), "{series} in:\n{text}");
+    }
+    assert_eq!(get(address, "/readyz"), (200, "ready\n".to_string()));
+}

@@ -21,6 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// One thread in a `ProcSample`: tid, name, context switches, run time in ns.
+type ThreadSample = (i32, String, u64, Option<u64>);
+
 /// Services up while `/metrics` is timed.
 const SIZES: [usize; 2] = [1000, 10_000];
 
@@ -193,7 +196,7 @@ impl Bench {
         }
         let after = ProcSample::take(minder.pid());
         let count = latencies.len().max(1) as f64;
-        let per_scrape = |thread: &dyn Fn(&(i32, String, u64, Option<u64>)) -> bool| {
+        let per_scrape = |thread: &dyn Fn(&ThreadSample) -> bool| {
             let run_ns = |sample: &ProcSample| {
                 sample
                     .threads

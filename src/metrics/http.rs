@@ -64,6 +64,7 @@ impl Endpoint {
         let started = std::thread::Builder::new()
             .name("minder-metrics".into())
             .spawn(move || {
+                yield_to_supervision();
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -79,6 +80,18 @@ impl Endpoint {
         if let Err(error) = started {
             tracing::error!("metrics endpoint: start its thread: {error}");
         }
+    }
+}
+
+/// Lowers this thread's scheduling priority (nice 10): on a machine short of CPU, a
+/// scrape of a large tree waits rather than the supervision loop. Linux applies nice
+/// per thread; the loop's thread, which spawns every service, keeps minder's own. A
+/// failure changes nothing but the priority, so it is ignored.
+fn yield_to_supervision() {
+    // SAFETY: gettid and setpriority take and return plain integers.
+    unsafe {
+        let thread = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10);
     }
 }
 

@@ -54,10 +54,13 @@ pub fn render(
         )],
     ));
     families.extend(extra);
+    // The encoder refuses a family without samples (and stops there): a tree without
+    // services, or without groups but the root, leaves some empty.
+    families.retain(|family| !family.get_metric().is_empty());
     let mut text = String::new();
-    // The families are built here from fixed names and valid label names; the encoder
-    // refuses only an empty family name or a sample with the wrong type, so an error
-    // is a bug of this file, and what was written before it is still served.
+    // The families are built here from fixed names and valid label names, and none is
+    // empty; the encoder refuses nothing else, so an error is a bug of this file, and
+    // what was written before it is still served.
     if let Err(error) = prometheus::TextEncoder::new().encode_utf8(&families, &mut text) {
         tracing::error!("internal error: render the metrics: {error}");
     }

@@ -125,3 +125,26 @@ fn the_text_has_every_family_with_its_labels_and_cumulative_buckets() {
     }
     assert!(text.contains("# TYPE minder_service_recovery_seconds histogram\n"));
 }
+
+#[test]
+fn a_tree_without_services_still_renders_every_other_family() {
+    let mut empty = snapshot();
+    empty.info = Vec::new().into();
+    empty.services.clear();
+    let units = Units {
+        ticks_per_second: 100,
+        page_size: 4096,
+    };
+    let text = render(&empty, &HashMap::new(), units, Vec::new());
+    assert!(!text.contains("minder_service_"), "{text}");
+    for family in [
+        "minder_group_escalations_total{group=\"front\"} 0",
+        "minder_orphans_reaped_total 7",
+        "minder_log_lines_dropped_total 0",
+    ] {
+        assert!(
+            text.lines().any(|line| line == family),
+            "{family} in:\n{text}"
+        );
+    }
+}
