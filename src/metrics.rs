@@ -195,7 +195,10 @@ pub struct GroupState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     Running,
-    /// A shutdown has begun (a signal, `auto_shutdown`, a spent root budget).
+    /// A shutdown was requested and services run on for `drain_delay`.
+    Draining,
+    /// The shutdown proper (after a drain, or at once: `auto_shutdown`, a spent root
+    /// budget, a request without `drain_delay`).
     ShuttingDown,
 }
 

@@ -444,3 +444,47 @@ fn a_tree_without_services_still_gets_minders_own_metrics() {
     }
     assert_eq!(get(address, "/readyz"), (200, "ready\n".to_string()));
 }
+
+#[test]
+fn readyz_says_draining_through_drain_delay_then_shutting_down() {
+    // `stubborn` ignores SIGTERM, so after the drain the shutdown lasts its
+    // stop_timeout: both phases can be seen.
+    let config = format!(
+        "[daemon]\nmetrics_listen = \"127.0.0.1:0\"\ncontrol_socket = \"\"\n\
+         drain_delay = \"1s\"\nshutdown_timeout = \"10s\"\n{}",
+        sh_service(
+            "stubborn",
+            "trap '' TERM; echo $$ > stubborn.pid; exec sleep 1000",
+            "stop_timeout = \"2s\"\n[service.stubborn.ready]\nexec = [\"true\"]\ninterval = \"50ms\""
+        )
+    );
+    let mut minder = Minder::run(&config);
+    let address = endpoint(&minder);
+    let stubborn = minder.wait_pid("stubborn", None);
+    let ready = wait_for(PATIENCE, || get(address, "/readyz").0 == 200);
+    assert!(ready, "never ready:\n{}", minder.stderr_text());
+    minder.signal(Signal::SIGTERM);
+    let mut last = (0, String::new());
+    let draining = wait_for(PATIENCE, || {
+        last = get(address, "/readyz");
+        last.0 == 503
+    });
+    assert!(draining, "/readyz stayed {last:?} after SIGTERM");
+    assert_eq!(last.1, "draining\n");
+    assert!(
+        minder.log_lines(&["orderly shutdown"]).is_empty() && common::is_alive(stubborn),
+        "the 503 came before the drain ended, while the service ran:\n{}",
+        minder.stderr_text()
+    );
+    let stopping = wait_for(PATIENCE, || {
+        last = get(address, "/readyz");
+        last.1 == "shutting down\n"
+    });
+    assert!(
+        stopping,
+        "/readyz stayed {last:?}\n{}",
+        minder.stderr_text()
+    );
+    assert_eq!(last.0, 503);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+}

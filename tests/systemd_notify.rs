@@ -1,13 +1,13 @@
 //! minder as a systemd `Type=notify` service: it tells the service manager `READY=1`
-//! once its tree is up and ready, `STOPPING=1` when it shuts down, and pings
-//! `WATCHDOG=1` from its loop when `WATCHDOG_USEC` asks for it, never more often than
-//! every 100 ms. The service manager is played by the test: a datagram socket passed as
+//! once its tree is up and ready, `STOPPING=1` when it shuts down (at the request,
+//! before a drain), a `STATUS=` line that follows the tree, and pings `WATCHDOG=1` from
+//! its loop when `WATCHDOG_USEC` asks for it, never more often than every 100 ms. The service manager is played by the test: a datagram socket passed as
 //! `NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace). A manager that does
 //! not read its socket must not stall minder: sends never block.
 
 mod common;
 
-use common::{Minder, PATIENCE, sh_service, wait_for};
+use common::{Minder, PATIENCE, is_alive, send_signal, sh_service, wait_for};
 use nix::sys::signal::Signal;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -316,4 +316,180 @@ fn unique_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+/// The `STATUS=` values among `messages`, in order.
+fn statuses(messages: &[String]) -> Vec<String> {
+    messages
+        .iter()
+        .flat_map(|message| message.lines())
+        .filter_map(|line| line.strip_prefix("STATUS="))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Reads the manager's socket into `messages` until a `STATUS=` containing `needle`
+/// has arrived (after the first `from` statuses); panics after `PATIENCE`.
+fn wait_status(
+    socket: &UnixDatagram,
+    messages: &mut Vec<String>,
+    from: usize,
+    needle: &str,
+    minder: &Minder,
+) -> usize {
+    let mut found = None;
+    let arrived = wait_for(PATIENCE, || {
+        messages.extend(received(socket));
+        found = statuses(messages)
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, status)| status.contains(needle))
+            .map(|(index, _)| index);
+        found.is_some()
+    });
+    assert!(
+        arrived,
+        "no STATUS= with {needle:?} after the first {from}: {:?}\n{}",
+        statuses(messages),
+        minder.stderr_text()
+    );
+    found.expect("found")
+}
+
+#[test]
+fn status_follows_the_tree_through_a_restart() {
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &format!(
+            "[daemon]\ncontrol_socket = \"\"\n\n{}{}",
+            sh_service(
+                "api",
+                "echo $$ > api.pid; exec sleep 1000",
+                "backoff = { initial = \"700ms\", jitter = 0.0 }"
+            ),
+            sh_service("db", "echo $$ > db.pid; exec sleep 1000", ""),
+        ),
+    );
+    let (socket, path) = manager(&minder);
+    minder.env("NOTIFY_SOCKET", path);
+    minder.start_run(&[]);
+    let mut messages = Vec::new();
+    assert!(
+        wait_for(PATIENCE, || {
+            messages.extend(received(&socket));
+            messages.iter().any(|m| m.contains("READY=1"))
+        }),
+        "no READY=1: {messages:?}"
+    );
+    let ready = messages
+        .iter()
+        .find(|m| m.contains("READY=1"))
+        .expect("found");
+    assert!(ready.contains("STATUS=2/2 ready"), "{ready:?}");
+
+    // A kill puts `api` in its backoff: the status says so, with its group's restarts
+    // in the window, then goes back to all ready once it has come back.
+    let api = minder.wait_pid("api", None);
+    send_signal(api, Signal::SIGKILL);
+    let restarting = wait_status(&socket, &mut messages, 0, "api restarting", &minder);
+    assert_eq!(
+        statuses(&messages)[restarting],
+        "1/2 ready, api restarting (1 in 30s)"
+    );
+    let again = wait_status(&socket, &mut messages, restarting + 1, "2/2 ready", &minder);
+    assert_eq!(statuses(&messages)[again], "2/2 ready");
+    minder.wait_pid("api", Some(api));
+
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+}
+
+#[test]
+fn stopping_goes_out_at_the_request_and_the_status_shows_drain_then_shutdown() {
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &format!(
+            "[daemon]\ndrain_delay = \"1s\"\ncontrol_socket = \"\"\n\n{}",
+            sh_service(
+                "stubborn",
+                "trap '' TERM; echo $$ > stubborn.pid; exec sleep 1000",
+                "stop_timeout = \"2s\""
+            ),
+        ),
+    );
+    let (socket, path) = manager(&minder);
+    minder.env("NOTIFY_SOCKET", path);
+    minder.start_run(&[]);
+    let stubborn = minder.wait_pid("stubborn", None);
+    let mut messages = Vec::new();
+    assert!(wait_for(PATIENCE, || {
+        messages.extend(received(&socket));
+        messages.iter().any(|m| m.contains("READY=1"))
+    }));
+
+    minder.signal(Signal::SIGTERM);
+    let mut stopping = None;
+    assert!(
+        wait_for(PATIENCE, || {
+            messages.extend(received(&socket));
+            stopping = messages.iter().find(|m| m.contains("STOPPING=1")).cloned();
+            stopping.is_some()
+        }),
+        "no STOPPING=1: {messages:?}"
+    );
+    // STOPPING=1 comes at the request, while the service still runs its drain.
+    assert!(is_alive(stubborn), "{}", minder.stderr_text());
+    let stopping = stopping.expect("found");
+    assert!(
+        stopping.contains("STATUS=draining (1 s left)"),
+        "{stopping:?}"
+    );
+    let shown = wait_status(&socket, &mut messages, 0, "stopping: stubborn (", &minder);
+    let draining = statuses(&messages)
+        .iter()
+        .position(|status| status.starts_with("draining"))
+        .expect("a draining status");
+    assert!(draining < shown, "{:?}", statuses(&messages));
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+    minder.assert_nothing_left();
+}
+
+#[test]
+fn regression_a_status_waiting_behind_a_refused_ready_made_the_loop_spin() {
+    // READY=1 is refused (the queue is full) and a status line waits with it. Before
+    // the fix the loop's next wake-up for the status was "now", again and again: it
+    // tried the send thousands of times a second instead of every 500 ms.
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &format!(
+            "[daemon]\ncontrol_socket = \"\"\n\n{}",
+            sh_service("a", "echo $$ > a.pid; exec sleep 1000", "")
+        ),
+    );
+    let path = minder.path("manager.sock");
+    let _manager = UnixDatagram::bind(&path).expect("bind the manager's socket");
+    fill_queue(&path);
+    minder.env("NOTIFY_SOCKET", &path);
+    minder.start_run(&[]);
+    minder.wait_pid("a", None);
+    minder.wait_log(&["notify socket", "is full"], 1, PATIENCE);
+    std::thread::sleep(Duration::from_secs(1));
+    minder.signal(Signal::SIGTERM);
+    assert_eq!(minder.expect_exit(PATIENCE), 0);
+    let summary = minder.wait_log(&["refused messages"], 1, PATIENCE);
+    let refused: u64 = summary[0]
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("queue_full="))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no queue_full count: {}", summary[0]));
+    // About one try per 500 ms over a second or two, plus one per turn of the loop.
+    assert!(
+        refused < 50,
+        "{refused} sends refused in about a second: the loop spun\n{}",
+        summary[0]
+    );
 }

@@ -226,11 +226,15 @@ impl Server {
 }
 
 /// `/readyz`: 200 when every service with a ready check is ready (or ended for good,
-/// or held stopped) and no shutdown has begun; else 503 with the reason, or the
-/// missing services one per line.
+/// or held stopped) and no shutdown has begun; else 503 with the phase (draining,
+/// shutting down), or the missing services one per line.
 fn readiness(snapshot: &Snapshot) -> Response<Full<Bytes>> {
-    if snapshot.phase == Phase::ShuttingDown {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+    match snapshot.phase {
+        Phase::Running => {}
+        Phase::Draining => return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()),
+        Phase::ShuttingDown => {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+        }
     }
     let missing: String = snapshot
         .info

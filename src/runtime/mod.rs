@@ -436,19 +436,21 @@ impl Loop {
         code
     }
 
-    /// Called after every turn: `READY=1` once the initial tree is up and ready, and
-    /// another try at a state message systemd's queue refused (a no-op without
-    /// `NOTIFY_SOCKET`). Later readiness changes are not announced: for systemd, minder
-    /// is ready once it has brought its tree up.
+    /// Called after every turn: `READY=1` once the initial tree is up and ready, the
+    /// tree's one-line `STATUS=` when it has changed (coalesced by the notifier), and
+    /// another try at a message systemd's queue refused (a no-op without
+    /// `NOTIFY_SOCKET`). Later readiness changes show in the status only: for
+    /// systemd, minder is ready once it has brought its tree up.
     fn tell_systemd(&mut self) {
         let Some(systemd) = &mut self.systemd else {
             return;
         };
+        let status = systemd::summary(&self.supervisor);
         if !self.announced_ready && self.supervisor.tree_ready() {
             self.announced_ready = true;
-            systemd.ready(&format!("{} services up", self.children.len()));
+            systemd.ready(&status);
         } else {
-            systemd.retry();
+            systemd.set_status(&status);
         }
     }
 

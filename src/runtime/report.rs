@@ -1,5 +1,7 @@
 //! What the loop writes to minder's own log: one line per `Report` of the core, the
-//! shutdown's cause, the signals minder only notes, and the SIGUSR2 dump of the tree.
+//! shutdown's cause and progress (the drain, the services it still waits for once a
+//! second, the slow ones at the end), the signals minder only notes, and the SIGUSR2
+//! dump of the tree.
 //!
 //! Reports change nothing: this module only reads the loop's state (names from the
 //! process table, the running processes for the dump) and writes log lines. Anything
@@ -9,7 +11,10 @@ use super::{Loop, RunMode};
 use crate::process;
 use crate::signals::signal_name;
 use crate::spec::RestartType;
-use crate::supervisor::{ChildRef, EXIT_ROOT_FAILED, EndKind, ExitStatus, Report, ShutdownCause};
+use crate::supervisor::{
+    ChildRef, EXIT_ROOT_FAILED, EndKind, ExitStatus, Report, ShutdownCause, SlowStop,
+    StoppingService,
+};
 use std::time::Duration;
 
 impl Loop {
@@ -165,6 +170,17 @@ impl Loop {
                 );
             }
             Report::ShuttingDown { cause } => self.log_shutdown(cause),
+            Report::Draining { until } => {
+                let left = until.saturating_sub(self.supervisor.now());
+                tracing::info!(
+                    "draining for {}: services keep running, and minder reports itself not ready, before they are stopped in order",
+                    seconds(left)
+                );
+            }
+            Report::StillStopping { waiting } => {
+                tracing::info!("waiting for {}", self.waiting_list(&waiting));
+            }
+            Report::SlowStops { stops } => self.log_slow_stops(&stops),
             Report::Unsettled { passes } => {
                 tracing::error!(
                     "internal error: the supervisor did not settle in {passes} passes; it goes on at once"
@@ -215,6 +231,59 @@ impl Loop {
             }
         }
     }
+}
+
+impl Loop {
+    /// `db (4.1 s, killed in 5.9 s), api (12.0 s, SIGKILL sent)`: the first
+    /// `WAITING_NAMED` in stop order, then how many more, so a batch of a thousand
+    /// instances makes one readable line a second, not a page.
+    fn waiting_list(&self, waiting: &[StoppingService]) -> String {
+        let now = self.supervisor.now();
+        let mut entries: Vec<String> = waiting
+            .iter()
+            .take(WAITING_NAMED)
+            .map(|service| {
+                let kill = match service.kill_at {
+                    Some(at) => format!("killed in {}", seconds(at.saturating_sub(now))),
+                    None => "SIGKILL sent".to_string(),
+                };
+                format!(
+                    "{} ({}, {kill})",
+                    self.processes.name(service.id),
+                    seconds(service.stopping_for)
+                )
+            })
+            .collect();
+        if waiting.len() > WAITING_NAMED {
+            entries.push(format!("and {} more", waiting.len() - WAITING_NAMED));
+        }
+        entries.join(", ")
+    }
+
+    /// The end of a shutdown: one line for each service that was slow to stop or had
+    /// to be killed, so the next `stop_timeout` can be set from facts.
+    fn log_slow_stops(&self, stops: &[SlowStop]) {
+        for stop in stops {
+            let service = self.processes.name(stop.id);
+            if stop.killed {
+                tracing::warn!(
+                    service,
+                    "needed SIGKILL to stop (killed after {})",
+                    seconds(stop.took)
+                );
+            } else {
+                tracing::info!(service, "took {} to stop", seconds(stop.took));
+            }
+        }
+    }
+}
+
+/// How many services a progress line names; the rest are counted.
+const WAITING_NAMED: usize = 10;
+
+/// A duration as people read a wait: `4.1 s`.
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
 }
 
 /// `description` (one line per node) with ` [how]` appended to the line of each

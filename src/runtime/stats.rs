@@ -14,7 +14,7 @@ use crate::metrics::{
     ExitReason, GroupState, Phase, ServiceCounters, ServiceInfo, ServiceState, Snapshot,
 };
 use crate::spec::{GroupSpec, NodeSpec, Spec};
-use crate::supervisor::{NodeId, ProbeKind, Report, Supervisor};
+use crate::supervisor::{NodeId, PhaseView, ProbeKind, Report, Supervisor};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -173,10 +173,10 @@ impl Loop {
             })
             .collect();
         Snapshot {
-            phase: if self.shutdown_started.is_some() {
-                Phase::ShuttingDown
-            } else {
-                Phase::Running
+            phase: match self.supervisor.phase_view() {
+                PhaseView::Running => Phase::Running,
+                PhaseView::Draining { .. } => Phase::Draining,
+                PhaseView::Stopping { .. } | PhaseView::Exited => Phase::ShuttingDown,
             },
             info: Arc::clone(&stats.info),
             services,

@@ -1,6 +1,8 @@
-//! minder's own side of the systemd notify protocol (sd_notify(3)): `READY=1` with a
-//! `STATUS=` line once the tree is up, `STOPPING=1` at shutdown, and `WATCHDOG=1`
-//! pings, sent to the service manager's socket named by `NOTIFY_SOCKET`.
+//! minder's own side of the systemd notify protocol (sd_notify(3)): `READY=1` once the
+//! tree is up, `STOPPING=1` at shutdown, `RELOADING=1`/`READY=1` around a reload,
+//! `WATCHDOG=1` pings, and a one-line `STATUS=` summary of the tree (`summary`) that
+//! `systemctl status` shows, sent to the service manager's socket named by
+//! `NOTIFY_SOCKET`.
 //!
 //! Owns one unbound datagram socket, opened once when minder starts, close-on-exec and
 //! non-blocking, and the address `NOTIFY_SOCKET` names (an absolute path, or `@name`
@@ -10,11 +12,15 @@
 //! minder's loop, which also reaps, restarts and shuts down. What happens to a message
 //! that is refused:
 //!
-//! - A state message (`READY=1` with its status, `STOPPING=1`) is kept and sent again
-//!   at the loop's next wake-up, and at the latest after `STATE_RETRY`. Only the latest
-//!   one is kept: a newer state replaces an undelivered older one, since the manager
-//!   only needs to know where minder is now (`STOPPING=1` makes an undelivered
-//!   `READY=1` moot).
+//! - A state message (`READY=1`, `STOPPING=1`, `RELOADING=1`, each with the current
+//!   `STATUS=`) is kept and sent again at the loop's next wake-up, and at the latest
+//!   after `STATE_RETRY`. Only the latest one is kept: a newer state replaces an
+//!   undelivered older one, since the manager only needs to know where minder is now
+//!   (`STOPPING=1` makes an undelivered `READY=1` moot).
+//! - A status line is sent when it changes, alone, at most once per `STATUS_SPACING`:
+//!   a change that comes sooner waits, and only the latest one is sent, so a
+//!   crash-looping service cannot flood the manager. One refused is kept and tried
+//!   again like a state message.
 //! - A watchdog ping is dropped: the next one follows within the ping interval, and a
 //!   late ping would only add to a queue that is already full.
 //!
@@ -28,6 +34,7 @@
 //! for sending: it opens a new blocking socket for every message and connects to
 //! `NOTIFY_SOCKET` as a file path, so `@name` is not understood.
 
+use crate::supervisor::{PhaseView, ServiceId, Supervisor, Time};
 use sd_notify::NotifyState;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -53,6 +60,11 @@ pub const WATCHDOG_PING_FLOOR: Duration = Duration::from_millis(100);
 /// nothing else wakes the loop first. Short enough that systemd's start timeout
 /// (90 s by default) is never the one to notice, long enough to cost nothing.
 pub const STATE_RETRY: Duration = Duration::from_millis(500);
+
+/// The least time between two status-only messages; a change that comes sooner waits,
+/// and is replaced by any later one. A state message carries the current status with
+/// it whenever it goes, so it needs no spacing (state changes are rare).
+pub const STATUS_SPACING: Duration = Duration::from_millis(250);
 
 /// At most one warning about a refusing socket per this much time: a manager that
 /// drains in fits and starts must not fill minder's log.
@@ -82,10 +94,21 @@ pub struct SystemdNotifier {
     address: SocketAddr,
     /// `NOTIFY_SOCKET` as given, for log lines.
     name: String,
-    /// The latest state message not delivered yet, sent again at each `retry`.
+    /// The latest state message not delivered yet (its `KEY=VALUE` lines, without the
+    /// status, which is added when it goes), sent again at each `retry`.
     pending_state: Option<String>,
     /// When a send was last attempted for `pending_state`.
     last_attempt: Option<Instant>,
+    /// The latest summary the loop handed over (`set_status`).
+    status: String,
+    /// The status line as sent: `status`, marked while a reload runs.
+    rendered: String,
+    /// Whether `status` still has to reach the manager.
+    status_pending: bool,
+    /// Not before this may a status-only message go (see `STATUS_SPACING`).
+    next_status_at: Option<Instant>,
+    /// Between `reloading` and `reloaded`: status lines say so.
+    reloading: bool,
     /// Half `WATCHDOG_USEC`, floored; `None` when the manager wants no pings.
     watchdog_interval: Option<Duration>,
     /// The errno of the last refusal, while sends keep failing; `None` once one passes.
@@ -151,6 +174,11 @@ impl SystemdNotifier {
             name,
             pending_state: None,
             last_attempt: None,
+            status: String::new(),
+            rendered: String::new(),
+            status_pending: false,
+            next_status_at: None,
+            reloading: false,
             watchdog_interval,
             refusing: None,
             last_warning: None,
@@ -163,15 +191,71 @@ impl SystemdNotifier {
         self.watchdog_interval
     }
 
-    /// `READY=1` and a `STATUS=` line; kept and retried until delivered.
+    /// `READY=1` with `status` as the `STATUS=` line; kept and retried until delivered.
     pub fn ready(&mut self, status: &str) {
-        self.set_state(&[NotifyState::Ready, NotifyState::Status(status)]);
+        self.note_status(status);
+        self.set_state(&[NotifyState::Ready]);
+        self.retry();
     }
 
     /// `STOPPING=1`; kept and retried until delivered (replacing an undelivered
-    /// `READY=1`).
+    /// `READY=1`). It goes at the loop's next `set_status` or `retry`, which comes at
+    /// the end of the same turn, so it carries the status of the shutdown it announces
+    /// (`draining (N s left)`) rather than the last one of the running tree.
     pub fn stopping(&mut self) {
         self.set_state(&[NotifyState::Stopping]);
+    }
+
+    /// A reload begins: `RELOADING=1` with `MONOTONIC_USEC=` (CLOCK_MONOTONIC now, which
+    /// systemd's `Type=notify-reload` requires to match the reload to its request);
+    /// status lines say "reloading" until `reloaded`.
+    // The reload (SIGHUP, `minderctl reload`) calls this and `reloaded`; until it is
+    // wired in, only the tests below do.
+    #[allow(dead_code)]
+    pub fn reloading(&mut self) {
+        self.reloading = true;
+        let status = self.status.clone();
+        self.note_status(&status);
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => self.set_state(&[NotifyState::Reloading, now]),
+            // CLOCK_MONOTONIC cannot fail on Linux; without it, RELOADING=1 still goes.
+            Err(_) => self.set_state(&[NotifyState::Reloading]),
+        }
+        // At once: a reload done within the same turn must not replace it unseen.
+        self.retry();
+    }
+
+    /// The reload is done: `READY=1` again, with the current status.
+    #[allow(dead_code)]
+    pub fn reloaded(&mut self) {
+        self.reloading = false;
+        let status = self.status.clone();
+        self.note_status(&status);
+        self.set_state(&[NotifyState::Ready]);
+        self.retry();
+    }
+
+    /// The tree's one-line summary (`summary`): sent when it differs from the last
+    /// one, no more than once per `STATUS_SPACING`, and also retries an undelivered
+    /// state message. Cheap enough to call after every turn of the loop.
+    pub fn set_status(&mut self, status: &str) {
+        self.note_status(status);
+        self.retry();
+    }
+
+    /// Records `status` as the latest summary; its line (marked while a reload runs)
+    /// is to be sent if it differs from the last one.
+    fn note_status(&mut self, status: &str) {
+        status.clone_into(&mut self.status);
+        let line = if self.reloading {
+            format!("reloading; {status}")
+        } else {
+            status.to_string()
+        };
+        if line != self.rendered {
+            self.rendered = line;
+            self.status_pending = true;
+        }
     }
 
     /// `WATCHDOG=1`, once; dropped (and counted) if refused.
@@ -183,13 +267,31 @@ impl SystemdNotifier {
         }
     }
 
-    /// Sends the undelivered state message again, if there is one. Cheap enough to call
-    /// at every wake-up of the loop: without one it does nothing.
+    /// Sends the undelivered state message again (with the current status), or else a
+    /// changed status once its spacing allows. Cheap enough to call at every wake-up of
+    /// the loop: with nothing waiting it does nothing.
     pub fn retry(&mut self) {
+        let now = Instant::now();
         if let Some(state) = self.pending_state.take() {
-            self.last_attempt = Some(Instant::now());
-            if !self.send(&state) {
+            self.last_attempt = Some(now);
+            let mut message = state.clone();
+            if !self.rendered.is_empty() {
+                let _ = writeln!(message, "{}", NotifyState::Status(&self.rendered));
+            }
+            if self.send(&message) {
+                self.status_pending = false;
+            } else {
                 self.pending_state = Some(state);
+            }
+            return;
+        }
+        if self.status_pending && self.next_status_at.is_none_or(|at| now >= at) {
+            let message = message(&[NotifyState::Status(&self.rendered)]);
+            if self.send(&message) {
+                self.status_pending = false;
+                self.next_status_at = Some(now + STATUS_SPACING);
+            } else {
+                self.next_status_at = Some(now + STATE_RETRY);
             }
         }
     }
@@ -197,11 +299,17 @@ impl SystemdNotifier {
     /// When the loop should call `retry` if nothing wakes it before; `None` when
     /// nothing is waiting.
     pub fn retry_at(&self) -> Option<Instant> {
-        self.pending_state.as_ref()?;
-        Some(
-            self.last_attempt
-                .map_or_else(Instant::now, |at| at + STATE_RETRY),
-        )
+        // A waiting status goes with the waiting state message, so only the state's
+        // retry counts then; the status's own time would wake the loop for nothing
+        // (and, being past, again and again).
+        if self.pending_state.is_some() {
+            return Some(
+                self.last_attempt
+                    .map_or_else(Instant::now, |at| at + STATE_RETRY),
+            );
+        }
+        self.status_pending
+            .then(|| self.next_status_at.unwrap_or_else(Instant::now))
     }
 
     /// Whether a state message is still undelivered.
@@ -213,6 +321,7 @@ impl SystemdNotifier {
         self.counters
     }
 
+    /// Makes `states` the state message to deliver (sent by the next `retry`).
     fn set_state(&mut self, states: &[NotifyState]) {
         if let Some(replaced) = self.pending_state.take() {
             tracing::debug!(
@@ -221,7 +330,6 @@ impl SystemdNotifier {
             );
         }
         self.pending_state = Some(message(states));
-        self.retry();
     }
 
     /// One non-blocking send; whether the manager's socket took the message.
@@ -304,6 +412,94 @@ impl SystemdNotifier {
     }
 }
 
+/// At most this many services are named in a status line; the rest are counted.
+const STATUS_NAMES: usize = 3;
+
+/// The tree in one line, for `STATUS=` (what `systemctl status` shows beside
+/// "Status:"): `12/12 ready`; `11/12 ready, api restarting (3 in 30s)` while a service
+/// waits out its backoff (with its group's restarts in the budget's window);
+/// `draining (4 s left)` after a shutdown request with `drain_delay`; `stopping: db
+/// (4.1 s)` for the services the shutdown waits for, longest first. Services an
+/// operator stopped are counted apart (`, 1 stopped`) rather than as not ready; a
+/// finished oneshot or temporary service counts as ready.
+pub fn summary(supervisor: &Supervisor) -> String {
+    let now = supervisor.now();
+    let views = || (0..supervisor.service_count()).filter_map(|id| supervisor.view(ServiceId(id)));
+    match supervisor.phase_view() {
+        PhaseView::Draining { until, .. } => {
+            let left = until.saturating_sub(now);
+            // Whole seconds, rounded up: "0 s left" would read as over.
+            let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            format!("draining ({seconds} s left)")
+        }
+        PhaseView::Stopping { .. } => {
+            let mut stopping: Vec<(Time, &str)> = views()
+                .filter_map(|view| Some((view.stopping?.since, view.name)))
+                .collect();
+            if stopping.is_empty() {
+                return "stopping".into();
+            }
+            stopping.sort();
+            let named: Vec<String> = stopping
+                .iter()
+                .take(STATUS_NAMES)
+                .map(|(since, name)| {
+                    format!("{name} ({:.1} s)", now.saturating_sub(*since).as_secs_f64())
+                })
+                .collect();
+            format!(
+                "stopping: {}{}",
+                named.join(", "),
+                more(stopping.len(), STATUS_NAMES)
+            )
+        }
+        PhaseView::Exited => "exiting".into(),
+        PhaseView::Running => {
+            let (mut total, mut ready, mut held) = (0usize, 0usize, 0usize);
+            let mut restarting = Vec::new();
+            for view in views() {
+                if view.held {
+                    held += 1;
+                    continue;
+                }
+                total += 1;
+                if view.ready || view.state == "done" {
+                    ready += 1;
+                }
+                if view.state == "backoff" {
+                    restarting.push(view);
+                }
+            }
+            let mut line = format!("{ready}/{total} ready");
+            if held > 0 {
+                let _ = write!(line, ", {held} stopped");
+            }
+            for view in restarting.iter().take(STATUS_NAMES) {
+                let _ = write!(line, ", {} restarting", view.name);
+                if let Some(group) = supervisor.group_view(view.group) {
+                    let _ = write!(
+                        line,
+                        " ({} in {})",
+                        group.restarts_in_period,
+                        humantime::format_duration(group.period)
+                    );
+                }
+            }
+            line.push_str(&more(restarting.len(), STATUS_NAMES));
+            line
+        }
+    }
+}
+
+/// `, +N more` when `count` is over what a status line names.
+fn more(count: usize, named: usize) -> String {
+    if count > named {
+        format!(", +{} more", count - named)
+    } else {
+        String::new()
+    }
+}
+
 /// The ping interval for a manager's watchdog `period`: half of it, as sd_watchdog_enabled(3)
 /// advises, but never below `WATCHDOG_PING_FLOOR`.
 pub fn ping_interval(period: Duration) -> Duration {
@@ -363,6 +559,88 @@ mod tests {
         }
     }
 
+    /// A notifier sending to a fresh manager socket of the test's own.
+    fn notifier_and_manager() -> (tempfile::TempDir, SystemdNotifier, UnixDatagram) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("manager.sock");
+        let manager = UnixDatagram::bind(&path).expect("bind");
+        manager.set_nonblocking(true).expect("non-blocking");
+        let socket = UnixDatagram::unbound().expect("socket");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let notifier = SystemdNotifier {
+            socket,
+            address: SocketAddr::from_pathname(&path).expect("address"),
+            name: path.display().to_string(),
+            pending_state: None,
+            last_attempt: None,
+            status: String::new(),
+            rendered: String::new(),
+            status_pending: false,
+            next_status_at: None,
+            reloading: false,
+            watchdog_interval: None,
+            refusing: None,
+            last_warning: None,
+            counters: NotifyCounters::default(),
+        };
+        (dir, notifier, manager)
+    }
+
+    fn drain(manager: &UnixDatagram) -> Vec<String> {
+        let mut buffer = [0u8; 512];
+        let mut received = Vec::new();
+        while let Ok(length) = manager.recv(&mut buffer) {
+            received.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+        }
+        received
+    }
+
+    #[test]
+    fn status_changes_are_coalesced_and_only_the_latest_goes() {
+        let (_dir, mut notifier, manager) = notifier_and_manager();
+        notifier.set_status("0/2 ready");
+        notifier.set_status("0/2 ready");
+        notifier.set_status("1/2 ready");
+        notifier.set_status("2/2 ready");
+        // The first went at once; the next two came within the spacing, and only the
+        // latest waits for its turn.
+        assert_eq!(drain(&manager), ["STATUS=0/2 ready\n"]);
+        let due = notifier.retry_at().expect("a status is waiting");
+        assert!(due > Instant::now(), "not before the spacing has passed");
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        notifier.retry();
+        assert_eq!(drain(&manager), ["STATUS=2/2 ready\n"]);
+        assert_eq!(notifier.retry_at(), None);
+        // A state message carries the current status, whatever the spacing: the loop
+        // announces the shutdown, then hands over the status at the end of its turn.
+        notifier.stopping();
+        notifier.set_status("draining (2 s left)");
+        assert_eq!(
+            drain(&manager),
+            ["STOPPING=1\nSTATUS=draining (2 s left)\n"]
+        );
+    }
+
+    #[test]
+    fn a_reload_is_announced_with_the_monotonic_clock_and_ends_ready() {
+        let (_dir, mut notifier, manager) = notifier_and_manager();
+        notifier.ready("2/2 ready");
+        notifier.reloading();
+        notifier.reloaded();
+        let received = drain(&manager);
+        assert_eq!(received.len(), 3, "{received:?}");
+        assert_eq!(received[0], "READY=1\nSTATUS=2/2 ready\n");
+        let lines: Vec<&str> = received[1].lines().collect();
+        assert_eq!(lines[0], "RELOADING=1");
+        let usec: i128 = lines[1]
+            .strip_prefix("MONOTONIC_USEC=")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no MONOTONIC_USEC: {received:?}"));
+        assert!(usec > 0);
+        assert_eq!(lines[2], "STATUS=reloading; 2/2 ready");
+        assert_eq!(received[2], "READY=1\nSTATUS=2/2 ready\n");
+    }
+
     #[test]
     fn a_full_queue_keeps_the_latest_state_and_drops_pings() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -375,6 +653,11 @@ mod tests {
             name: path.display().to_string(),
             pending_state: None,
             last_attempt: None,
+            status: String::new(),
+            rendered: String::new(),
+            status_pending: false,
+            next_status_at: None,
+            reloading: false,
             watchdog_interval: None,
             refusing: None,
             last_warning: None,
@@ -390,8 +673,15 @@ mod tests {
         }
         notifier.ready("1 services up");
         notifier.stopping();
+        notifier.set_status("stopping");
         assert!(notifier.has_pending_state());
-        assert!(notifier.retry_at().is_some());
+        // The status waits with the refused state message, for its retry: the loop is
+        // not woken at once (before the fix it was, again and again, a busy loop).
+        let retry_at = notifier.retry_at().expect("a retry is due");
+        assert!(
+            retry_at >= Instant::now() + STATE_RETRY / 2,
+            "the retry is due at once"
+        );
         // Drain: the pings that got in, then only the latest state once it is retried.
         let mut buffer = [0u8; 256];
         let mut received = Vec::new();
@@ -403,7 +693,7 @@ mod tests {
         notifier.retry();
         assert!(!notifier.has_pending_state());
         let length = manager.recv(&mut buffer).expect("the retried state");
-        assert_eq!(&buffer[..length], b"STOPPING=1\n");
+        assert_eq!(&buffer[..length], b"STOPPING=1\nSTATUS=stopping\n");
         let counters = notifier.counters();
         assert_eq!(counters.pings_dropped, 1);
         assert_eq!(counters.sent, pings as u64);

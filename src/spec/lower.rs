@@ -17,6 +17,7 @@ pub fn lower(spec: &Spec) -> (core::Spec, Vec<Probe>) {
     let mut probes = Vec::new();
     let core = core::Spec {
         shutdown_timeout: spec.daemon.shutdown_timeout,
+        drain_delay: spec.daemon.drain_delay,
         root: lower_group(&spec.root, &mut probes),
         // Container mode is the runtime's to set: the file says nothing about it.
         signals: core::SignalMode::Supervise,

@@ -588,6 +588,38 @@ impl Sim {
                 child.generation
             ),
             Report::Signal { signal } => format!("received signal {signal}"),
+            Report::Draining { until } => format!("draining until {}ms", until.0.as_millis()),
+            Report::StillStopping { waiting } => {
+                let list: Vec<String> = waiting
+                    .iter()
+                    .map(|service| {
+                        let kill = service.kill_at.map_or_else(
+                            || "killed".to_string(),
+                            |at| format!("kill at {}ms", at.0.as_millis()),
+                        );
+                        format!(
+                            "{} {}ms, {kill}",
+                            self.name(service.id),
+                            service.stopping_for.as_millis()
+                        )
+                    })
+                    .collect();
+                format!("still stopping: {}", list.join("; "))
+            }
+            Report::SlowStops { stops } => {
+                let list: Vec<String> = stops
+                    .iter()
+                    .map(|stop| {
+                        format!(
+                            "{} {}ms{}",
+                            self.name(stop.id),
+                            stop.took.as_millis(),
+                            if stop.killed { " killed" } else { "" }
+                        )
+                    })
+                    .collect();
+                format!("slow stops: {}", list.join("; "))
+            }
             Report::HealthFailed {
                 child,
                 kind,

@@ -40,8 +40,14 @@ pub const DEFAULT_SUCCESS_SIGNALS: [i32; 4] = [1, 2, 15, 13];
 /// A whole tree to supervise.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
-    /// Bound on the whole orderly shutdown; past it every group left is killed.
+    /// Bound on the whole orderly shutdown, counted from the request (a drain
+    /// included); past it every group left is killed.
     pub shutdown_timeout: Duration,
+    /// On a shutdown request, how long the tree keeps running, supervised as usual,
+    /// before the orderly shutdown begins (`daemon.drain_delay`): time for a load
+    /// balancer to notice the failing readiness endpoint. Never more than
+    /// `shutdown_timeout`; zero shuts down at once.
+    pub drain_delay: Duration,
     /// The root group. Its `name` is `"root"`.
     pub root: GroupSpec,
     /// What a signal to minder itself (`Event::Signal`) means.

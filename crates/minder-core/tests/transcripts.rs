@@ -994,9 +994,12 @@ fn shutdown_while_a_child_is_already_stopping_waits_for_it() {
             [  1000ms] > shutdown
             [  1000ms] shutting down: Requested
             [  1000ms] announce Stopping
+            [  2000ms] still stopping: a 2000ms, kill at 3000ms
             [  3000ms] a#1 did not stop in time
             [  3000ms] kill a#1 pid 100
+            [  3000ms] still stopping: a 3000ms, killed
             [  3000ms] a#1 ended: signal 9, stopped
+            [  3000ms] slow stops: a 3000ms killed
             [  3000ms] exit 0
         "#]],
     );
@@ -1014,10 +1017,12 @@ fn a_second_shutdown_kills_everything_at_once() {
             [     0ms] shutting down: Requested
             [     0ms] announce Stopping
             [     0ms] signal b#1 pid 101 sig 15
+            [  1000ms] still stopping: b 1000ms, kill at 10000ms
             [  1000ms] > shutdown
             [  1000ms] shutting down: Forced
             [  1000ms] kill a#1 pid 100
             [  1000ms] kill b#1 pid 101
+            [  1000ms] slow stops: a 0ms killed; b 1000ms killed
             [  1000ms] exit 0
         "#]],
     );
@@ -1037,12 +1042,17 @@ fn shutdown_timeout_bounds_the_whole_shutdown() {
             [     0ms] shutting down: Requested
             [     0ms] announce Stopping
             [     0ms] signal b#1 pid 101 sig 15
+            [  1000ms] still stopping: b 1000ms, kill at 4000ms
+            [  2000ms] still stopping: b 2000ms, kill at 4000ms
+            [  3000ms] still stopping: b 3000ms, kill at 4000ms
             [  4000ms] b#1 did not stop in time
             [  4000ms] kill b#1 pid 101
+            [  4000ms] still stopping: b 4000ms, killed
             [  4000ms] b#1 ended: signal 9, stopped
             [  4000ms] signal a#1 pid 100 sig 15
             [  5000ms] shutting down: TimedOut
             [  5000ms] kill a#1 pid 100
+            [  5000ms] slow stops: b 4000ms killed; a 1000ms killed
             [  5000ms] exit 0
         "#]],
     );
@@ -1574,11 +1584,19 @@ proptest! {
     fn invariants_hold_for_random_event_sequences(
         strategies in (0..3usize, 0..3usize, 0..3usize),
         groups in 0..4usize,
+        drain in 0..3u64,
         actions in proptest::collection::vec(action(), 0..60),
     ) {
         // `b` and `w` have readiness probes, `d` a notify check with a watchdog, `b` and
         // `d` health probes: every kind of check is in play.
-        let spec = with_checks(&random_tree(strategies, groups), |service| {
+        // A drain (none, 0.7 s, 2 s) lets every event happen between a request and
+        // the orderly shutdown too.
+        let tree = format!(
+            "[daemon]\ndrain_delay = \"{}ms\"\n{}",
+            [0, 700, 2000][drain as usize],
+            random_tree(strategies, groups)
+        );
+        let spec = with_checks(&tree, |service| {
             let mut health = HealthSpec::new(Some(tcp()));
             health.interval = Duration::from_millis(700);
             health.failures = 2;
@@ -1983,9 +2001,14 @@ fn regression_a_nested_group_started_a_child_during_shutdown() {
             [     0ms] shutting down: Requested
             [     0ms] announce Stopping
             [     0ms] signal s#1 pid 101 sig 15
+            [  1000ms] still stopping: s 1000ms, kill at 4000ms
+            [  2000ms] still stopping: s 2000ms, kill at 4000ms
+            [  3000ms] still stopping: s 3000ms, kill at 4000ms
             [  4000ms] s#1 did not stop in time
             [  4000ms] kill s#1 pid 101
+            [  4000ms] still stopping: s 4000ms, killed
             [  4000ms] s#1 ended: signal 9, stopped
+            [  4000ms] slow stops: s 4000ms killed
             [  4000ms] exit 0
         "#]],
     );
@@ -2264,12 +2287,275 @@ fn stopping_is_announced_once_however_the_shutdown_goes() {
             [     0ms] shutting down: Requested
             [     0ms] announce Stopping
             [     0ms] signal a#1 pid 100 sig 15
+            [  1000ms] still stopping: a 1000ms, kill at 10000ms
             [  1000ms] > shutdown
             [  1000ms] shutting down: Forced
             [  1000ms] kill a#1 pid 100
+            [  1000ms] slow stops: a 1000ms killed
             [  1000ms] exit 0
         "#]],
     );
+}
+
+// ----- drain and shutdown progress ---------------------------------------------------
+
+/// Two services and a 2 s drain: `a` stops promptly, `b` ignores its stop signal.
+fn drained(extra_daemon: &str) -> String {
+    format!(
+        "[daemon]\ndrain_delay = \"2s\"\n{extra_daemon}\n\
+         [service.a]\ncommand = \"x\"\nstop_timeout = \"3s\"\n{FAST}\n\
+         [service.b]\ncommand = \"x\"\nstop_timeout = \"3s\"\n{FAST}\n"
+    )
+}
+
+#[test]
+fn a_drain_keeps_the_tree_supervised_then_shuts_it_down() {
+    // STOPPING=1 goes out at the request; during the drain `a` crashes and is restarted
+    // as usual; the orderly shutdown begins 2 s after the request.
+    check(
+        &drained(""),
+        "receive 15\nadvance 500ms\nexit a 1\nadvance 1s\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] received signal 15
+            [     0ms] draining until 2000ms
+            [     0ms] announce Stopping
+            [   500ms] a#1 ended: exit 1, abnormal
+            [   500ms] restart a after 100ms
+            [   600ms] spawn a#2 pid 102
+            [  2000ms] shutting down: Requested
+            [  2000ms] signal b#1 pid 101 sig 15
+            [  2000ms] b#1 ended: signal 15, stopped
+            [  2000ms] signal a#2 pid 102 sig 15
+            [  2000ms] a#2 ended: signal 15, stopped
+            [  2000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn a_second_request_cuts_the_drain_short_and_a_third_kills() {
+    check(
+        &drained(""),
+        "stubborn b\nreceive 15\nadvance 500ms\nreceive 2\nadvance 500ms\nshutdown",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] received signal 15
+            [     0ms] draining until 2000ms
+            [     0ms] announce Stopping
+            [   500ms] received signal 2
+            [   500ms] shutting down: Requested
+            [   500ms] signal b#1 pid 101 sig 15
+            [  1000ms] > shutdown
+            [  1000ms] shutting down: Forced
+            [  1000ms] kill a#1 pid 100
+            [  1000ms] kill b#1 pid 101
+            [  1000ms] slow stops: a 0ms killed; b 500ms killed
+            [  1000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn shutdown_timeout_counts_from_the_request_with_the_drain_inside() {
+    // 2 s of drain and a 3 s bound: `b`, stubborn, would be killed by its own
+    // stop_timeout at 5 s, but the shutdown ends at 3 s after the request.
+    check(
+        &drained("shutdown_timeout = \"3s\""),
+        "stubborn b\nreceive 15\nadvance 10s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] received signal 15
+            [     0ms] draining until 2000ms
+            [     0ms] announce Stopping
+            [  2000ms] shutting down: Requested
+            [  2000ms] signal b#1 pid 101 sig 15
+            [  3000ms] shutting down: TimedOut
+            [  3000ms] kill a#1 pid 100
+            [  3000ms] kill b#1 pid 101
+            [  3000ms] slow stops: a 0ms killed; b 1000ms killed
+            [  3000ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn a_significant_end_during_the_drain_shuts_down_at_once_with_its_code() {
+    // The drain is a requested shutdown not begun yet: a significant service ending on
+    // its own fires auto_shutdown as while running, and its code is minder's.
+    check(
+        &format!(
+            "[daemon]\ndrain_delay = \"5s\"\n[root]\nauto_shutdown = \"any_significant\"\n\
+             [service.side]\ncommand = \"x\"\n{FAST}\n\
+             [service.main]\ncommand = \"x\"\nrestart = \"temporary\"\nsignificant = true\n{FAST}\n"
+        ),
+        "receive 15\nadvance 1s\nexit main 4\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn side#1 pid 100
+            [     0ms] spawn main#1 pid 101
+            [     0ms] received signal 15
+            [     0ms] draining until 5000ms
+            [     0ms] announce Stopping
+            [  1000ms] main#1 ended: exit 4, abnormal
+            [  1000ms] shutting down: Significant { id: ServiceId(1), code: 4 }
+            [  1000ms] signal side#1 pid 100 sig 15
+            [  1000ms] side#1 ended: signal 15, stopped
+            [  1000ms] exit 4
+        "#]],
+    );
+}
+
+#[test]
+fn container_mode_forwards_at_once_whatever_drain_delay_says() {
+    // In container mode the command gets the TERM at once, as tini passes it on: a
+    // drain is the command's own business there.
+    let mut spec = container();
+    spec.drain_delay = Duration::from_secs(5);
+    run(
+        &spec,
+        "receive 15\nadvance 1s",
+        expect![[r#"
+        [     0ms] spawn main#1 pid 100
+        [     0ms] forward main#1 pid 100 sig 15 +cont
+        [     0ms] main#1 ended: signal 15, normal
+        [     0ms] shutting down: Significant { id: ServiceId(0), code: 143 }
+        [     0ms] announce Stopping
+        [     0ms] exit 143
+    "#]],
+    );
+}
+
+#[test]
+fn progress_names_each_stopping_service_with_its_kill_time_once_a_second() {
+    // In reverse order: `c` stops at once; `b` takes 1.5 s and is named in the closing
+    // report; `a` ignores its signal until its 3 s stop_timeout kills it.
+    check(
+        &format!(
+            "[service.a]\ncommand = \"x\"\nstop_timeout = \"3s\"\n{FAST}\n\
+             [service.b]\ncommand = \"x\"\nstop_timeout = \"4s\"\n{FAST}\n\
+             [service.c]\ncommand = \"x\"\n{FAST}\n"
+        ),
+        "stubborn a\nstubborn b\nshutdown\nadvance 1500ms\ncrash b 15\nadvance 10s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] > shutdown
+            [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
+            [     0ms] signal c#1 pid 102 sig 15
+            [     0ms] c#1 ended: signal 15, stopped
+            [     0ms] signal b#1 pid 101 sig 15
+            [  1000ms] still stopping: b 1000ms, kill at 4000ms
+            [  1500ms] b#1 ended: signal 15, stopped
+            [  1500ms] signal a#1 pid 100 sig 15
+            [  2000ms] still stopping: a 500ms, kill at 4500ms
+            [  3000ms] still stopping: a 1500ms, kill at 4500ms
+            [  4000ms] still stopping: a 2500ms, kill at 4500ms
+            [  4500ms] a#1 did not stop in time
+            [  4500ms] kill a#1 pid 100
+            [  4500ms] a#1 ended: signal 9, stopped
+            [  4500ms] slow stops: b 1500ms; a 3000ms killed
+            [  4500ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn a_prompt_shutdown_reports_no_progress_and_no_slow_stops() {
+    check(
+        &format!("[service.a]\ncommand = \"x\"\n{FAST}\n"),
+        "shutdown\nadvance 5s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] > shutdown
+            [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
+            [     0ms] signal a#1 pid 100 sig 15
+            [     0ms] a#1 ended: signal 15, stopped
+            [     0ms] exit 0
+        "#]],
+    );
+}
+
+#[test]
+fn the_phase_view_follows_request_drain_and_shutdown() {
+    use minder_core::supervisor::PhaseView;
+    let mut sim = Sim::new(&spec(&drained("")));
+    assert_eq!(sim.supervisor.phase_view(), PhaseView::Running);
+    assert!(sim.supervisor.tree_ready());
+    sim.run_script("stubborn b\nadvance 1s\nreceive 15")
+        .unwrap();
+    let at = |ms| Time::from_millis(ms);
+    assert_eq!(
+        sim.supervisor.phase_view(),
+        PhaseView::Draining {
+            since: at(1000),
+            until: at(3000)
+        }
+    );
+    assert!(
+        !sim.supervisor.tree_ready(),
+        "not ready from the request on"
+    );
+    sim.run_script("advance 2500ms").unwrap();
+    assert_eq!(
+        sim.supervisor.phase_view(),
+        PhaseView::Stopping {
+            since: at(3000),
+            deadline: at(31000)
+        }
+    );
+    let b = sim.service_id("b").unwrap();
+    let view = sim.supervisor.view(b).unwrap();
+    assert_eq!(view.state, "stopping");
+    let stopping = view.stopping.expect("b is stopping");
+    assert_eq!(stopping.since, at(3000));
+    assert_eq!(stopping.kill_at, Some(at(6000)));
+    sim.run_script("advance 10s").unwrap();
+    assert_eq!(sim.supervisor.phase_view(), PhaseView::Exited);
+    assert_eq!(sim.exit_code, Some(0));
+}
+
+#[test]
+fn service_and_group_views_carry_uptime_readiness_hold_and_budget() {
+    let mut sim = Sim::new(&spec(&format!(
+        "[root]\nchildren = [\"g\"]\n[group.g]\nintensity = 4\nperiod = \"10s\"\nchildren = [\"a\", \"b\"]\n\
+         [service.a]\ncommand = \"x\"\n{FAST}\n[service.b]\ncommand = \"x\"\n{FAST}\n"
+    )));
+    sim.run_script("advance 1s\nexit a 1\nadvance 50ms")
+        .unwrap();
+    let a = sim.supervisor.view(sim.service_id("a").unwrap()).unwrap();
+    assert_eq!(a.state, "backoff");
+    assert_eq!((a.since, a.ready, a.held), (None, false, false));
+    assert_eq!(a.group_name, "g");
+    let group = sim.supervisor.group_view(a.group).unwrap();
+    assert_eq!(
+        (
+            group.name,
+            group.restarts_in_period,
+            group.intensity,
+            group.state
+        ),
+        ("g", 1, 4, "up")
+    );
+    assert_eq!(group.period, Duration::from_secs(10));
+    let group_id = group.id;
+    sim.run_script("advance 100ms\nstop b").unwrap();
+    let a = sim.supervisor.view(sim.service_id("a").unwrap()).unwrap();
+    assert_eq!((a.since, a.ready), (Some(Time::from_millis(1100)), true));
+    let b = sim.supervisor.view(sim.service_id("b").unwrap()).unwrap();
+    assert!(b.held && !b.ready, "{b:?}");
+    // The window slides: 11 s after the crash it holds nothing, with no new decision.
+    sim.run_script("advance 11s").unwrap();
+    sim.feed(Event::Timer);
+    let names: Vec<&str> = sim.supervisor.group_views().map(|g| g.name).collect();
+    assert_eq!(names, ["root", "g"]);
+    let group = sim.supervisor.group_view(group_id).unwrap();
+    assert_eq!(group.restarts_in_period, 0);
 }
 
 #[test]

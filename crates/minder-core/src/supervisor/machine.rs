@@ -15,7 +15,8 @@ use super::tree::{
     StartGate, StopCause, Tree, Wave,
 };
 use super::{
-    ChildRef, Effect, EndKind, Event, ExitStatus, NodeId, Report, ServiceId, ShutdownCause, Time,
+    ChildRef, Effect, EndKind, Event, ExitStatus, NodeId, Report, ServiceId, ShutdownCause,
+    SlowStop, StoppingService, Time,
 };
 use crate::spec::{AutoShutdown, SIGINT, SIGQUIT, SIGTERM, ServiceKind, SignalMode, Spec};
 use alloc::{string::String, vec::Vec};
@@ -30,6 +31,8 @@ pub struct Supervisor {
     pub(super) services: Arena<ServiceId, Service>,
     pub(super) auto_shutdown: AutoShutdown,
     shutdown_timeout: Duration,
+    /// How long a requested shutdown lets the tree run on first (`Phase::Draining`).
+    drain_delay: Duration,
     /// What a signal to minder means: a shutdown request, or one to pass on.
     signals: SignalMode,
     pub(super) phase: Phase,
@@ -47,12 +50,41 @@ pub struct Supervisor {
     pub(super) pass_limit: usize,
     /// Whether the last `reconcile` call finished its work.
     pub(super) settled: Settled,
+    /// Services that were slow to stop (or were killed) during the shutdown, in the
+    /// order they ended; reported once, just before the exit.
+    slow_stops: Vec<SlowStop>,
 }
+
+/// How often the core comes back while the tree drains or shuts down: the shutdown's
+/// progress report, and the runtime's view of it (systemd's `STATUS=`), stay current
+/// to the second.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A service that takes longer than this to stop during a shutdown is named in the
+/// closing report (`Report::SlowStops`).
+const SLOW_STOP: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Phase {
     Running,
-    ShuttingDown { deadline: Time, exit: ShutdownExit },
+    /// A shutdown was requested at `requested` with a `drain_delay`: everything is
+    /// supervised as while running (ends restart, checks run), but the tree is no
+    /// longer ready for the outside world. At `until` the orderly shutdown begins.
+    Draining {
+        requested: Time,
+        until: Time,
+        /// The next progress tick (`PROGRESS_INTERVAL` after the last).
+        next_tick: Time,
+    },
+    /// The orderly shutdown, begun at `began`. `deadline` is `shutdown_timeout` after
+    /// the request (so a drain counts toward it).
+    ShuttingDown {
+        began: Time,
+        deadline: Time,
+        exit: ShutdownExit,
+        /// When `Report::StillStopping` is next due.
+        next_progress: Time,
+    },
     Exited,
 }
 
@@ -86,6 +118,7 @@ impl Supervisor {
             services,
             auto_shutdown: spec.root.auto_shutdown,
             shutdown_timeout: spec.shutdown_timeout,
+            drain_delay: spec.drain_delay,
             signals: spec.signals,
             phase: Phase::Running,
             rng: fastrand::Rng::with_seed(seed),
@@ -95,6 +128,7 @@ impl Supervisor {
             last_wave: Wave(0),
             pass_limit: MAX_PASSES,
             settled: Settled::Yes,
+            slow_stops: Vec::new(),
         }
     }
 
@@ -188,7 +222,20 @@ impl Supervisor {
         };
         match self.phase {
             Phase::Exited => return None,
-            Phase::ShuttingDown { deadline, .. } => consider(deadline),
+            Phase::Draining {
+                until, next_tick, ..
+            } => {
+                consider(until);
+                consider(next_tick);
+            }
+            Phase::ShuttingDown {
+                deadline,
+                next_progress,
+                ..
+            } => {
+                consider(deadline);
+                consider(next_progress);
+            }
             Phase::Running => {}
         }
         if self.settled == Settled::NotYet {
@@ -315,6 +362,9 @@ impl Supervisor {
             Run::Starting { .. } | Run::Idle | Run::Done { .. } => return,
         };
         service.last_status = Some(status);
+        if let Run::Stopping { since, kill, .. } = service.run {
+            self.note_stop_time(id, since, kill == KillTimer::Sent);
+        }
         self.out
             .push(Effect::Report(Report::Exited { child, status, end }));
         self.service_ended(id, end, status.shell_code(), readiness);
@@ -356,13 +406,42 @@ impl Supervisor {
                 self.out.push(Effect::Kill { child, pid });
             }
         }
-        if let Phase::ShuttingDown { deadline, .. } = self.phase
-            && deadline <= now
-        {
-            self.out.push(Effect::Report(Report::ShuttingDown {
-                cause: ShutdownCause::TimedOut,
-            }));
-            self.kill_everything_and_exit();
+        match self.phase {
+            Phase::Draining { until, .. } if until <= now => {
+                self.out.push(Effect::Report(Report::ShuttingDown {
+                    cause: ShutdownCause::Requested,
+                }));
+                self.begin_shutdown(ShutdownExit::Requested(None));
+            }
+            Phase::Draining {
+                requested,
+                ref mut next_tick,
+                ..
+            } if *next_tick <= now => {
+                *next_tick = next_progress_tick(requested, now);
+            }
+            Phase::ShuttingDown { deadline, .. } if deadline <= now => {
+                self.out.push(Effect::Report(Report::ShuttingDown {
+                    cause: ShutdownCause::TimedOut,
+                }));
+                self.kill_everything_and_exit();
+            }
+            Phase::ShuttingDown {
+                began,
+                ref mut next_progress,
+                ..
+            } if *next_progress <= now => {
+                *next_progress = next_progress_tick(began, now);
+                let waiting = self.still_stopping();
+                if !waiting.is_empty() {
+                    self.out
+                        .push(Effect::Report(Report::StillStopping { waiting }));
+                }
+            }
+            Phase::Running
+            | Phase::Draining { .. }
+            | Phase::ShuttingDown { .. }
+            | Phase::Exited => {}
         }
     }
 
@@ -473,9 +552,25 @@ impl Supervisor {
 
     // ----- shutdown -----------------------------------------------------------------
 
+    /// A shutdown request (TERM, INT or QUIT in `Supervise` mode, or `Event::Shutdown`).
+    /// With a `drain_delay` the first one only begins the drain: systemd hears
+    /// `STOPPING=1` at once, the tree stops being ready (`phase_view`), and the orderly
+    /// shutdown follows once the delay has passed. A request during the drain begins
+    /// the orderly shutdown at once; one during the shutdown kills everything.
     fn on_shutdown_request(&mut self) {
         match self.phase {
-            Phase::Running => {
+            Phase::Running if !self.drain_delay.is_zero() => {
+                let now = self.now;
+                let until = now + self.drain_delay;
+                self.out.push(Effect::Report(Report::Draining { until }));
+                self.out.push(Effect::Announce(Announcement::Stopping));
+                self.phase = Phase::Draining {
+                    requested: now,
+                    until,
+                    next_tick: now + PROGRESS_INTERVAL,
+                };
+            }
+            Phase::Running | Phase::Draining { .. } => {
                 self.out.push(Effect::Report(Report::ShuttingDown {
                     cause: ShutdownCause::Requested,
                 }));
@@ -491,19 +586,90 @@ impl Supervisor {
         }
     }
 
+    /// Whether the orderly shutdown has begun (a drain is not one yet: the tree is
+    /// still supervised as while running).
     pub(super) fn shutting_down(&self) -> bool {
-        self.phase != Phase::Running
+        matches!(self.phase, Phase::ShuttingDown { .. } | Phase::Exited)
     }
 
+    /// The orderly shutdown begins: the root goes down. `shutdown_timeout` counts from
+    /// the request, so a shutdown that ends a drain has what the drain left of it. A
+    /// significant end or a spent root budget during the drain begins it too, with
+    /// its own exit code.
     pub(super) fn begin_shutdown(&mut self, exit: ShutdownExit) {
-        if self.phase == Phase::Running {
-            self.out.push(Effect::Announce(Announcement::Stopping));
-        }
+        let now = self.now;
+        let requested = match self.phase {
+            Phase::Running => {
+                self.out.push(Effect::Announce(Announcement::Stopping));
+                now
+            }
+            Phase::Draining { requested, .. } => requested,
+            Phase::ShuttingDown { deadline, .. } => deadline
+                .0
+                .checked_sub(self.shutdown_timeout)
+                .map_or(now, Time),
+            Phase::Exited => now,
+        };
         self.phase = Phase::ShuttingDown {
-            deadline: self.now + self.shutdown_timeout,
+            began: now,
+            deadline: requested + self.shutdown_timeout,
             exit,
+            next_progress: now + PROGRESS_INTERVAL,
         };
         self.set_group_down(ROOT);
+    }
+
+    /// The services the shutdown waits for: those stopping, in the order they were
+    /// asked to stop, each with when it will be killed.
+    fn still_stopping(&self) -> Vec<StoppingService> {
+        let deadline = match self.phase {
+            Phase::ShuttingDown { deadline, .. } => Some(deadline),
+            Phase::Running | Phase::Draining { .. } | Phase::Exited => None,
+        };
+        let mut waiting: Vec<(Time, StoppingService)> = self
+            .services
+            .iter()
+            .filter_map(|(id, service)| match service.run {
+                Run::Stopping { since, kill, .. } => {
+                    let kill_at = match kill {
+                        KillTimer::At(at) => Some(deadline.map_or(at, |end| at.min(end))),
+                        KillTimer::Sent => None,
+                    };
+                    let stopping_for = self.now.saturating_sub(since);
+                    Some((
+                        since,
+                        StoppingService {
+                            id,
+                            stopping_for,
+                            kill_at,
+                        },
+                    ))
+                }
+                Run::Idle | Run::Starting { .. } | Run::Running { .. } | Run::Done { .. } => None,
+            })
+            .collect();
+        waiting.sort_by_key(|(since, service)| (*since, service.id));
+        waiting.into_iter().map(|(_, service)| service).collect()
+    }
+
+    /// A service that was stopping has ended (or is being killed) during the
+    /// shutdown: remembered for the closing report if it was slow or killed.
+    fn note_stop_time(&mut self, id: ServiceId, since: Time, killed: bool) {
+        if !matches!(self.phase, Phase::ShuttingDown { .. }) {
+            return;
+        }
+        let took = self.now.saturating_sub(since);
+        if killed || took > SLOW_STOP {
+            self.slow_stops.push(SlowStop { id, took, killed });
+        }
+    }
+
+    /// The closing report of a shutdown (`Report::SlowStops`), if anything was slow.
+    pub(super) fn report_slow_stops(&mut self) {
+        let stops = core::mem::take(&mut self.slow_stops);
+        if !stops.is_empty() {
+            self.out.push(Effect::Report(Report::SlowStops { stops }));
+        }
     }
 
     /// The second request or the end of `shutdown_timeout`: no more waiting. The
@@ -513,21 +679,35 @@ impl Supervisor {
         for id in self.services.ids() {
             let service = &mut self.services[id];
             let child = service.child(id);
-            match service.run {
-                Run::Running { pid, .. } | Run::Stopping { pid, .. } => {
-                    self.out.push(Effect::Kill { child, pid });
-                    let killed = ExitStatus::Signaled(crate::spec::SIGKILL);
-                    self.note_significant_end(id, killed.shell_code());
+            let (pid, stopping_since) = match service.run {
+                Run::Running { pid, .. } => (pid, None),
+                Run::Stopping { pid, since, .. } => (pid, Some(since)),
+                Run::Starting { .. } | Run::Idle | Run::Done { .. } => {
+                    service.run = Run::Idle;
+                    continue;
                 }
-                Run::Starting { .. } | Run::Idle | Run::Done { .. } => {}
-            }
-            self.services[id].run = Run::Idle;
+            };
+            service.run = Run::Idle;
+            self.out.push(Effect::Kill { child, pid });
+            let killed = ExitStatus::Signaled(crate::spec::SIGKILL);
+            self.note_significant_end(id, killed.shell_code());
+            // One never asked to stop (its turn had not come) is killed with no wait.
+            self.note_stop_time(id, stopping_since.unwrap_or(self.now), true);
         }
+        self.report_slow_stops();
         let code = match self.phase {
             Phase::ShuttingDown { exit, .. } => exit.code(),
-            Phase::Running | Phase::Exited => crate::exit::SUCCESS,
+            Phase::Running | Phase::Draining { .. } | Phase::Exited => crate::exit::SUCCESS,
         };
         self.phase = Phase::Exited;
         self.out.push(Effect::Exit { code });
     }
+}
+
+/// The first progress tick after `now` on the one-second grid that starts at `start`,
+/// so ticks stay on the grid however late the loop comes back.
+fn next_progress_tick(start: Time, now: Time) -> Time {
+    let elapsed = now.saturating_sub(start).as_nanos();
+    let ticks = elapsed / PROGRESS_INTERVAL.as_nanos().max(1) + 1;
+    start + PROGRESS_INTERVAL.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
 }

@@ -29,10 +29,10 @@ mod view;
 
 pub use self::machine::Supervisor;
 pub use self::restarts::backoff_delay;
-pub use self::view::{ProbeRecord, ServiceView};
+pub use self::view::{GroupView, PhaseView, ProbeRecord, ServiceView, StoppingView};
 
 use self::machine::{Phase, ShutdownExit};
-use alloc::string::String;
+use alloc::{string::String, vec::Vec};
 
 use crate::spec::{ProbeSpec, RestartType};
 use core::time::Duration;
@@ -348,6 +348,23 @@ pub enum Report {
     ShuttingDown {
         cause: ShutdownCause,
     },
+    /// A shutdown was requested and `drain_delay` is set: the tree keeps running,
+    /// supervised as usual, until `until`; then the orderly shutdown begins (another
+    /// request begins it at once).
+    Draining {
+        until: Time,
+    },
+    /// Once a second while the tree shuts down: the services it is still waiting for,
+    /// in stop order, and when each will be killed.
+    StillStopping {
+        waiting: Vec<StoppingService>,
+    },
+    /// Just before `Effect::Exit` of a shutdown: each service that took over a second
+    /// to stop, or had to be killed, in the order they ended. Not emitted when every
+    /// service stopped promptly.
+    SlowStops {
+        stops: Vec<SlowStop>,
+    },
     /// A health check failed; `consecutive` counts toward the `failures` threshold
     /// (0 during `start_period`, when failures do not count).
     HealthFailed {
@@ -367,6 +384,28 @@ pub enum Report {
     Unsettled {
         passes: usize,
     },
+}
+
+/// A service a shutdown is waiting for (`Report::StillStopping`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoppingService {
+    pub id: ServiceId,
+    /// Since its stop signal was sent.
+    pub stopping_for: Duration,
+    /// When its process group gets SIGKILL: its own `stop_timeout` or the end of
+    /// `shutdown_timeout`, whichever comes first. `None` once SIGKILL has been sent.
+    pub kill_at: Option<Time>,
+}
+
+/// A service that was slow to stop during a shutdown (`Report::SlowStops`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlowStop {
+    pub id: ServiceId,
+    /// From its stop signal to its end (zero for one killed before it was asked to
+    /// stop, when a second request or `shutdown_timeout` cut the shutdown short).
+    pub took: Duration,
+    /// It ended by SIGKILL from minder, not by its stop signal.
+    pub killed: bool,
 }
 
 /// The classified end of a service: who ended it decides (see the module `restarts`).

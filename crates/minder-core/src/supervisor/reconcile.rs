@@ -38,8 +38,9 @@ impl Supervisor {
         for _ in 0..self.pass_limit {
             self.dirty = false;
             self.reconcile_node(ROOT);
-            if self.phase != Phase::Running && !self.active(ROOT) {
+            if self.shutting_down() && !self.active(ROOT) {
                 if let Phase::ShuttingDown { exit, .. } = self.phase {
+                    self.report_slow_stops();
                     self.phase = Phase::Exited;
                     self.out.push(Effect::Exit { code: exit.code() });
                 }
@@ -292,6 +293,7 @@ impl Supervisor {
                 }
                 service.run = Run::Stopping {
                     pid,
+                    since: now,
                     cause,
                     kill: KillTimer::At(now + service.spec.stop_timeout),
                 };
@@ -437,6 +439,7 @@ mod tests {
     fn nested() -> Spec {
         Spec {
             shutdown_timeout: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
             signals: crate::spec::SignalMode::Supervise,
             root: group(
                 "root",

@@ -236,6 +236,8 @@ pub(super) enum Run {
     },
     Stopping {
         pid: i32,
+        /// When its stop signal was sent: how long a shutdown has waited for it.
+        since: Time,
         cause: StopCause,
         kill: KillTimer,
     },

@@ -1,10 +1,58 @@
-//! The read-only view of the supervisor: names and ids, each service's state for status
-//! output, the tree as text (SIGUSR2), and the facts the simulator checks its
-//! invariants with. Nothing here changes state.
+//! The read-only view of the supervisor: names and ids, the phase of the whole tree
+//! (running, draining, stopping), each service's and group's state for status output,
+//! systemd's `STATUS=` and metrics, the tree as text (SIGUSR2), and the facts the
+//! simulator checks its invariants with. Nothing here changes state.
 
-use super::tree::{GroupMode, Intent, Node, NodeKind, ROOT, Readiness, Run};
+use super::tree::{GroupMode, Intent, KillTimer, Node, NodeKind, ROOT, Readiness, Run};
 use super::{ChildRef, EndKind, ExitStatus, NodeId, Phase, ServiceId, Supervisor, Time};
+use crate::spec::Strategy;
 use alloc::{format, string::String, string::ToString, vec::Vec};
+use core::time::Duration;
+
+/// Where the whole tree is in its life (`Supervisor::phase_view`). Readiness
+/// endpoints fail from the first moment of `Draining`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseView {
+    /// Supervising; the tree may or may not be ready (`tree_ready`).
+    Running,
+    /// A shutdown was requested at `since`; services run on until `until`
+    /// (`drain_delay`), then the orderly shutdown begins.
+    Draining { since: Time, until: Time },
+    /// The orderly shutdown, begun at `since`; everything left is killed at
+    /// `deadline` (`shutdown_timeout` after the request).
+    Stopping { since: Time, deadline: Time },
+    /// Everything is down; minder is exiting.
+    Exited,
+}
+
+/// A service on its way down (`ServiceView::stopping`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoppingView {
+    /// When its stop signal was sent.
+    pub since: Time,
+    /// When it gets SIGKILL (its `stop_timeout`, or the end of `shutdown_timeout` if
+    /// that comes first); `None` once SIGKILL has been sent.
+    pub kill_at: Option<Time>,
+}
+
+/// A read-only view of one group (the root included), for status output and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupView<'a> {
+    pub id: NodeId,
+    pub name: &'a str,
+    /// `None` for the root.
+    pub parent: Option<NodeId>,
+    pub strategy: Strategy,
+    /// Restart decisions inside the window that ends now.
+    pub restarts_in_period: usize,
+    pub intensity: u32,
+    pub period: Duration,
+    /// `up`, `down`, `failing` (gave up, stopping its children), `ending` (its
+    /// `auto_shutdown` fired) or `done` (ended for good).
+    pub state: &'static str,
+    /// Stopped by an operator.
+    pub held: bool,
+}
 
 /// The last result of one kind of probe, for status output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +79,17 @@ pub struct ServiceView<'a> {
     pub last_restart_reason: Option<EndKind>,
     pub last_ready_probe: Option<&'a ProbeRecord>,
     pub last_health_probe: Option<&'a ProbeRecord>,
+    /// When the current process started (its uptime's origin); `None` when none runs.
+    pub since: Option<Time>,
+    /// Set while it is being stopped: since when, and when it will be killed.
+    pub stopping: Option<StoppingView>,
+    /// Running and ready (its ready check passed, or it has none).
+    pub ready: bool,
+    /// Stopped by an operator, and kept down until started again.
+    pub held: bool,
+    /// The group it belongs to (see `group_view`), and that group's name.
+    pub group: NodeId,
+    pub group_name: &'a str,
 }
 
 impl Supervisor {
@@ -72,6 +131,32 @@ impl Supervisor {
         self.phase == Phase::Running && self.ready(ROOT)
     }
 
+    /// Where the tree is: running, draining after a shutdown request, stopping, or
+    /// exited. A readiness endpoint answers "not ready" for anything but `Running`.
+    pub fn phase_view(&self) -> PhaseView {
+        match self.phase {
+            Phase::Running => PhaseView::Running,
+            Phase::Draining {
+                requested, until, ..
+            } => PhaseView::Draining {
+                since: requested,
+                until,
+            },
+            Phase::ShuttingDown {
+                began, deadline, ..
+            } => PhaseView::Stopping {
+                since: began,
+                deadline,
+            },
+            Phase::Exited => PhaseView::Exited,
+        }
+    }
+
+    /// The `now` of the last event the core handled: the clock its views are read at.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
     /// Whether this incarnation is the current one (its exit would be acted on).
     pub fn is_current(&self, child: ChildRef) -> bool {
         self.services
@@ -106,7 +191,39 @@ impl Supervisor {
             Run::Stopping { pid, .. } => ("stopping", Some(*pid)),
             Run::Done { .. } => ("done", None),
         };
+        let deadline = match self.phase {
+            Phase::ShuttingDown { deadline, .. } => Some(deadline),
+            Phase::Running | Phase::Draining { .. } | Phase::Exited => None,
+        };
+        let (since, ready, stopping) = match &service.run {
+            Run::Running {
+                since, readiness, ..
+            } => (
+                Some(*since),
+                matches!(readiness, Readiness::Ready { .. }),
+                None,
+            ),
+            Run::Stopping { since, kill, .. } => (
+                None,
+                false,
+                Some(StoppingView {
+                    since: *since,
+                    kill_at: match kill {
+                        KillTimer::At(at) => Some(deadline.map_or(*at, |end| (*at).min(end))),
+                        KillTimer::Sent => None,
+                    },
+                }),
+            ),
+            Run::Idle | Run::Starting { .. } | Run::Done { .. } => (None, false, None),
+        };
+        let group = node.parent.unwrap_or(ROOT);
         Some(ServiceView {
+            since,
+            stopping,
+            ready,
+            held: node.intent == Intent::Held,
+            group,
+            group_name: &self.nodes[group].name,
             name: &service.spec.name,
             state,
             pid,
@@ -126,6 +243,43 @@ impl Supervisor {
             NodeKind::Group(group) => Some(group.restarts.len()),
             NodeKind::Service(_) => None,
         }
+    }
+
+    /// One group (the root is `NodeId(0)`); `None` if `node` is not a group.
+    pub fn group_view(&self, id: NodeId) -> Option<GroupView<'_>> {
+        let node = self.nodes.get(id)?;
+        let NodeKind::Group(group) = &node.kind else {
+            return None;
+        };
+        let now = self.now;
+        Some(GroupView {
+            id,
+            name: &node.name,
+            parent: node.parent,
+            strategy: group.strategy,
+            // The window is trimmed only at the next decision; what has slid out of
+            // it since does not count.
+            restarts_in_period: group
+                .restarts
+                .iter()
+                .filter(|at| now.saturating_sub(**at) <= group.period)
+                .count(),
+            intensity: group.intensity,
+            period: group.period,
+            state: match group.mode {
+                GroupMode::Up => "up",
+                GroupMode::Down => "down",
+                GroupMode::Failing => "failing",
+                GroupMode::Ending { .. } => "ending",
+                GroupMode::Done => "done",
+            },
+            held: node.intent == Intent::Held,
+        })
+    }
+
+    /// Every group, the root first, depth first.
+    pub fn group_views(&self) -> impl Iterator<Item = GroupView<'_>> {
+        self.nodes.ids().filter_map(|id| self.group_view(id))
     }
 
     /// Whether the group at `node` has given up: failing, down, or the tree is
