@@ -36,6 +36,10 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 /// holding a stream subscription, because of a peer that went away without closing.
 const WRITE_STALL: Duration = Duration::from_secs(2);
 
+/// How long minder, on its way out, waits for its connections to write their last line
+/// (see `Server::close`). A client that reads nothing is not waited for beyond it.
+const FAREWELL: Duration = Duration::from_millis(500);
+
 /// A request on its way to the loop, with the peer's role and where the answer goes.
 pub struct ControlRequest {
     pub request: Request,
@@ -300,10 +304,16 @@ impl Server {
         })
     }
 
-    /// minder is exiting: every stream ends with `shutdown`, requests still arriving
-    /// get `shutting_down`.
-    pub fn close(&self) {
+    /// minder is exiting: no new connection is taken, every stream ends with
+    /// `shutdown`, a request waiting for the loop gets `shutting_down`. Returns once
+    /// every connection task has written its last line and ended (each drops its
+    /// receiver of `closing`), at most `FAREWELL` later: without the wait, minder could
+    /// exit before those tasks ran and a client would see its stream cut without the
+    /// end marker the protocol promises.
+    pub async fn close(&self) {
+        self.accept.abort();
         self.closing.send_replace(true);
+        let _ = tokio::time::timeout(FAREWELL, self.closing.closed()).await;
     }
 }
 

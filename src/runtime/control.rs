@@ -165,10 +165,10 @@ impl ControlState {
         }
     }
 
-    /// minder is exiting: streams end with `shutdown`.
-    pub(super) fn close(&self) {
+    /// minder is exiting: streams end with `shutdown` (sent before this returns).
+    pub(super) async fn close(&self) {
         if let Some(server) = &self.server {
-            server.close();
+            server.close().await;
         }
     }
 

@@ -29,7 +29,7 @@ mod report;
 mod systemd;
 
 use crate::health::{ExecProbes, Prober};
-use crate::logs::{OutputHub, OwnLogWriter};
+use crate::logs::{self, OutputHub, OutputSettings, OwnLogWriter};
 use crate::notify::{self, NotifyServer, NotifySlot};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::signals::signal_name;
@@ -78,13 +78,25 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     // In config mode minder's own lines share the services' writer thread: one order
     // on stderr, and lines dropped (and counted) rather than ever blocking the loop.
     let outputs = match mode {
-        RunMode::Config => match OutputHub::new() {
-            Ok(outputs) => Some(outputs),
-            Err(error) => {
-                eprintln!("minder: start the output writer: {error}");
-                return EXIT_INTERNAL;
+        RunMode::Config => {
+            let names = services(&spec.root).map(|service| service.name.as_str());
+            let settings = OutputSettings::from_daemon(&spec.daemon, names);
+            // A log_dir that cannot be made is the config's fault: said before
+            // anything starts, with the config error's exit code.
+            if let Some(files) = &settings.files
+                && let Err(message) = logs::create_log_dir(&files.dir)
+            {
+                eprintln!("error: {message}");
+                return crate::exit::USAGE;
             }
-        },
+            match OutputHub::new(settings) {
+                Ok(outputs) => Some(outputs),
+                Err(error) => {
+                    eprintln!("minder: start the output writer: {error}");
+                    return EXIT_INTERNAL;
+                }
+            }
+        }
         RunMode::Container => None,
     };
     let _log_guard = init_logging(
@@ -167,13 +179,37 @@ fn init_logging(
     let builder = tracing_subscriber::fmt()
         .with_writer(writer)
         .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_target(false);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        // One flat object per line, its time printed like the services' JSON lines
+        // (`format.rs` in logs), so a log shipper reads minder's lines and theirs alike:
+        // `timestamp`, `level`, `message` and the fields (`service`, ...) at the top.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_timer(MillisecondTime)
+            .with_ansi(false)
+            .try_init(),
     };
     guard
+}
+
+/// RFC 3339 UTC time with milliseconds for minder's own JSON lines, as on the
+/// services' lines.
+struct MillisecondTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for MillisecondTime {
+    fn format_time(
+        &self,
+        out: &mut tracing_subscriber::fmt::format::Writer<'_>,
+    ) -> std::fmt::Result {
+        let mut bytes = Vec::with_capacity(24);
+        logs::write_time(&mut bytes, std::time::SystemTime::now());
+        out.write_str(&String::from_utf8_lossy(&bytes))
+    }
 }
 
 /// The signals minder listens to. Created once; each handler stays installed for
@@ -422,13 +458,28 @@ impl Loop {
             self.tell_systemd();
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
-        self.control.close();
+        self.control.close().await;
         self.final_cleanup().await;
         self.last_word_to_systemd();
         // Logged before the drain, whose flush then writes it out too.
         tracing::info!(code, "minder exiting");
         self.drain_output(&mut signals).await;
         code
+    }
+
+    /// SIGUSR1 (reported by the core): reopen the services' log files, if they have any.
+    fn reopen_log_files(&self) {
+        let files = self
+            .outputs
+            .as_ref()
+            .and_then(|outputs| Some((outputs, outputs.log_dir()?)));
+        match files {
+            Some((outputs, dir)) => {
+                outputs.reopen();
+                tracing::info!("SIGUSR1: reopening the log files in {}", dir.display());
+            }
+            None => tracing::info!("SIGUSR1: no log files to reopen (log_dir is not set)"),
+        }
     }
 
     /// Called after every turn: `READY=1` once the initial tree is up and ready, the
@@ -878,12 +929,16 @@ fn notify_environment(
 const OWN_DESCRIPTORS: u64 = 64;
 
 /// About how many file descriptors minder holds at once for `spec` (see the file
-/// descriptor notes in minder(8)): its own, plus per service its two output pipes
-/// (run mode), its notify socket, its ready-fd pipe, and a socket per tcp or http
-/// check that may run at the same time.
+/// descriptor notes in minder(8)): its own, plus per service its two output pipes and
+/// its log file (run mode), its notify socket, its ready-fd pipe, and a socket per tcp
+/// or http check that may run at the same time.
 fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
+    let captured = match (mode, &spec.daemon.log_dir) {
+        (RunMode::Config, Some(_)) => 3,
+        (RunMode::Config, None) => 2,
+        (RunMode::Container, _) => 0,
+    };
     let per_service = |service: &ServiceSpec| -> u64 {
-        let pipes = if mode == RunMode::Config { 2 } else { 0 };
         let ready = match service.ready.as_ref().map(|ready| &ready.check) {
             Some(ReadyCheck::Notify | ReadyCheck::Fd(_)) => 1,
             Some(ReadyCheck::Probe(Probe::Tcp { .. } | Probe::Http { .. })) => 1,
@@ -893,7 +948,7 @@ fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
             Some(Probe::Tcp { .. } | Probe::Http { .. }) => 1,
             _ => 0,
         };
-        pipes + ready + health
+        captured + ready + health
     };
     OWN_DESCRIPTORS + services(&spec.root).map(per_service).sum::<u64>()
 }
