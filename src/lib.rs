@@ -8,6 +8,7 @@
 //! capture). See ARCHITECTURE.md.
 
 pub mod config;
+pub mod control;
 pub mod health;
 pub mod logs;
 pub mod metrics;

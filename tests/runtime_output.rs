@@ -1,5 +1,5 @@
 //! Black-box tests of output capture in `minder run`: each line of a service appears on
-//! minder's matching stream with a `NAME | ` prefix, a blocked sink (a reader that
+//! minder's matching stream with a `NAME | ` prefix (names padded to the longest), a blocked sink (a reader that
 //! does not read) slows only the services that write to it, never the other sink or
 //! the supervision loop, and at exit every line is delivered within shutdown_timeout
 //! or counted and reported as lost.
@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 #[test]
-fn service_lines_appear_prefixed_on_the_matching_stream() {
+fn service_lines_appear_prefixed_and_aligned_on_the_matching_stream() {
     let config = format!(
         "{}{}{}",
         sh_service(
@@ -36,9 +36,10 @@ fn service_lines_appear_prefixed_on_the_matching_stream() {
     );
     let minder = Minder::run(&config);
     minder.wait_pid("talker", None);
+    // Every prefix is as wide as the longest name ("partial").
     let expected_stdout = [
-        "talker | to stdout",
-        "other | other line",
+        "talker  | to stdout",
+        "other   | other line",
         "partial | no newline at end",
     ];
     let complete = wait_for(PATIENCE, || {
@@ -47,7 +48,7 @@ fn service_lines_appear_prefixed_on_the_matching_stream() {
         expected_stdout
             .iter()
             .all(|line| stdout.lines().any(|seen| seen == *line))
-            && stderr.lines().any(|seen| seen == "talker | to stderr")
+            && stderr.lines().any(|seen| seen == "talker  | to stderr")
     });
     assert!(
         complete,
@@ -136,7 +137,7 @@ fn a_flooding_service_with_an_unread_stdout_does_not_delay_another_services_rest
     minder.drain_stdout();
     minder.drain_stderr();
     assert!(
-        wait_for(PATIENCE, || minder.stdout_text().contains("flood | xxxx")),
+        wait_for(PATIENCE, || minder.stdout_text().contains("flood   | xxxx")),
         "no flood output at all"
     );
     assert!(

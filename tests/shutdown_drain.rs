@@ -3,10 +3,13 @@
 //! dies is restarted) until the delay has passed, then the tree stops in reverse order;
 //! while it stops, minder logs once a second which services it still waits for and
 //! when each will be killed, and at the end which ones were slow or needed SIGKILL.
+//! `minderctl status` (the control socket) shows the same: the drain as minder's phase,
+//! and each stopping service with the moment it will really be killed.
 
 mod common;
 
 use common::{Minder, PATIENCE, Signal, is_alive, send_signal, sh_service, wait_for};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 /// A service that ignores SIGTERM (the ignored disposition survives its `exec`), so
@@ -130,4 +133,60 @@ fn without_a_drain_term_shuts_down_at_once() {
     assert_eq!(minder.expect_exit(PATIENCE), 0);
     assert!(minder.log_lines(&["draining"]).is_empty());
     assert!(wait_for(PATIENCE, || minder.leftovers().is_empty()));
+}
+
+/// The `status` row of `name`, and minder's phase.
+fn status_of(minder: &Minder, name: &str) -> (Value, String) {
+    let response = minder.control("status", json!({"names": [name]}));
+    assert_eq!(response["ok"], true, "{response}");
+    let result = &response["result"];
+    let row = result["services"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {result}"))
+        .clone();
+    let phase = result["minder"]["phase"].as_str().unwrap_or("").to_string();
+    (row, phase)
+}
+
+#[test]
+fn regression_status_said_a_stopping_service_would_be_killed_after_the_shutdown_deadline() {
+    // The stubborn service's stop_timeout (60 s) runs past shutdown_timeout (5 s from
+    // the request): the kill comes at the shutdown's deadline. Before the fix, status
+    // counted only the stop_timeout and said about 60 s; and it called the drain
+    // "running".
+    let mut minder = Minder::new();
+    minder.write(
+        "cfg.toml",
+        &format!(
+            "[daemon]\ndrain_delay = \"1s\"\nshutdown_timeout = \"5s\"\n\n{}",
+            term_ignoring("stubborn", "60s")
+        ),
+    );
+    minder.start_run(&[]);
+    let stubborn = minder.wait_pid("stubborn", None);
+    minder.signal(Signal::SIGTERM);
+    minder.wait_log(&["draining for 1.0 s"], 1, PATIENCE);
+    let (row, phase) = status_of(&minder, "stubborn");
+    assert_eq!(phase, "draining", "{row}");
+    assert_eq!(row["state"], "running", "{row}");
+    assert!(row["uptime_seconds"].as_f64().is_some(), "{row}");
+
+    minder.wait_log(&["orderly shutdown"], 1, PATIENCE);
+    let mut row = Value::Null;
+    let stopping = wait_for(PATIENCE, || {
+        row = status_of(&minder, "stubborn").0;
+        row["state"] == "stopping"
+    });
+    assert!(stopping, "{row}");
+    let since = row["stopping"]["since_seconds"].as_f64().expect("since");
+    let kill_in = row["stopping"]["kill_in_seconds"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no kill time: {row}"));
+    // Stopping since the drain ended (1 s after the request); killed 5 s after the
+    // request, so the two add up to 4 s, not to its 60 s stop_timeout.
+    assert!((since + kill_in - 4.0).abs() < 0.5, "{row}");
+    assert!(is_alive(stubborn));
+    assert_eq!(minder.expect_exit(Duration::from_secs(10)), 0);
+    minder.wait_log(&["stubborn", "needed SIGKILL to stop"], 1, PATIENCE);
 }

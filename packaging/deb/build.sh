@@ -8,9 +8,10 @@
 # with `dpkg-deb -I` and `dpkg-deb -c`. Needs dpkg-deb and gzip; dpkg-shlibdeps
 # (dpkg-dev) computes the dependencies when present, objdump is the fallback.
 #
-# Contents: /usr/bin/minder, the man pages minder(8) and minder.toml(5), the systemd
-# unit (installed, not enabled: the shipped tree is empty), and /etc/minder/minder.toml
-# as a conffile, so dpkg keeps local edits across upgrades.
+# Contents: /usr/bin/minder and /usr/bin/minderctl, the man pages minder(8),
+# minder.toml(5) and minderctl(1), minderctl's completions for bash, zsh and fish, the
+# systemd unit (installed, not enabled: the shipped tree is empty), and
+# /etc/minder/minder.toml as a conffile, so dpkg keeps local edits across upgrades.
 #
 # Maintainer field: "$DEBFULLNAME <$DEBEMAIL>" when both are set (Debian's usual
 # variables), else a placeholder.
@@ -24,7 +25,10 @@ if [ "${MINDER_SKIP_BUILD:-}" != 1 ]; then
     cargo build --release --locked
 fi
 binary=target/release/minder
-[ -x "$binary" ] || { echo "build.sh: $binary is missing; run cargo build --release" >&2; exit 1; }
+ctl=target/release/minderctl
+for built in "$binary" "$ctl"; do
+    [ -x "$built" ] || { echo "build.sh: $built is missing; run cargo build --release" >&2; exit 1; }
+done
 
 # "path+file:///src#minder@0.1.0" or "path+file:///src/minder#0.1.0" -> "0.1.0"
 pkgid=$(cargo pkgid --quiet)
@@ -50,15 +54,23 @@ mkdir -p "$root/DEBIAN"
 "$binary" check packaging/deb/minder.toml >/dev/null
 
 install -D -m 0755 "$binary" "$root/usr/bin/minder"
+install -D -m 0755 "$ctl" "$root/usr/bin/minderctl"
 if command -v strip >/dev/null 2>&1; then
-    strip --strip-unneeded "$root/usr/bin/minder"
+    strip --strip-unneeded "$root/usr/bin/minder" "$root/usr/bin/minderctl"
 fi
 install -D -m 0644 packaging/deb/minder.toml "$root/etc/minder/minder.toml"
 install -D -m 0644 packaging/systemd/minder.service "$root/usr/lib/systemd/system/minder.service"
-install -d -m 0755 "$root/usr/share/man/man8" "$root/usr/share/man/man5"
+install -d -m 0755 "$root/usr/share/man/man8" "$root/usr/share/man/man5" "$root/usr/share/man/man1"
 gzip -9n <man/minder.8 >"$root/usr/share/man/man8/minder.8.gz"
 gzip -9n <man/minder.toml.5 >"$root/usr/share/man/man5/minder.toml.5.gz"
-chmod 0644 "$root/usr/share/man/man8/minder.8.gz" "$root/usr/share/man/man5/minder.toml.5.gz"
+gzip -9n <man/minderctl.1 >"$root/usr/share/man/man1/minderctl.1.gz"
+chmod 0644 "$root/usr/share/man/man8/minder.8.gz" "$root/usr/share/man/man5/minder.toml.5.gz" \
+    "$root/usr/share/man/man1/minderctl.1.gz"
+# minderctl's completions (generated from its command line, see completions/), where
+# bash-completion, zsh and fish look for packaged ones.
+install -D -m 0644 completions/minderctl.bash "$root/usr/share/bash-completion/completions/minderctl"
+install -D -m 0644 completions/_minderctl "$root/usr/share/zsh/vendor-completions/_minderctl"
+install -D -m 0644 completions/minderctl.fish "$root/usr/share/fish/vendor_completions.d/minderctl.fish"
 install -d -m 0755 "$root/usr/share/doc/minder/examples"
 install -m 0644 README.md "$root/usr/share/doc/minder/README.md"
 install -d -m 0755 "$root/usr/share/doc/minder/docs"
@@ -77,12 +89,13 @@ if command -v dpkg-shlibdeps >/dev/null 2>&1; then
     mkdir "$scratch/debian"
     printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$package" "$package" \
         >"$scratch/debian/control"
-    depends=$(cd "$scratch" && dpkg-shlibdeps -O "$repo/$root/usr/bin/minder" 2>/dev/null \
+    depends=$(cd "$scratch" && dpkg-shlibdeps -O "$repo/$root/usr/bin/minder" \
+        "$repo/$root/usr/bin/minderctl" 2>/dev/null \
         | sed -n 's/^shlibs:Depends=//p')
     rm -rf "$scratch"
 fi
 if [ -z "$depends" ]; then
-    glibc=$(objdump -T "$root/usr/bin/minder" | grep -o 'GLIBC_[0-9][0-9.]*' \
+    glibc=$(objdump -T "$root/usr/bin/minder" "$root/usr/bin/minderctl" | grep -o 'GLIBC_[0-9][0-9.]*' \
         | sed 's/GLIBC_//' | sort -uV | tail -n 1)
     depends="libc6 (>= $glibc), libgcc-s1"
 fi
@@ -103,6 +116,9 @@ Description: self-healing process supervisor with OTP restart strategies
  budgets, escalates up the tree when restarts do not help, reaps every zombie
  and exits with a meaningful code. It runs as PID 1 of a container (like
  tini), as a systemd service, or in a terminal.
+ .
+ minderctl shows the state of a running minder and starts, stops, restarts,
+ signals and reloads its services over a unix control socket.
  .
  The systemd unit is installed but not enabled; edit /etc/minder/minder.toml,
  then run: systemctl enable --now minder

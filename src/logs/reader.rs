@@ -1,5 +1,5 @@
-//! Reader tasks: one per captured pipe, turning a service's output into prefixed lines
-//! for the writer thread of its stream and the tail.
+//! Reader tasks: one per captured pipe, turning a service's output into lines for the
+//! writer thread of its stream (which formats them, see `format.rs`) and the tail.
 //!
 //! A reader runs as a tokio task on the loop's runtime and never blocks: it reads only
 //! when the pipe is readable, and before queueing a line it acquires that line's bytes
@@ -7,7 +7,10 @@
 //! is spent (the sink is slow or blocked), the reader waits for permits and stops
 //! reading, so that pipe fills and the service blocks in `write`: back-pressure on that
 //! service and stream alone. Other services, and the same service's other stream, have
-//! their own budgets and go on.
+//! their own budgets and go on. With `log_overflow = "drop"` the reader does not wait:
+//! a line that finds the budget spent is dropped and counted (`lines_dropped`), so the
+//! service is never slowed down; the first drop, and then at most one line every
+//! `DROP_REPORT_EVERY`, says so in minder's log with the number dropped since.
 //!
 //! When minder gives up on output at exit, the hub closes the budgets: a reader then
 //! reads what is left in its pipe at full speed and counts each line as dropped instead
@@ -16,17 +19,25 @@
 //! It must not decide anything about the service's life: end of file only ends the
 //! reader (grandchildren may hold the pipe; exits come from the reaper).
 
+use super::TappedLine;
+use super::format;
 use super::tail::Tail;
-use super::writer::{Counters, Line, LineCounts, Message, Stream};
+use super::writer::{Counters, Line, LineCounts, Message, Source, Stream};
+use crate::spec::LogOverflow;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::net::unix::pipe;
-use tokio::sync::Semaphore;
+use tokio::sync::TryAcquireError;
+use tokio::sync::{Semaphore, broadcast};
 
 /// Read size. The buffer exists only while bytes are in flight (see `pump`).
 const READ_CHUNK: usize = 16 * 1024;
+
+/// With `log_overflow = "drop"`, how often a stream that keeps dropping says so.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Per-service output state, shared by the service's two readers, the writer threads
 /// (through `LineCounts`) and the hub. Created by `OutputHub::attach` on a name's first
@@ -34,10 +45,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// to see); dropped when the hub forgets the name and the last reader ends.
 #[derive(Debug)]
 pub struct ServiceOutput {
-    /// The service's full name (`web.0`).
-    pub name: Box<str>,
-    /// `NAME | `, written before every line.
-    pub prefix: Box<[u8]>,
+    /// The service's full name (`web.0`), shared with every line it writes.
+    pub name: Arc<str>,
     /// The queue budget and line counts of its stdout and stderr (`Stream::index`).
     pub streams: [StreamQueue; 2],
     /// The last lines (without prefix), both streams interleaved in arrival order.
@@ -58,9 +67,6 @@ pub struct StreamQueue {
 
 impl ServiceOutput {
     pub fn new(name: &str, queue_bytes: u32, tail_bytes: usize) -> ServiceOutput {
-        let mut prefix = Vec::with_capacity(name.len() + 3);
-        prefix.extend_from_slice(name.as_bytes());
-        prefix.extend_from_slice(b" | ");
         let queue = || StreamQueue {
             budget: Arc::new(Semaphore::new(queue_bytes as usize)),
             queue_bytes,
@@ -68,7 +74,6 @@ impl ServiceOutput {
         };
         ServiceOutput {
             name: name.into(),
-            prefix: prefix.into_boxed_slice(),
             streams: [queue(), queue()],
             tail: Mutex::new(Tail::new(tail_bytes)),
         }
@@ -101,6 +106,20 @@ pub struct Reader {
     /// Longest piece written as one line; longer lines are split into pieces of this
     /// size, each prefixed, none lost.
     pub max_line: usize,
+    /// The hub's tap for followers (`OutputHub::follow`); sent to only while one
+    /// listens.
+    pub tap: broadcast::Sender<Arc<TappedLine>>,
+    /// Wait for budget (`Block`) or drop the line when there is none (`Drop`).
+    pub overflow: LogOverflow,
+    /// With `Drop`: lines dropped since the last report, and when that was.
+    pub drops: Mutex<DropReport>,
+}
+
+/// What a reader has dropped and not yet said (`log_overflow = "drop"`).
+#[derive(Debug, Default)]
+pub struct DropReport {
+    unreported: u64,
+    last_report: Option<Instant>,
 }
 
 impl Reader {
@@ -110,6 +129,8 @@ impl Reader {
         // Bytes read but not yet emitted: at most one partial line plus one read.
         // Empty, with no allocation, whenever the service is quiet.
         let mut pending: Vec<u8> = Vec::new();
+        // The time stamped on the lines a read completes: the moment they arrived.
+        let mut time = SystemTime::now();
         loop {
             if self.receiver.readable().await.is_err() {
                 break;
@@ -117,7 +138,7 @@ impl Reader {
             pending.reserve(READ_CHUNK);
             match self.receiver.try_read_buf(&mut pending) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(_) => time = SystemTime::now(),
                 Err(error)
                     if matches!(
                         error.kind(),
@@ -129,7 +150,7 @@ impl Reader {
                 }
                 Err(_) => break,
             }
-            let consumed = match self.emit_complete(&pending).await {
+            let consumed = match self.emit_complete(&pending, time).await {
                 Some(consumed) => consumed,
                 None => return,
             };
@@ -137,18 +158,18 @@ impl Reader {
             release_if_empty(&mut pending);
         }
         // End of file: what is left has no newline; emit it anyway (in pieces if long).
-        let consumed = match self.emit_complete(&pending).await {
+        let consumed = match self.emit_complete(&pending, time).await {
             Some(consumed) => consumed,
             None => return,
         };
         if consumed < pending.len() {
-            self.emit(&pending[consumed..]).await;
+            self.emit(&pending[consumed..], time).await;
         }
     }
 
     /// Emits every complete line and every full-size piece at the start of `bytes`;
     /// returns how many bytes were used, or `None` if the writer is gone.
-    async fn emit_complete(&self, bytes: &[u8]) -> Option<usize> {
+    async fn emit_complete(&self, bytes: &[u8], time: SystemTime) -> Option<usize> {
         let mut start = 0;
         loop {
             let rest = &bytes[start..];
@@ -161,42 +182,104 @@ impl Reader {
                 }
                 None => return Some(start),
             };
-            if !self.emit(&rest[..line_length]).await {
+            if !self.emit(&rest[..line_length], time).await {
                 return None;
             }
             start += used;
         }
     }
 
-    /// Queues one line (without newline): waits for its bytes of budget, records it in
-    /// the tail, hands it to the writer. False if the writer thread is gone.
-    async fn emit(&self, line: &[u8]) -> bool {
+    /// Queues one line (without newline): waits for its bytes of budget (or, with
+    /// `log_overflow = "drop"`, drops it if there are none), records it in the tail,
+    /// hands it to the writer. False if the writer thread is gone.
+    async fn emit(&self, line: &[u8], time: SystemTime) -> bool {
         let service = &self.service;
         let queue = service.stream(self.stream);
-        let length = service.prefix.len() + line.len() + 1;
+        // The formatted line is about this long (JSON escaping may add more; the
+        // budget bounds memory, it need not be exact).
+        let length = line.len() + service.name.len() + format::OVERHEAD;
         let wanted = u32::try_from(length)
             .unwrap_or(u32::MAX)
             .min(queue.queue_bytes);
-        let Ok(permit) = queue.budget.clone().acquire_many_owned(wanted).await else {
+        let budget = Arc::clone(&queue.budget);
+        let acquired = match self.overflow {
+            LogOverflow::Block => budget.acquire_many_owned(wanted).await.ok(),
+            LogOverflow::Drop => match budget.try_acquire_many_owned(wanted) {
+                Ok(permit) => Some(permit),
+                Err(TryAcquireError::NoPermits) => {
+                    // The sink is behind: this line is dropped so the service is not
+                    // slowed down. It still reaches the tail.
+                    self.record(service, line, time);
+                    self.dropped_for_overflow(queue);
+                    return true;
+                }
+                Err(TryAcquireError::Closed) => None,
+            },
+        };
+        let Some(permit) = acquired else {
             // The budget is closed only when minder gives up on output at exit: the
             // line is dropped, and counted for the report of what was lost.
             queue.counts.dropped.fetch_add(1, Ordering::Relaxed);
             self.counters.lines_dropped.fetch_add(1, Ordering::Relaxed);
             return true;
         };
-        let mut bytes = Vec::with_capacity(length);
-        bytes.extend_from_slice(&service.prefix);
-        bytes.extend_from_slice(line);
-        bytes.push(b'\n');
-        service.tail().push(line);
+        self.record(service, line, time);
         queue.counts.queued.fetch_add(1, Ordering::Relaxed);
         self.sender
             .send(Message::Line(Line {
-                bytes,
+                bytes: line.to_vec(),
                 permit: Some(permit),
-                counts: Some(Arc::clone(&queue.counts)),
+                source: Some(Source {
+                    service: Arc::clone(&service.name),
+                    stream: self.stream,
+                    time,
+                    counts: Arc::clone(&queue.counts),
+                }),
             }))
             .is_ok()
+    }
+
+    /// Keeps `line` in the service's tail and hands it to followers, both under the
+    /// tail's lock, so `OutputHub::follow` sees each line exactly once.
+    fn record(&self, service: &ServiceOutput, line: &[u8], time: SystemTime) {
+        let mut tail = service.tail();
+        tail.push(line);
+        if self.tap.receiver_count() > 0 {
+            let _ = self.tap.send(Arc::new(TappedLine {
+                service: service.name.clone(),
+                stream: self.stream,
+                line: line.to_vec(),
+                time,
+            }));
+        }
+    }
+
+    /// Counts a line dropped for `log_overflow = "drop"` and says so in minder's log
+    /// at the first drop and then at most every `DROP_REPORT_EVERY`.
+    fn dropped_for_overflow(&self, queue: &StreamQueue) {
+        queue.counts.dropped.fetch_add(1, Ordering::Relaxed);
+        self.counters.lines_dropped.fetch_add(1, Ordering::Relaxed);
+        let mut report = self
+            .drops
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        report.unreported += 1;
+        let due = report
+            .last_report
+            .is_none_or(|last| last.elapsed() >= DROP_REPORT_EVERY);
+        if due {
+            tracing::warn!(
+                service = &*self.service.name,
+                stream = self.stream.name(),
+                lines = report.unreported,
+                "output dropped: its {} is {} KiB ahead of the sink (log_overflow = \"drop\"); {} lines dropped since the last report",
+                self.stream.name(),
+                queue.queue_bytes / 1024,
+                report.unreported
+            );
+            report.unreported = 0;
+            report.last_report = Some(Instant::now());
+        }
     }
 }
 

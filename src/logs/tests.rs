@@ -96,6 +96,7 @@ impl Write for Capture {
 fn hub_with(stdout: &Capture, stderr: &Capture) -> OutputHub {
     OutputHub::with_sinks(
         OutputConfig::default(),
+        OutputSettings::default(),
         Sinks {
             stdout: Box::new(stdout.clone()),
             stderr: Box::new(stderr.clone()),
@@ -304,7 +305,7 @@ fn a_blocked_sink_holds_back_each_service_by_its_own_budget() {
         out.open();
         wait_until("bulk's lines", || bulk_readers.is_finished()).await;
         wait_until("bulk's last line written", || {
-            out.text().matches("bulk | ").count() == 1035
+            out.text().matches("bulk  | ").count() == 1035
         })
         .await;
         process::kill_group(flood);
@@ -313,10 +314,11 @@ fn a_blocked_sink_holds_back_each_service_by_its_own_budget() {
     let text = out.text();
     let bulk: String = text
         .lines()
-        .filter_map(|line| line.strip_prefix("bulk | "))
+        .filter_map(|line| line.strip_prefix("bulk  | "))
         .collect();
     assert_eq!(bulk.len(), 102_400);
-    assert!(text.lines().all(|l| l.starts_with("bulk | ")));
+    // Aligned to "flood", the longest name attached.
+    assert!(text.lines().all(|l| l.starts_with("bulk  | ")));
     assert!(out.lock().flood_bytes > 0);
 }
 

@@ -1,5 +1,6 @@
-//! The writer threads: the only code that writes captured output (and, through
-//! `OwnLogWriter`, minder's own log lines) to minder's stdout and stderr.
+//! The writer threads of minder's stdout and stderr: the only code that writes captured
+//! output (and, through `OwnLogWriter`, minder's own log lines) there. (Log files have
+//! their own thread, `files.rs`; the line types and counters here are shared with it.)
 //!
 //! There is one thread per sink, each with its own queue, so a blocked stdout (a full
 //! pipe nobody reads, a stopped terminal) blocks only the stdout thread: the services
@@ -19,12 +20,13 @@
 //! A thread must not read pipes, touch the tail, or do anything that could wait on the
 //! loop.
 
+use super::format::{self, Layout, Style};
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 /// Which of minder's streams a line goes to (a service's stdout goes to minder's stdout,
@@ -54,8 +56,8 @@ impl Stream {
     }
 }
 
-/// Where the writer threads write. Injectable so tests (and, later, log files) can
-/// capture output; the default is minder's own fds 1 and 2.
+/// Where the writer threads write. Injectable so tests can capture output; the default
+/// is minder's own fds 1 and 2.
 pub struct Sinks {
     pub stdout: Box<dyn Write + Send>,
     pub stderr: Box<dyn Write + Send>,
@@ -110,14 +112,52 @@ pub struct LineCounts {
     pub dropped: AtomicU64,
 }
 
-/// One line for a sink, prefixed and newline-terminated.
+/// One line for a sink.
 pub struct Line {
+    /// minder's own lines: the bytes to write, as they are. A service's line: its text
+    /// without the newline, which the writer thread formats (`format.rs`) when it takes
+    /// the line, and then holds the bytes to write.
     pub bytes: Vec<u8>,
     /// Holds the line's bytes against its service's (or minder's own) queue budget
     /// until it is written.
     pub permit: Option<OwnedSemaphorePermit>,
-    /// The counts of the service stream it came from; `None` for minder's own lines.
-    pub counts: Option<Arc<LineCounts>>,
+    /// Where a service's line came from; `None` for minder's own lines.
+    pub source: Option<Source>,
+}
+
+/// The facts about a service's line that its formatting and accounting need.
+pub struct Source {
+    /// The service's full name (`web.0`), shared with its `ServiceOutput`.
+    pub service: Arc<str>,
+    pub stream: Stream,
+    /// When the reader read it (the time of the read that completed it).
+    pub time: SystemTime,
+    /// The counts of the service stream it came from.
+    pub counts: Arc<LineCounts>,
+}
+
+impl Line {
+    /// The counts of the service stream the line came from (`None` for minder's own).
+    pub fn counts(&self) -> Option<&Arc<LineCounts>> {
+        self.source.as_ref().map(|source| &source.counts)
+    }
+
+    /// Replaces a service line's text by its formatted bytes (minder's own lines are
+    /// written as they are).
+    pub fn format(&mut self, style: &Style, layout: Layout) {
+        if let Some(source) = &self.source {
+            let mut bytes = Vec::with_capacity(self.bytes.len() + format::OVERHEAD);
+            style.render(
+                &mut bytes,
+                layout,
+                &source.service,
+                source.stream,
+                source.time,
+                &self.bytes,
+            );
+            self.bytes = bytes;
+        }
+    }
 }
 
 /// What travels to a writer thread.
@@ -129,6 +169,11 @@ pub enum Message {
     /// is not begun (minder's own lines still go out); answer once no service line is
     /// half-written, so that the counts no longer change.
     GiveUp(oneshot::Sender<()>),
+    /// SIGUSR1: close the log files and open them again by name (`files.rs`); minder's
+    /// own streams have nothing to reopen.
+    Reopen,
+    /// The service was removed from the tree: close its log file (`files.rs`).
+    Forget(Arc<str>),
 }
 
 /// Counters of the whole hub, shared with the writer threads, the readers and
@@ -142,6 +187,23 @@ pub struct Counters {
     /// minder's own lines dropped: its queue was full (stderr blocked) or the sink
     /// refused them.
     pub own_lines_dropped: AtomicU64,
+}
+
+impl Counters {
+    /// A line its sink refused (or that could not be written at all): finished, and
+    /// counted as dropped where it belongs.
+    pub fn refused(&self, line: &Line) {
+        match line.counts() {
+            Some(counts) => {
+                counts.dropped.fetch_add(1, Ordering::Relaxed);
+                counts.finished.fetch_add(1, Ordering::Relaxed);
+                self.lines_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.own_lines_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// The most one write call carries: `PIPE_BUF`, which a pipe writes whole or not at all
@@ -160,11 +222,13 @@ const RELEASE_BYTES: usize = 16 * 1024;
 pub fn start(
     name: &str,
     sink: Box<dyn Write + Send>,
+    style: Style,
     counters: Arc<Counters>,
 ) -> io::Result<mpsc::Sender<Message>> {
     let (sender, receiver) = mpsc::channel();
     let writer = Writer {
         sink,
+        style,
         counters,
         queue: VecDeque::new(),
         offset: 0,
@@ -189,6 +253,8 @@ enum Item {
 /// The state of one writer thread; lives on that thread only.
 struct Writer {
     sink: Box<dyn Write + Send>,
+    /// How service lines are formatted (`Layout::Shared`).
+    style: Style,
     counters: Arc<Counters>,
     /// Received and not yet written, in order.
     queue: VecDeque<Item>,
@@ -235,11 +301,15 @@ impl Writer {
 
     fn accept(&mut self, message: Message) {
         match message {
-            Message::Line(line) if self.giving_up && line.counts.is_some() => {
+            Message::Line(line) if self.giving_up && line.source.is_some() => {
                 // Not finished: the hub counts it as given up.
                 drop(line);
             }
-            Message::Line(line) => self.queue.push_back(Item::Line(line)),
+            Message::Line(mut line) => {
+                line.format(&self.style, Layout::Shared);
+                self.queue.push_back(Item::Line(line));
+            }
+            Message::Reopen | Message::Forget(_) => {}
             Message::Flush(ack) => self.queue.push_back(Item::Flush(ack)),
             Message::GiveUp(ack) => {
                 self.giving_up = true;
@@ -251,7 +321,7 @@ impl Writer {
                 self.queue.retain(|item| {
                     let keep = match item {
                         Item::Flush(_) => true,
-                        Item::Line(line) => line.counts.is_none() || front,
+                        Item::Line(line) => line.source.is_none() || front,
                     };
                     front = false;
                     keep
@@ -313,7 +383,7 @@ impl Writer {
             written -= remaining;
             self.offset = 0;
             if let Some(Item::Line(line)) = self.queue.pop_front() {
-                if let Some(counts) = &line.counts {
+                if let Some(counts) = line.counts() {
                     counts.finished.fetch_add(1, Ordering::Relaxed);
                 }
                 self.written_bytes += line.bytes.len();
@@ -331,18 +401,7 @@ impl Writer {
     }
 
     fn refused(&self, line: &Line) {
-        match &line.counts {
-            Some(counts) => {
-                counts.dropped.fetch_add(1, Ordering::Relaxed);
-                counts.finished.fetch_add(1, Ordering::Relaxed);
-                self.counters.lines_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            None => {
-                self.counters
-                    .own_lines_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.counters.refused(line);
     }
 }
 

@@ -22,6 +22,7 @@
 //! `systemd`, whose sends never block.
 
 mod container;
+mod control;
 mod fact;
 mod incarnation;
 mod report;
@@ -29,7 +30,7 @@ mod stats;
 mod systemd;
 
 use crate::health::{ExecProbes, Prober};
-use crate::logs::{OutputHub, OwnLogWriter};
+use crate::logs::{self, OutputHub, OutputSettings, OwnLogWriter};
 use crate::metrics::Endpoint;
 use crate::notify::{self, NotifyServer, NotifySlot};
 use crate::process::{self, SpawnRequest, StdioMode};
@@ -90,13 +91,25 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     // In config mode minder's own lines share the services' writer thread: one order
     // on stderr, and lines dropped (and counted) rather than ever blocking the loop.
     let outputs = match mode {
-        RunMode::Config => match OutputHub::new() {
-            Ok(outputs) => Some(outputs),
-            Err(error) => {
-                eprintln!("minder: start the output writer: {error}");
-                return EXIT_INTERNAL;
+        RunMode::Config => {
+            let names = services(&spec.root).map(|service| service.name.as_str());
+            let settings = OutputSettings::from_daemon(&spec.daemon, names);
+            // A log_dir that cannot be made is the config's fault: said before
+            // anything starts, with the config error's exit code.
+            if let Some(files) = &settings.files
+                && let Err(message) = logs::create_log_dir(&files.dir)
+            {
+                eprintln!("error: {message}");
+                return crate::exit::USAGE;
             }
-        },
+            match OutputHub::new(settings) {
+                Ok(outputs) => Some(outputs),
+                Err(error) => {
+                    eprintln!("minder: start the output writer: {error}");
+                    return EXIT_INTERNAL;
+                }
+            }
+        }
         RunMode::Container => None,
     };
     let _log_guard = init_logging(
@@ -114,6 +127,17 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     if let Some(endpoint) = &metrics {
         tracing::info!("metrics listening on {}", endpoint.address());
     }
+    // Bound before the loop starts, so that a socket path that cannot be used is a
+    // startup error (exit 2) rather than a minder nobody can reach.
+    let control_listener = match crate::control::server::bind(&spec.daemon) {
+        Ok(listener) => listener,
+        Err(error) => {
+            // Written directly: minder exits at once, before its log writer thread
+            // would get to a queued line.
+            eprintln!("minder: {error}");
+            return crate::exit::USAGE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -128,7 +152,7 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     // (the loop's drop kills what is left) and exit with the internal-error code.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async move {
-            match Loop::new(spec, mode, outputs, metrics) {
+            match Loop::new(spec, mode, outputs, control_listener, metrics) {
                 Ok(mut event_loop) => event_loop.run().await,
                 Err(error) => {
                     tracing::error!("{error}");
@@ -171,13 +195,37 @@ fn init_logging(
     let builder = tracing_subscriber::fmt()
         .with_writer(writer)
         .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_target(false);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        // One flat object per line, its time printed like the services' JSON lines
+        // (`format.rs` in logs), so a log shipper reads minder's lines and theirs alike:
+        // `timestamp`, `level`, `message` and the fields (`service`, ...) at the top.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_timer(MillisecondTime)
+            .with_ansi(false)
+            .try_init(),
     };
     guard
+}
+
+/// RFC 3339 UTC time with milliseconds for minder's own JSON lines, as on the
+/// services' lines.
+struct MillisecondTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for MillisecondTime {
+    fn format_time(
+        &self,
+        out: &mut tracing_subscriber::fmt::format::Writer<'_>,
+    ) -> std::fmt::Result {
+        let mut bytes = Vec::with_capacity(24);
+        logs::write_time(&mut bytes, std::time::SystemTime::now());
+        out.write_str(&String::from_utf8_lossy(&bytes))
+    }
 }
 
 /// The signals minder listens to. Created once; each handler stays installed for
@@ -269,6 +317,9 @@ struct Loop {
     systemd: Option<SystemdNotifier>,
     /// Whether systemd has been told `READY=1` (queued for it, at least).
     announced_ready: bool,
+    /// The control socket's server and what its answers need beyond the core (see
+    /// `control.rs`).
+    control: control::ControlState,
     /// What the metrics count, from the core's reports (`stats.rs`).
     stats: stats::Stats,
 }
@@ -278,6 +329,7 @@ impl Loop {
         spec: Spec,
         mode: RunMode,
         outputs: Option<OutputHub>,
+        control_listener: Option<crate::control::server::Listener>,
         metrics: Option<Endpoint>,
     ) -> std::io::Result<Loop> {
         // Backoff jitter exists to spread restarts of many minders (or many services)
@@ -310,6 +362,7 @@ impl Loop {
             RunMode::Container => SignalMode::Forward,
         };
         let supervisor = Supervisor::new(&core_spec, seed);
+        let control = control::ControlState::new(&spec, control_listener, sender.clone());
         let shutdown_timeout = spec.daemon.shutdown_timeout;
         let stats = stats::Stats::new(&spec, &supervisor);
         let processes = ProcessTable::new(spec, probes, &supervisor);
@@ -323,6 +376,7 @@ impl Loop {
             notify,
             systemd: SystemdNotifier::from_env(),
             announced_ready: false,
+            control,
             supervisor,
             processes,
             origin: Instant::now(),
@@ -428,12 +482,28 @@ impl Loop {
             self.tell_systemd();
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
+        self.control.close().await;
         self.final_cleanup().await;
         self.last_word_to_systemd();
         // Logged before the drain, whose flush then writes it out too.
         tracing::info!(code, "minder exiting");
         self.drain_output(&mut signals).await;
         code
+    }
+
+    /// SIGUSR1 (reported by the core): reopen the services' log files, if they have any.
+    fn reopen_log_files(&self) {
+        let files = self
+            .outputs
+            .as_ref()
+            .and_then(|outputs| Some((outputs, outputs.log_dir()?)));
+        match files {
+            Some((outputs, dir)) => {
+                outputs.reopen();
+                tracing::info!("SIGUSR1: reopening the log files in {}", dir.display());
+            }
+            None => tracing::info!("SIGUSR1: no log files to reopen (log_dir is not set)"),
+        }
     }
 
     /// Called after every turn: `READY=1` once the initial tree is up and ready, the
@@ -583,12 +653,14 @@ impl Loop {
                     self.pending.push_back(Event::Ready { child });
                 }
             }
+            Fact::Control(request) => self.on_control(request),
             Fact::Snapshot(request) => request.answer(self.snapshot()),
         }
     }
 
     fn perform(&mut self, effects: Vec<Effect>) {
         for effect in effects {
+            self.observe_for_control(&effect);
             match effect {
                 Effect::Spawn { child } => self.spawn(child),
                 Effect::Signal { child, pid, signal } => {
@@ -886,11 +958,15 @@ const OWN_DESCRIPTORS: u64 = 64;
 
 /// About how many file descriptors minder holds at once for `spec` (see the file
 /// descriptor notes in minder(8)): its own, the metrics endpoint's, plus per service
-/// its two output pipes (run mode), its notify socket, its ready-fd pipe, and a socket
-/// per tcp or http check that may run at the same time.
+/// its two output pipes and its log file (run mode), its notify socket, its ready-fd
+/// pipe, and a socket per tcp or http check that may run at the same time.
 fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
+    let captured = match (mode, &spec.daemon.log_dir) {
+        (RunMode::Config, Some(_)) => 3,
+        (RunMode::Config, None) => 2,
+        (RunMode::Container, _) => 0,
+    };
     let per_service = |service: &ServiceSpec| -> u64 {
-        let pipes = if mode == RunMode::Config { 2 } else { 0 };
         let ready = match service.ready.as_ref().map(|ready| &ready.check) {
             Some(ReadyCheck::Notify | ReadyCheck::Fd(_)) => 1,
             Some(ReadyCheck::Probe(Probe::Tcp { .. } | Probe::Http { .. })) => 1,
@@ -900,7 +976,7 @@ fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
             Some(Probe::Tcp { .. } | Probe::Http { .. }) => 1,
             _ => 0,
         };
-        pipes + ready + health
+        captured + ready + health
     };
     // The metrics endpoint: its listening socket and as many connections as it serves.
     let metrics = match spec.daemon.metrics_listen {

@@ -3,9 +3,12 @@
 //! second, the slow ones at the end), the signals minder only notes, and the SIGUSR2
 //! dump of the tree.
 //!
-//! Reports change nothing: this module only reads the loop's state (names from the
-//! process table, the running processes for the dump) and writes log lines. Anything
-//! that acts (a kill, a systemd message) is an `Effect`, performed in `mod.rs`.
+//! Reports change nothing in the tree: this module only reads the loop's state (names
+//! from the process table, the running processes for the dump) and writes log lines.
+//! Anything that acts on processes (a kill, a systemd message) is an `Effect`,
+//! performed in `mod.rs`. The one exception is SIGUSR1, which asks for log files to be
+//! reopened: that touches only output (`OutputHub::reopen`, in `mod.rs`), never the
+//! supervision, so it is done where the core reports the signal.
 
 use super::{Loop, RunMode};
 use crate::process;
@@ -199,9 +202,7 @@ impl Loop {
             libc::SIGHUP => {
                 tracing::warn!("SIGHUP: reload not supported yet; nothing changed");
             }
-            libc::SIGUSR1 => {
-                tracing::info!("SIGUSR1: no log files to reopen (log_dir not supported yet)");
-            }
+            libc::SIGUSR1 => self.reopen_log_files(),
             libc::SIGUSR2 => {
                 tracing::info!("state of the tree:\n{}", self.describe_tree());
             }
@@ -323,7 +324,7 @@ fn round_ms(delay: Duration) -> Duration {
     Duration::from_millis(delay.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
-fn end_name(end: EndKind) -> String {
+pub(super) fn end_name(end: EndKind) -> String {
     match end {
         EndKind::Stopped => "stopped".into(),
         EndKind::Normal => "normal".into(),

@@ -595,6 +595,47 @@ mod tests {
         received
     }
 
+    /// The summary of a tree from a config, driven by a simulator script.
+    fn summary_after(config: &str, script: &str) -> String {
+        let spec = crate::config::load_str(config, "test.toml", Path::new("/"))
+            .unwrap_or_else(|errors| panic!("{errors:?}"));
+        let mut sim = minder_core::sim::Sim::new(&crate::spec::lower(&spec).0);
+        sim.run_script(script).expect("script");
+        summary(&sim.supervisor)
+    }
+
+    #[test]
+    fn the_summary_counts_ready_names_restarts_and_counts_the_rest() {
+        let mut config = String::from("[daemon]\ndrain_delay = \"3s\"\n");
+        for name in ["a", "b", "c", "d", "e"] {
+            config.push_str(&format!(
+                "[service.{name}]\ncommand = \"x\"\nbackoff = {{ initial = \"5s\", jitter = 0.0 }}\n"
+            ));
+        }
+        assert_eq!(summary_after(&config, ""), "5/5 ready");
+        assert_eq!(
+            summary_after(&config, "stop e\nadvance 1s\nexit a 1"),
+            "3/4 ready, 1 stopped, a restarting (1 in 30s)"
+        );
+        assert_eq!(
+            summary_after(&config, "exit a 1\nexit b 1\nexit c 1\nexit d 1"),
+            "1/5 ready, a restarting (4 in 30s), b restarting (4 in 30s), \
+             c restarting (4 in 30s), +1 more"
+        );
+        assert_eq!(
+            summary_after(&config, "receive 15\nadvance 500ms"),
+            "draining (3 s left)"
+        );
+        // The core's clock is that of its last event: here the progress tick at 4 s.
+        assert_eq!(
+            summary_after(
+                &config,
+                "stubborn e\nstubborn d\nreceive 15\nadvance 4500ms"
+            ),
+            "stopping: e (1.0 s)"
+        );
+    }
+
     #[test]
     fn status_changes_are_coalesced_and_only_the_latest_goes() {
         let (_dir, mut notifier, manager) = notifier_and_manager();

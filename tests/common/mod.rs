@@ -425,6 +425,9 @@ impl Minder {
             .args(args)
             .current_dir(self.dir.path())
             .env(MARK_VAR, &self.mark)
+            // Every minder of a test has its own control socket (an `env` call or the
+            // config's `control_socket` can still point elsewhere).
+            .env("MINDER_SOCKET", self.socket())
             .envs(self.extra_env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -607,6 +610,21 @@ impl Minder {
             self.stderr_text()
         );
         pid.expect("found")
+    }
+
+    /// The control socket this minder uses unless its config says otherwise.
+    pub fn socket(&self) -> PathBuf {
+        self.path("control.sock")
+    }
+
+    /// A client connected to `socket()`, waiting (bounded) for minder to listen.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket())
+    }
+
+    /// One request on a connection of its own: the response line, parsed.
+    pub fn control(&self, cmd: &str, args: serde_json::Value) -> serde_json::Value {
+        self.client().request(cmd, args)
     }
 
     /// The lines of `DIR/name`, empty if it does not exist.
@@ -815,5 +833,129 @@ impl Minder {
             self.stderr_text()
         );
         number.expect("found")
+    }
+}
+
+/// A control-socket client speaking the protocol of docs/protocol.md: one JSON object
+/// per line each way. Reads give up after `CLIENT_PATIENCE`, so a daemon that never
+/// answers fails the test instead of hanging it.
+pub struct Client {
+    reader: std::io::BufReader<std::os::unix::net::UnixStream>,
+    writer: std::os::unix::net::UnixStream,
+    next_id: u64,
+}
+
+/// How long a client waits for one response line.
+pub const CLIENT_PATIENCE: Duration = Duration::from_secs(10);
+
+impl Client {
+    /// Connects to `path`, retrying (bounded) while minder is not listening yet.
+    pub fn connect(path: &Path) -> Client {
+        let mut stream = None;
+        let connected = wait_for(PATIENCE, || {
+            stream = std::os::unix::net::UnixStream::connect(path).ok();
+            stream.is_some()
+        });
+        assert!(connected, "nobody listens on {}", path.display());
+        let stream = stream.expect("connected");
+        stream
+            .set_read_timeout(Some(CLIENT_PATIENCE))
+            .expect("set a read timeout");
+        stream
+            .set_write_timeout(Some(CLIENT_PATIENCE))
+            .expect("set a write timeout");
+        Client {
+            reader: std::io::BufReader::new(stream.try_clone().expect("clone the stream")),
+            writer: stream,
+            next_id: 1,
+        }
+    }
+
+    /// Writes raw bytes (a request line must end in `\n`).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.writer.write_all(bytes)
+    }
+
+    /// Sends `{"v":1,"id":N,"cmd":cmd,"args":args}`; returns N.
+    pub fn send(&mut self, cmd: &str, args: serde_json::Value) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = serde_json::json!({"v": 1, "id": id, "cmd": cmd, "args": args});
+        self.send_raw(format!("{line}\n").as_bytes())
+            .unwrap_or_else(|error| panic!("send {cmd}: {error}"));
+        id
+    }
+
+    /// The next response line, parsed; `None` at end of file. Panics on a timeout or
+    /// a line that is not JSON.
+    pub fn read(&mut self) -> Option<serde_json::Value> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(
+                serde_json::from_str(&line)
+                    .unwrap_or_else(|error| panic!("response is not JSON ({error}): {line}")),
+            ),
+            Err(error) => panic!("reading a response: {error}"),
+        }
+    }
+
+    /// Reads until end of file, discarding lines; false if it did not come within
+    /// `timeout` (the connection stayed open).
+    pub fn reaches_end_of_file(&mut self, timeout: Duration) -> bool {
+        use std::io::Read;
+        let deadline = Instant::now() + timeout;
+        let mut buffer = vec![0; 64 * 1024];
+        while Instant::now() < deadline {
+            match self.reader.read(&mut buffer) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                // A reset is an end too: the server closed with data unread.
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    /// One request and its one response.
+    pub fn request(&mut self, cmd: &str, args: serde_json::Value) -> serde_json::Value {
+        let id = self.send(cmd, args);
+        let response = self
+            .read()
+            .unwrap_or_else(|| panic!("connection closed before the answer to {cmd}"));
+        assert_eq!(
+            response["id"], id,
+            "response to another request: {response}"
+        );
+        response
+    }
+
+    /// A streaming request without follow: its items and the end marker's reason.
+    pub fn stream(
+        &mut self,
+        cmd: &str,
+        args: serde_json::Value,
+    ) -> (Vec<serde_json::Value>, String) {
+        let id = self.send(cmd, args);
+        let mut items = Vec::new();
+        loop {
+            let response = self
+                .read()
+                .unwrap_or_else(|| panic!("connection closed inside the {cmd} stream"));
+            assert_eq!(response["id"], id, "{response}");
+            if response["end"] == true {
+                let reason = response["reason"].as_str().unwrap_or_default().to_string();
+                return (items, reason);
+            }
+            assert!(response.get("item").is_some(), "not an item: {response}");
+            items.push(response["item"].clone());
+        }
     }
 }
