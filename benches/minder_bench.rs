@@ -14,7 +14,10 @@
 //!   with 1000 services up;
 //! - probes (`probes.rs`): 1000 services with 1 s tcp probes, 1000 with http probes and
 //!   100 with exec probes, served and timed by the bench: whether each service is probed
-//!   on schedule, minder's CPU time, and restart latency under that load.
+//!   on schedule, minder's CPU time, and restart latency under that load;
+//! - scrape (`scrape.rs`): latency of `/metrics` with 1000 and 10 000 services, and the
+//!   restart latency of a zero-backoff service while `/metrics` is scraped 10 times a
+//!   second, beside the same without scraping.
 //!
 //! Every timestamp is CLOCK_MONOTONIC, taken by the processes themselves: the services
 //! are this very executable, re-executed as `--stamp FILE MODE` (see `stamp_and_exit`),
@@ -29,8 +32,8 @@
 //! `MINDER_BENCH_PROBE_SECS` (10), `MINDER_BENCH_PROBE_KINDS` (`tcp,http,exec`),
 //! `MINDER_BENCH_BIN` (another minder binary to measure). A positional argument selects
 //! sections by name: `cargo bench --bench minder_bench -- restart` runs only `restart`;
-//! the others are `cold`, `idle` (which includes the 1000-service cold start) and
-//! `probes`.
+//! the others are `cold`, `idle` (which includes the 1000-service cold start),
+//! `probes` and `scrape` (`MINDER_BENCH_SCRAPES`, 50: timed scrapes per size).
 //!
 //! Cleanup: minder is stopped with SIGTERM when a section ends, also on a panic (drop
 //! guard), and gets SIGTERM from the kernel if the bench dies (parent-death signal).
@@ -46,6 +49,8 @@ use std::time::{Duration, Instant};
 
 #[path = "minder_bench/probes.rs"]
 mod probes;
+#[path = "minder_bench/scrape.rs"]
+mod scrape;
 
 /// The argument that turns this executable into a stamping service.
 const STAMP_FLAG: &str = "--stamp";
@@ -94,6 +99,9 @@ fn main() {
     }
     if selected("probes") {
         results.probes = Some(bench.probes());
+    }
+    if selected("scrape") {
+        results.scrape = Some(bench.scrape());
     }
     results.print_targets();
 }
@@ -1141,6 +1149,7 @@ struct Results {
     cold_100: Option<ColdResult>,
     cold_1000: Option<ColdResult>,
     probes: Option<probes::ProbesResult>,
+    scrape: Option<scrape::ScrapeResult>,
 }
 
 impl Results {
@@ -1219,6 +1228,11 @@ impl Results {
         }
         if let Some(probes) = &self.probes {
             for (name, goal, measured) in probes.target_rows() {
+                row(&name, goal, measured);
+            }
+        }
+        if let Some(scrape) = &self.scrape {
+            for (name, goal, measured) in scrape.target_rows() {
                 row(&name, goal, measured);
             }
         }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod health;
 pub mod logs;
+pub mod metrics;
 pub mod notify;
 #[cfg(test)]
 mod own_process;

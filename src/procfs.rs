@@ -1,9 +1,10 @@
 //! Reading /proc: the one place that lists processes and parses `/proc/PID/stat` and
 //! `/proc/PID/status`.
 //!
-//! The memory guard (`health`) sums resident sets by process group and the runtime's
-//! last line of defence finds the processes parented to minder; both walk /proc
-//! through `processes`. It owns only the reading and the parsing: what a caller makes
+//! The memory guard (`health`) sums resident sets by process group, the metrics
+//! endpoint sums CPU time and resident sets by process group (`usage_by_group`), and
+//! the runtime's last line of defence finds the processes parented to minder; all walk
+//! /proc through `processes`. It owns only the reading and the parsing: what a caller makes
 //! of a process is the caller's business. It never panics on what it reads (the
 //! kernel's text is trusted for shape, not for content: a command name can hold any
 //! byte but NUL), and a process that ends while it is being read is simply skipped.
@@ -29,6 +30,10 @@ pub struct Stat {
     pub pgrp: i32,
     /// Field 6, the session.
     pub session: i32,
+    /// Fields 14 to 17 added up: user and system CPU time of the process and of the
+    /// children it has waited for, in clock ticks (`clock_ticks_per_second`). Negative
+    /// fields (the children's are printed signed) read as 0.
+    pub cpu_ticks: u64,
     /// Field 24, the resident set in pages (what `statm` reports as resident). The
     /// kernel prints it signed; a negative value reads as 0.
     pub rss_pages: u64,
@@ -68,8 +73,17 @@ pub fn parse_stat(text: &[u8]) -> Option<Stat> {
     let ppid = number(fields.next()?)?;
     let pgrp = number(fields.next()?)?;
     let session = number(fields.next()?)?;
-    // Fields 7 to 23 are not needed; field 24 follows them.
-    let rss: i64 = number(fields.nth(24 - 7)?)?;
+    // Fields 7 to 13 are not needed; 14 to 17 are the CPU times.
+    for _ in 7..14 {
+        fields.next()?;
+    }
+    let mut cpu_ticks: u64 = 0;
+    for _ in 14..=17 {
+        let ticks: i64 = number(fields.next()?)?;
+        cpu_ticks = cpu_ticks.saturating_add(u64::try_from(ticks).unwrap_or(0));
+    }
+    // Fields 18 to 23 are not needed; field 24 follows them.
+    let rss: i64 = number(fields.nth(24 - 18)?)?;
     Some(Stat {
         pid,
         comm,
@@ -77,6 +91,7 @@ pub fn parse_stat(text: &[u8]) -> Option<Stat> {
         ppid,
         pgrp,
         session,
+        cpu_ticks,
         rss_pages: u64::try_from(rss).unwrap_or(0),
     })
 }
@@ -139,6 +154,39 @@ pub fn pids() -> impl Iterator<Item = i32> {
 /// that end during the walk, and entries that cannot be read or parsed, are skipped.
 pub fn processes() -> impl Iterator<Item = Stat> {
     pids().filter_map(|pid| stat(pid).ok())
+}
+
+/// What the processes of one process group use, summed over its live members.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupUsage {
+    /// `Stat::cpu_ticks` of every member.
+    pub cpu_ticks: u64,
+    /// `Stat::rss_pages` of every member.
+    pub rss_pages: u64,
+}
+
+/// CPU time and resident pages by process group, from one walk of /proc. Zombies are
+/// left out: their memory is gone and their CPU time is about to move to the parent
+/// that reaps them. A group none of whose members could be read is absent.
+pub fn usage_by_group() -> std::collections::HashMap<i32, GroupUsage> {
+    let mut groups: std::collections::HashMap<i32, GroupUsage> = std::collections::HashMap::new();
+    for process in processes().filter(|process| !process.is_dead()) {
+        let usage = groups.entry(process.pgrp).or_default();
+        usage.cpu_ticks = usage.cpu_ticks.saturating_add(process.cpu_ticks);
+        usage.rss_pages = usage.rss_pages.saturating_add(process.rss_pages);
+    }
+    groups
+}
+
+/// Clock ticks per second, the unit of `Stat::cpu_ticks`; 100 (Linux's USER_HZ on
+/// every architecture) if the system will not say.
+pub fn clock_ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|ticks| u64::try_from(ticks).ok())
+        .filter(|ticks| *ticks > 0)
+        .unwrap_or(100)
 }
 
 /// The size of a memory page in bytes, to turn `rss_pages` into bytes; 4096 if the

@@ -490,7 +490,7 @@ impl Bench {
     }
 
     /// The `[service.flapper]` table: exits at once once `gate` exists, zero backoff.
-    fn flapper(&self, stamps: &Path, gate: &Path) -> String {
+    pub(super) fn flapper(&self, stamps: &Path, gate: &Path) -> String {
         format!(
             "[service.flapper]\ncommand = [{}, \"{}\", {}, \"exit\", {}]\n\
              backoff = {{ initial = \"0s\", jitter = 0.0 }}\n",
@@ -503,7 +503,7 @@ impl Bench {
 
     /// Opens the flapper's gate, lets it restart `WARMUP + restarts` times (or stall)
     /// and for `MIN_FLAP` at least, closes the gate and returns its restart latencies.
-    fn flap(
+    pub(super) fn flap(
         &self,
         minder: &mut RunningMinder,
         stamps: &Path,

@@ -164,6 +164,25 @@ fn this_process_is_found_by_the_walk_and_read_by_pid() {
 }
 
 #[test]
+fn the_usage_of_this_process_group_counts_its_cpu_time_and_memory() {
+    let mine = stat(std::process::id() as i32).expect("stat of this process");
+    // Burn CPU until the kernel has charged at least one tick (bounded: a tick is
+    // 10 ms at USER_HZ 100).
+    let started = std::time::Instant::now();
+    let mut spin = 0u64;
+    while stat(mine.pid).expect("stat").cpu_ticks == 0
+        && started.elapsed() < std::time::Duration::from_secs(5)
+    {
+        spin = spin.wrapping_add(std::hint::black_box(1));
+    }
+    let usage = usage_by_group();
+    let group = usage.get(&mine.pgrp).expect("this process's group");
+    assert!(group.cpu_ticks >= 1, "{group:?} after {spin} spins");
+    assert!(group.rss_pages >= 1, "{group:?}");
+    assert!(clock_ticks_per_second() >= 1);
+}
+
+#[test]
 fn status_fields_are_found_by_key() {
     let text = "Name:\tsleep\nState:\tS (sleeping)\nThreads:\t12\nVmRSS:\t  1024 kB\n";
     assert_eq!(parse_status_field(text, "Threads"), Some("12"));
@@ -224,6 +243,7 @@ proptest! {
                 ppid,
                 pgrp,
                 session,
+                cpu_ticks: (14..=17).map(|field| field * 11).sum(),
                 rss_pages: rss as u64,
             })
         );

@@ -6,9 +6,12 @@
 //! they saw, not what it means: which process is current, and so whether a fact still
 //! matters, only the loop knows (its `Incarnations`). The loop turns each fact into
 //! events for the core, or drops it when the process it is about has ended. Control
-//! requests come this way too, each with the one-shot reply its connection awaits.
+//! requests come this way too, each with the one-shot reply its connection awaits, and
+//! so do the metrics endpoint's snapshot requests, answered with plain data that
+//! change nothing.
 
 use crate::control::server::ControlRequest;
+use crate::metrics::SnapshotRequest;
 use crate::notify;
 use crate::supervisor::{ChildRef, ProbeKind, ProbeOutcome, ServiceId};
 use std::collections::HashMap;
@@ -43,4 +46,7 @@ pub enum Fact {
     /// A request on the control socket, checked against the peer's role, to be
     /// answered on its `reply` (see `control.rs`).
     Control(ControlRequest),
+    /// The metrics endpoint asks for the tree's state; the loop answers at once with
+    /// a snapshot it fills without a syscall (`stats.rs`).
+    Snapshot(SnapshotRequest),
 }

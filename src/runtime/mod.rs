@@ -27,10 +27,12 @@ mod fact;
 mod incarnation;
 mod reload;
 mod report;
+mod stats;
 mod systemd;
 
 use crate::health::{ExecProbes, Prober};
 use crate::logs::{self, OutputHub, OutputSettings, OwnLogWriter};
+use crate::metrics::Endpoint;
 use crate::notify::{self, NotifyServer, NotifySlot};
 use crate::process::{self, SpawnRequest, StdioMode};
 use crate::signals::signal_name;
@@ -78,6 +80,17 @@ const FINAL_REAP_BOUND: Duration = Duration::from_secs(5);
 /// Supervise `spec` until it ends; returns minder's exit code. `source` is the config
 /// file it came from, which a reload reads again (`None` in container mode).
 pub fn run(spec: Spec, mode: RunMode, source: Option<ConfigSource>) -> i32 {
+    // Bound before anything starts: an endpoint that cannot listen is an error of the
+    // config (exit 2), found before a single service runs. Written straight to stderr,
+    // like the config's own errors: the log writer is not running yet, and a queued
+    // line could be lost at this early exit.
+    let metrics = match spec.daemon.metrics_listen.map(Endpoint::bind).transpose() {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return crate::exit::USAGE;
+        }
+    };
     // In config mode minder's own lines share the services' writer thread: one order
     // on stderr, and lines dropped (and counted) rather than ever blocking the loop.
     let outputs = match mode {
@@ -114,6 +127,9 @@ pub fn run(spec: Spec, mode: RunMode, source: Option<ConfigSource>) -> i32 {
     if let Some(problem) = process::nofile_warning(&setup, descriptors_needed(&spec, mode)) {
         tracing::warn!("{problem}");
     }
+    if let Some(endpoint) = &metrics {
+        tracing::info!("metrics listening on {}", endpoint.address());
+    }
     // Bound before the loop starts, so that a socket path that cannot be used is a
     // startup error (exit 2) rather than a minder nobody can reach.
     let control_listener = match crate::control::server::bind(&spec.daemon) {
@@ -139,7 +155,7 @@ pub fn run(spec: Spec, mode: RunMode, source: Option<ConfigSource>) -> i32 {
     // (the loop's drop kills what is left) and exit with the internal-error code.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async move {
-            match Loop::new(spec, mode, outputs, control_listener, source) {
+            match Loop::new(spec, mode, outputs, control_listener, source, metrics) {
                 Ok(mut event_loop) => event_loop.run().await,
                 Err(error) => {
                     tracing::error!("{error}");
@@ -282,7 +298,7 @@ struct Loop {
     mode: RunMode,
     /// Events produced while performing effects, handled before the next wait.
     pending: VecDeque<Event>,
-    /// Orphans re-parented to minder and reaped (for metrics later).
+    /// Orphans re-parented to minder and reaped (`minder_orphans_reaped_total`).
     orphans_reaped: u64,
     /// Set by `Effect::Exit`.
     exit_code: Option<i32>,
@@ -315,6 +331,8 @@ struct Loop {
     /// The control socket's server and what its answers need beyond the core (see
     /// `control.rs`).
     control: control::ControlState,
+    /// What the metrics count, from the core's reports (`stats.rs`).
+    stats: stats::Stats,
 }
 
 impl Loop {
@@ -324,6 +342,7 @@ impl Loop {
         outputs: Option<OutputHub>,
         control_listener: Option<crate::control::server::Listener>,
         source: Option<ConfigSource>,
+        metrics: Option<Endpoint>,
     ) -> std::io::Result<Loop> {
         // Backoff jitter exists to spread restarts of many minders (or many services)
         // apart, so each run gets its own seed; the core itself stays deterministic.
@@ -359,7 +378,11 @@ impl Loop {
         let shutdown_timeout = spec.daemon.shutdown_timeout;
         let reloads = reload::Reloads::new(source, &spec);
         let holds = reload::Holds::new(&spec);
+        let stats = stats::Stats::new(&spec, &supervisor);
         let processes = ProcessTable::new(spec, probes, &supervisor);
+        if let Some(endpoint) = metrics {
+            endpoint.start(sender.clone());
+        }
         Ok(Loop {
             facts,
             prober: Prober::new(sender.clone()),
@@ -382,6 +405,7 @@ impl Loop {
             pending: VecDeque::new(),
             orphans_reaped: 0,
             exit_code: None,
+            stats,
         })
     }
 
@@ -652,6 +676,7 @@ impl Loop {
                 }
             }
             Fact::Control(request) => self.on_control(request),
+            Fact::Snapshot(request) => request.answer(self.snapshot()),
         }
     }
 
@@ -718,6 +743,7 @@ impl Loop {
                 Effect::Exit { code } => self.exit_code = Some(code),
                 Effect::Report(report) => {
                     self.observe_for_reload(&report);
+                    self.stats.note(&report, Instant::now());
                     self.log(report);
                 }
             }
@@ -954,9 +980,9 @@ fn notify_environment(
 const OWN_DESCRIPTORS: u64 = 64;
 
 /// About how many file descriptors minder holds at once for `spec` (see the file
-/// descriptor notes in minder(8)): its own, plus per service its two output pipes and
-/// its log file (run mode), its notify socket, its ready-fd pipe, and a socket per tcp
-/// or http check that may run at the same time.
+/// descriptor notes in minder(8)): its own, the metrics endpoint's, plus per service
+/// its two output pipes and its log file (run mode), its notify socket, its ready-fd
+/// pipe, and a socket per tcp or http check that may run at the same time.
 fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
     let captured = match (mode, &spec.daemon.log_dir) {
         (RunMode::Config, Some(_)) => 3,
@@ -975,7 +1001,12 @@ fn descriptors_needed(spec: &Spec, mode: RunMode) -> u64 {
         };
         captured + ready + health
     };
-    OWN_DESCRIPTORS + services(&spec.root).map(per_service).sum::<u64>()
+    // The metrics endpoint: its listening socket and as many connections as it serves.
+    let metrics = match spec.daemon.metrics_listen {
+        Some(_) => 1 + crate::metrics::MAX_CONNECTIONS as u64,
+        None => 0,
+    };
+    OWN_DESCRIPTORS + metrics + services(&spec.root).map(per_service).sum::<u64>()
 }
 
 /// Every service of a tree, depth first.

@@ -384,6 +384,7 @@ impl Loop {
         self.holds.dirty = true;
         self.reloads.shape = Shape::of(&new);
         self.control.retree(&new);
+        self.stats.retree(&new, &self.supervisor);
         // Removed services still stopping keep their spec in the table: their last
         // log lines need a name.
         let mut keep: Vec<ServiceId> = removed.clone();
