@@ -19,5 +19,6 @@ pub mod procfs;
 pub mod runtime;
 pub mod signals;
 pub mod spec;
+pub mod state_file;
 
 pub use minder_core::{exit, supervisor};

@@ -93,16 +93,19 @@ fn main() -> ExitCode {
                 );
             }
             if !main.is_empty()
-                && let Err(message) = runtime::add_main_service(&mut spec, main)
+                && let Err(message) = runtime::add_main_service(&mut spec, main.clone())
             {
                 eprintln!("error: {message}");
                 return exit(minder::exit::USAGE);
             }
-            exit(runtime::run(spec, RunMode::Config))
+            // A reload reads the same file again (and adds the same main process).
+            let source = runtime::ConfigSource { path, main };
+            exit(runtime::run(spec, RunMode::Config, Some(source)))
         }
         None if !cli.main.is_empty() => exit(runtime::run(
             runtime::container_spec(cli.main),
             RunMode::Container,
+            None,
         )),
         None => {
             eprintln!(

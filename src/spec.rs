@@ -7,10 +7,14 @@
 //! The core supervises a reduced copy (`minder_core::spec`), made by `lower`; the value
 //! types both share (strategy, restart type, backoff...) are the core's own.
 
+mod diff;
 mod lower;
 #[cfg(test)]
 mod tests;
 
+pub use self::diff::{
+    Applies, DaemonChange, GroupAction, GroupChange, Plan, ServiceAction, ServiceChange, diff,
+};
 pub use self::lower::{ProcessTable, lower};
 pub use minder_core::spec::{AutoShutdown, BackoffSpec, RestartType, Strategy};
 

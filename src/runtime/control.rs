@@ -71,6 +71,13 @@ struct GroupInfo {
     services: Vec<String>,
 }
 
+impl ControlState {
+    /// A reload changed the tree: names, groups and shape are read from `spec` now.
+    pub(super) fn retree(&mut self, spec: &Spec) {
+        self.tree = TreeIndex::new(spec);
+    }
+}
+
 impl TreeIndex {
     fn new(spec: &Spec) -> TreeIndex {
         let mut index = TreeIndex::default();
@@ -248,14 +255,14 @@ impl Loop {
         reply.send(answer);
     }
 
-    /// `reload` arrives with the reload work; until then it is refused and changes
-    /// nothing.
+    /// `reload`: see `reload.rs`. The reply is kept until the reload has answered:
+    /// at once for a dry run or an invalid file, else once its services are up.
     pub(super) fn control_reload(&mut self, dry_run: bool, reply: Reply) {
-        let _ = dry_run;
-        reply.error(Error::new(
-            ErrorKind::Unsupported,
-            "reload is not supported by this minder yet; nothing changed",
-        ));
+        let answer: super::reload::ReloadAnswer = Box::new(move |result| match result {
+            Ok(result) => reply.ok(result),
+            Err(error) => reply.error(error),
+        });
+        self.reload(dry_run, super::reload::ReloadReply::Client(answer));
     }
 
     /// Sends `make(node)` to the core for every node `name` stands for; the names of
@@ -662,9 +669,27 @@ impl Loop {
                     Some(until.saturating_sub(self.supervisor.now()).as_secs_f64());
                 event.reason = Some("shutdown requested; services run until the drain ends".into());
             }
+            Report::Reloaded {
+                added,
+                removed,
+                restarted,
+                updated_groups,
+            } => {
+                event.event = "reload".into();
+                event.reason = Some(format!(
+                    "{} added, {} removed, {} restarted, {} group(s) updated",
+                    added.len(),
+                    removed.len(),
+                    restarted.len(),
+                    updated_groups.len()
+                ));
+            }
             // Progress of a shutdown already announced: the log has it, and `status`
-            // shows each stopping service with its kill time.
-            Report::StillStopping { .. } | Report::SlowStops { .. } => return None,
+            // shows each stopping service with its kill time. A refused reload is
+            // answered to whoever asked.
+            Report::StillStopping { .. } | Report::SlowStops { .. } | Report::ReloadRefused => {
+                return None;
+            }
             Report::Unsettled { .. } => return None,
         }
         Some(event)

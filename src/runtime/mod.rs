@@ -25,6 +25,7 @@ mod container;
 mod control;
 mod fact;
 mod incarnation;
+mod reload;
 mod report;
 mod systemd;
 
@@ -52,6 +53,7 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 pub use self::container::{add_main_service, container_spec};
 pub use self::fact::Fact;
+pub use self::reload::ConfigSource;
 
 /// How the tree was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,8 +75,9 @@ const REAP_SWEEP: Duration = Duration::from_secs(60);
 /// How long the final cleanup waits for killed processes to be reaped before exiting.
 const FINAL_REAP_BOUND: Duration = Duration::from_secs(5);
 
-/// Supervise `spec` until it ends; returns minder's exit code.
-pub fn run(spec: Spec, mode: RunMode) -> i32 {
+/// Supervise `spec` until it ends; returns minder's exit code. `source` is the config
+/// file it came from, which a reload reads again (`None` in container mode).
+pub fn run(spec: Spec, mode: RunMode, source: Option<ConfigSource>) -> i32 {
     // In config mode minder's own lines share the services' writer thread: one order
     // on stderr, and lines dropped (and counted) rather than ever blocking the loop.
     let outputs = match mode {
@@ -136,7 +139,7 @@ pub fn run(spec: Spec, mode: RunMode) -> i32 {
     // (the loop's drop kills what is left) and exit with the internal-error code.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async move {
-            match Loop::new(spec, mode, outputs, control_listener) {
+            match Loop::new(spec, mode, outputs, control_listener, source) {
                 Ok(mut event_loop) => event_loop.run().await,
                 Err(error) => {
                     tracing::error!("{error}");
@@ -301,6 +304,14 @@ struct Loop {
     systemd: Option<SystemdNotifier>,
     /// Whether systemd has been told `READY=1` (queued for it, at least).
     announced_ready: bool,
+    /// The sending end of `facts`, for what the loop creates later (the notify
+    /// sockets' server when a reload adds the first `ready.notify` service).
+    fact_sender: mpsc::UnboundedSender<Fact>,
+    /// The config file, the running tree's shape and the reload in progress (see
+    /// `reload.rs`).
+    reloads: reload::Reloads,
+    /// The operator's stops and `state_file` (see `reload.rs`).
+    holds: reload::Holds,
     /// The control socket's server and what its answers need beyond the core (see
     /// `control.rs`).
     control: control::ControlState,
@@ -312,6 +323,7 @@ impl Loop {
         mode: RunMode,
         outputs: Option<OutputHub>,
         control_listener: Option<crate::control::server::Listener>,
+        source: Option<ConfigSource>,
     ) -> std::io::Result<Loop> {
         // Backoff jitter exists to spread restarts of many minders (or many services)
         // apart, so each run gets its own seed; the core itself stays deterministic.
@@ -345,10 +357,15 @@ impl Loop {
         let supervisor = Supervisor::new(&core_spec, seed);
         let control = control::ControlState::new(&spec, control_listener, sender.clone());
         let shutdown_timeout = spec.daemon.shutdown_timeout;
+        let reloads = reload::Reloads::new(source, &spec);
+        let holds = reload::Holds::new(&spec);
         let processes = ProcessTable::new(spec, probes, &supervisor);
         Ok(Loop {
             facts,
-            prober: Prober::new(sender),
+            prober: Prober::new(sender.clone()),
+            fact_sender: sender,
+            reloads,
+            holds,
             exec_probes: ExecProbes::new(),
             notify,
             systemd: SystemdNotifier::from_env(),
@@ -386,9 +403,11 @@ impl Loop {
             "minder {} starting",
             env!("CARGO_PKG_VERSION")
         );
+        self.restore_holds();
         let effects = self.supervisor.boot(self.now());
         self.perform(effects);
         self.settle();
+        self.after_turn();
         let mut sweep =
             tokio::time::interval_at(tokio::time::Instant::now() + REAP_SWEEP, REAP_SWEEP);
         // Under systemd's WatchdogSec=, ping at half the interval (with a floor, see
@@ -455,9 +474,11 @@ impl Loop {
                 Wake::SystemdRetry => {}
             }
             self.settle();
+            self.after_turn();
             self.tell_systemd();
         }
         let code = self.exit_code.unwrap_or(EXIT_INTERNAL);
+        self.finish_state_writes();
         self.control.close().await;
         self.final_cleanup().await;
         self.last_word_to_systemd();
@@ -529,6 +550,7 @@ impl Loop {
             if self.exit_code.is_some() {
                 break;
             }
+            self.note_operator_event(&event);
             let mut batch = vec![event];
             if matches!(batch[0], Event::Exited { .. }) {
                 while let Some(Event::Exited { .. }) = self.pending.front() {
@@ -694,7 +716,10 @@ impl Loop {
                     run,
                 } => self.probe(child, pid, check, run),
                 Effect::Exit { code } => self.exit_code = Some(code),
-                Effect::Report(report) => self.log(report),
+                Effect::Report(report) => {
+                    self.observe_for_reload(&report);
+                    self.log(report);
+                }
             }
         }
     }

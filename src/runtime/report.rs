@@ -173,6 +173,34 @@ impl Loop {
                 );
             }
             Report::ShuttingDown { cause } => self.log_shutdown(cause),
+            Report::Reloaded {
+                added,
+                removed,
+                restarted,
+                updated_groups,
+            } => {
+                let names = |ids: &[crate::supervisor::ServiceId]| {
+                    ids.iter()
+                        .map(|id| self.supervisor.service_name(*id).unwrap_or("?"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let groups = updated_groups
+                    .iter()
+                    .map(|group| self.supervisor.group_name(*group))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                tracing::info!(
+                    added = names(&added),
+                    removed = names(&removed),
+                    restarted = names(&restarted),
+                    groups,
+                    "reloaded"
+                );
+            }
+            Report::ReloadRefused => {
+                tracing::warn!("reload refused: minder is shutting down; nothing changed");
+            }
             Report::Draining { until } => {
                 let left = until.saturating_sub(self.supervisor.now());
                 tracing::info!(
@@ -200,7 +228,8 @@ impl Loop {
                 tracing::info!(signal = signal_name(signal), "shutdown requested");
             }
             libc::SIGHUP => {
-                tracing::warn!("SIGHUP: reload not supported yet; nothing changed");
+                // The reload itself runs after this turn (see `reload.rs`).
+                tracing::info!("SIGHUP: reloading the config file");
             }
             libc::SIGUSR1 => self.reopen_log_files(),
             libc::SIGUSR2 => {

@@ -209,9 +209,6 @@ impl SystemdNotifier {
     /// A reload begins: `RELOADING=1` with `MONOTONIC_USEC=` (CLOCK_MONOTONIC now, which
     /// systemd's `Type=notify-reload` requires to match the reload to its request);
     /// status lines say "reloading" until `reloaded`.
-    // The reload (SIGHUP, `minderctl reload`) calls this and `reloaded`; until it is
-    // wired in, only the tests below do.
-    #[allow(dead_code)]
     pub fn reloading(&mut self) {
         self.reloading = true;
         let status = self.status.clone();
@@ -226,7 +223,6 @@ impl SystemdNotifier {
     }
 
     /// The reload is done: `READY=1` again, with the current status.
-    #[allow(dead_code)]
     pub fn reloaded(&mut self) {
         self.reloading = false;
         let status = self.status.clone();

@@ -149,6 +149,16 @@ impl ProcessTable {
         ProcessTable { services, probes }
     }
 
+    /// After a reload: keeps from the table `old` the specs of `ids`, services the
+    /// reload removed that are still stopping (their last log lines need a name).
+    pub fn carry_over(&mut self, mut old: ProcessTable, ids: &[ServiceId]) {
+        for id in ids {
+            if let Some(spec) = old.services.remove(id) {
+                self.services.entry(*id).or_insert(spec);
+            }
+        }
+    }
+
     pub fn service(&self, id: ServiceId) -> Option<&ServiceSpec> {
         self.services.get(&id)
     }

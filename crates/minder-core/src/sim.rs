@@ -14,8 +14,11 @@
 //! (answer the pending probe of that kind) · `ping NAME` (WATCHDOG=1) ·
 //! `watchdog NAME DURATION` (WATCHDOG_USEC=) · `receive SIGNAL` (a signal to minder
 //! itself) · `late NAME ready|health pass|fail` (a result of the probe of that kind
-//! the core has cancelled). A make-believe process ends on its stop signal and on a
-//! forwarded TERM, INT or QUIT (unless stubborn), and ignores other forwarded signals.
+//! the core has cancelled) · `reload LABEL [NAME...]` (a reload to the tree given to
+//! `Sim::define` under `LABEL`, restarting the services NAME... as the runtime would
+//! for a change the core cannot see). A make-believe process ends on its stop signal
+//! and on a forwarded TERM, INT or QUIT (unless stubborn), and ignores other
+//! forwarded signals.
 
 use crate::spec::Spec;
 use crate::supervisor::{
@@ -47,6 +50,8 @@ pub struct Sim {
     probe_bounds: BTreeMap<(usize, u8), Time>,
     /// Probes the core has cancelled, by service slot and kind: `late` answers them.
     cancelled: BTreeMap<(usize, u8), (ChildRef, u64)>,
+    /// Trees a script can `reload` to, by label.
+    specs: BTreeMap<String, Spec>,
 }
 
 fn kind_key(kind: ProbeKind) -> u8 {
@@ -73,6 +78,7 @@ impl Sim {
             probes: BTreeMap::new(),
             cancelled: BTreeMap::new(),
             probe_bounds: BTreeMap::new(),
+            specs: BTreeMap::new(),
         };
         let effects = sim.supervisor.boot(sim.now);
         sim.apply(effects);
@@ -81,10 +87,12 @@ impl Sim {
     }
 
     pub fn service_id(&self, name: &str) -> Option<ServiceId> {
-        self.supervisor
-            .services()
-            .find(|(_, service)| *service == name)
-            .map(|(id, _)| id)
+        self.supervisor.service_by_name(name)
+    }
+
+    /// A tree that `reload LABEL` switches to.
+    pub fn define(&mut self, label: &str, spec: Spec) {
+        self.specs.insert(label.to_string(), spec);
     }
 
     fn name(&self, id: ServiceId) -> String {
@@ -97,12 +105,14 @@ impl Sim {
         self.live.len()
     }
 
+    /// The live process of the service called `name`, one a reload removed (and
+    /// that is still stopping) included: it can end on its own meanwhile. A moved
+    /// service's new process only starts once the old one is gone, so there is never
+    /// more than one.
     fn live_of(&self, name: &str) -> Result<(ChildRef, i32), String> {
-        let id = self
-            .service_id(name)
-            .ok_or_else(|| format!("no service {name}"))?;
         self.live
-            .get(&id.0)
+            .values()
+            .find(|(child, _)| self.supervisor.service_name(child.id) == Some(name))
             .copied()
             .ok_or_else(|| format!("{name} has no live process"))
     }
@@ -298,6 +308,25 @@ impl Sim {
                 }
                 Ok(())
             }
+            Some("reload") => {
+                let label = arg(1)?;
+                let spec = self
+                    .specs
+                    .get(label)
+                    .cloned()
+                    .ok_or_else(|| format!("no tree defined as {label}"))?;
+                let restart = &words[2..];
+                let _ = writeln!(
+                    self.transcript,
+                    "{} > reload {}",
+                    stamp(self.now),
+                    words[1..].join(" ")
+                );
+                let effects = self.supervisor.reload(&spec, restart, self.now);
+                self.apply(effects);
+                self.drain();
+                Ok(())
+            }
             Some("stubborn") => {
                 self.stubborn.insert(arg(1)?.to_string());
                 Ok(())
@@ -339,6 +368,7 @@ impl Sim {
             self.apply(effects);
         }
         self.check_budgets();
+        self.check_names();
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
@@ -349,6 +379,10 @@ impl Sim {
                     let name = self.name(child.id);
                     if self.exit_code.is_some() {
                         self.violations.push(format!("spawn of {name} after exit"));
+                    }
+                    if self.supervisor.is_retired(child.id) {
+                        self.violations
+                            .push(format!("spawn of {name}, which a reload removed"));
                     }
                     if !self.supervisor.service_wanted(child.id) {
                         self.violations.push(format!(
@@ -496,6 +530,18 @@ impl Sim {
                         self.violations.push("exit emitted twice".into());
                     }
                     self.exit_code = Some(code);
+                    // The core exits once everything it started has ended, or after
+                    // killing what was left: a process still alive here is one it lost
+                    // track of (say, one a reload removed).
+                    if !self.live.is_empty() {
+                        let names: Vec<String> = self
+                            .live
+                            .keys()
+                            .map(|id| self.name(ServiceId(*id)))
+                            .collect();
+                        self.violations
+                            .push(format!("exit with live processes: {}", names.join(" ")));
+                    }
                     // What the runtime does on exit: kill whatever is left.
                     self.live.clear();
                 }
@@ -542,6 +588,12 @@ impl Sim {
                 )
             }
             Report::RestartScheduled { id, delay } => {
+                if self.supervisor.is_retired(id) {
+                    self.violations.push(format!(
+                        "restart of {}, which a reload removed",
+                        self.name(id)
+                    ));
+                }
                 format!("restart {} after {}ms", self.name(id), delay.as_millis())
             }
             Report::Escalated {
@@ -637,6 +689,31 @@ impl Sim {
                 child.generation,
                 reason
             ),
+            Report::Reloaded {
+                added,
+                removed,
+                restarted,
+                updated_groups,
+            } => {
+                let names = |ids: &[ServiceId]| {
+                    ids.iter()
+                        .map(|id| format!("{}(#{})", self.name(*id), id.0))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let groups = updated_groups
+                    .iter()
+                    .map(|group| self.supervisor.group_name(*group))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!(
+                    "reloaded: added [{}] removed [{}] restarted [{}] groups updated [{groups}]",
+                    names(&added),
+                    names(&removed),
+                    names(&restarted)
+                )
+            }
+            Report::ReloadRefused => "reload refused: shutting down".to_string(),
             // Only a bug in the core leaves a reconciliation unsettled.
             Report::Unsettled { passes } => {
                 self.violations
@@ -680,6 +757,29 @@ impl Sim {
                     "group {name} holds {count} restarts > {intensity} without escalating"
                 ));
             }
+        }
+    }
+
+    /// Every service of the tree is found by its name, and nothing else is: a reload
+    /// keeps the supervisor's name index in step with the tree.
+    fn check_names(&mut self) {
+        let tree: Vec<(ServiceId, String)> = self
+            .supervisor
+            .services()
+            .map(|(id, name)| (id, name.to_string()))
+            .collect();
+        for (id, name) in &tree {
+            if self.supervisor.service_by_name(name) != Some(*id) {
+                self.violations
+                    .push(format!("{name} (#{}) is not found by its name", id.0));
+            }
+        }
+        if self.supervisor.service_count() != tree.len() {
+            self.violations.push(format!(
+                "{} services by name, {} in the tree",
+                self.supervisor.service_count(),
+                tree.len()
+            ));
         }
     }
 

@@ -1503,13 +1503,16 @@ enum Action {
     Late(usize, bool, bool),
     /// A signal to minder (HUP, INT, QUIT, USR1, USR2, TERM or WINCH).
     Receive(i32),
+    /// A reload to one of the trees of `tree_version`, naming one service (an index
+    /// into `NAMES`) for a restart, or none (an index past its end).
+    Reload(usize, usize),
 }
 
 /// The signals minder listens to.
 const SIGNALS: [i32; 7] = [1, 2, 3, 10, 12, 15, 28];
 
-const NAMES: [&str; 6] = ["a", "b", "w.0", "w.1", "c", "d"];
-const NODES: [&str; 7] = ["a", "b", "w", "c", "d", "g", "h"];
+const NAMES: [&str; 9] = ["a", "b", "w.0", "w.1", "c", "d", "e", "f", "w.2"];
+const NODES: [&str; 9] = ["a", "b", "w", "c", "d", "g", "h", "e", "f"];
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
@@ -1530,7 +1533,58 @@ fn action() -> impl Strategy<Value = Action> {
         (0..NAMES.len()).prop_map(Action::Ping),
         (0..NAMES.len(), any::<bool>(), any::<bool>()).prop_map(|(n, r, p)| Action::Late(n, r, p)),
         (0..SIGNALS.len()).prop_map(|n| Action::Receive(SIGNALS[n])),
+        (0..3usize, 0..NAMES.len() + 2).prop_map(|(v, n)| Action::Reload(v, n)),
     ]
+}
+
+/// The trees the property test reloads between. Version 0 is `random_tree`; version
+/// 1 removes `d`, adds `e` first under the root, turns the oneshot `a` into a
+/// long-running service, grows `w` to three instances, adds `f` to `h` and changes
+/// `g`'s strategy; version 2 moves `c` from `h` to the root, leaves `h` with `f`
+/// alone, drops the groups' OTP settings and lowers both budgets.
+fn tree_version(strategies: (usize, usize, usize), groups: usize, version: usize) -> String {
+    let names = ["one_for_one", "one_for_all", "rest_for_one"];
+    match version {
+        1 => random_tree(strategies, groups)
+            .replace(
+                "children = [\"a\", \"g\", \"d\"]",
+                "children = [\"e\", \"a\", \"g\"]",
+            )
+            .replace("children = [\"c\"]", "children = [\"c\", \"f\"]")
+            .replace("instances = 2", "instances = 3")
+            .replace(
+                "[service.a]\ncommand = \"x\"\noneshot = true\n",
+                "[service.a]\ncommand = \"x\"\n",
+            )
+            .replace(
+                &format!("[group.g]\nstrategy = \"{}\"", names[strategies.1]),
+                &format!(
+                    "[group.g]\nstrategy = \"{}\"",
+                    names[(strategies.1 + 1) % 3]
+                ),
+            )
+            .replace(
+                "[service.d]\ncommand = \"x\"\n",
+                "[service.e]\ncommand = \"x\"\nstop_timeout = \"1s\"\n\
+                 [service.f]\ncommand = \"x\"\nrestart = \"temporary\"\n",
+            ),
+        2 => random_tree(strategies, 0)
+            .replace(
+                "children = [\"a\", \"g\", \"d\"]",
+                "children = [\"a\", \"g\", \"d\", \"c\"]",
+            )
+            .replace("children = [\"c\"]", "children = [\"f\"]")
+            .replace("intensity = 4", "intensity = 2")
+            .replace(
+                "intensity = 2\nperiod = \"3s\"",
+                "intensity = 1\nperiod = \"3s\"",
+            )
+            .replace(
+                "[service.d]\n",
+                "[service.f]\ncommand = \"x\"\nstop_timeout = \"1s\"\n[service.d]\n",
+            ),
+        _ => random_tree(strategies, groups),
+    }
 }
 
 /// `groups` picks how the inner groups act as OTP children: 0 as plain groups; 1 `h`
@@ -1576,10 +1630,11 @@ fn random_tree(strategies: (usize, usize, usize), groups: usize) -> String {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
-    /// For any sequence of events: never two live processes for one child, the budget
-    /// never exceeds intensity without escalation, no deadline lies in the past, no
-    /// probe outlives its timeout unanswered or uncancelled, and a shutdown always
-    /// ends with every spawned process stopped and one exit.
+    /// For any sequence of events, reloads between three trees included: never two
+    /// live processes for one child, the budget never exceeds intensity without
+    /// escalation, no deadline lies in the past, no probe outlives its timeout
+    /// unanswered or uncancelled, a service a reload removed never spawns again, and
+    /// a shutdown always ends with every spawned process stopped and one exit.
     #[test]
     fn invariants_hold_for_random_event_sequences(
         strategies in (0..3usize, 0..3usize, 0..3usize),
@@ -1590,13 +1645,11 @@ proptest! {
         // `b` and `w` have readiness probes, `d` a notify check with a watchdog, `b` and
         // `d` health probes: every kind of check is in play.
         // A drain (none, 0.7 s, 2 s) lets every event happen between a request and
-        // the orderly shutdown too.
-        let tree = format!(
-            "[daemon]\ndrain_delay = \"{}ms\"\n{}",
-            [0, 700, 2000][drain as usize],
-            random_tree(strategies, groups)
-        );
-        let spec = with_checks(&tree, |service| {
+        // the orderly shutdown too; every tree a reload brings keeps the same drain.
+        let drained = |tree: String| {
+            format!("[daemon]\ndrain_delay = \"{}ms\"\n{tree}", [0, 700, 2000][drain as usize])
+        };
+        let checks = |service: &mut minder::spec::ServiceSpec| {
             let mut health = HealthSpec::new(Some(tcp()));
             health.interval = Duration::from_millis(700);
             health.failures = 2;
@@ -1611,8 +1664,16 @@ proptest! {
             if matches!(service.base_name.as_str(), "b" | "d") {
                 service.health = Some(health);
             }
-        });
+        };
+        let spec = with_checks(&drained(random_tree(strategies, groups)), checks);
         let mut sim = Sim::new(&spec);
+        for version in 0..3 {
+            let tree = tree_version(strategies, groups, version);
+            sim.define(&format!("v{version}"), with_checks(&drained(tree), checks));
+        }
+        // The version of the tree that runs: a reload to it, naming nothing, must
+        // change nothing at all.
+        let mut current = 0;
         for action in actions {
             if sim.exit_code.is_some() {
                 break;
@@ -1643,10 +1704,28 @@ proptest! {
                     if pass { "pass" } else { "fail" }
                 ),
                 Action::Receive(signal) => format!("receive {signal}"),
+                Action::Reload(version, n) => {
+                    format!("reload v{version} {}", NAMES.get(n).copied().unwrap_or(""))
+                }
             };
+            let before = sim.transcript.len();
             // Exits of services with no live process are not events that can happen.
             let _ = sim.step(&line);
             prop_assert!(sim.violations.is_empty(), "{:?}\n{}", sim.violations, sim.transcript);
+            if let Action::Reload(version, n) = action {
+                let said = &sim.transcript[before..];
+                if !said.contains("reload refused") {
+                    if version == current && n >= NAMES.len() {
+                        let nothing = "reloaded: added [] removed [] restarted [] groups updated []";
+                        prop_assert!(
+                            said.lines().count() == 2 && said.contains(nothing),
+                            "a reload to the running tree did something:\n{said}\n{}",
+                            sim.transcript
+                        );
+                    }
+                    current = version;
+                }
+            }
         }
         if sim.exit_code.is_none() {
             sim.step("shutdown").unwrap();
@@ -2649,4 +2728,613 @@ fn regression_a_significant_end_absorbed_by_a_siblings_restart_set_never_shut_do
             [     0ms] exit 137
         "#]],
     );
+}
+
+// ----- reload -----------------------------------------------------------------------
+
+/// Run `script` against the tree `toml`, with each `(label, toml)` of `trees` ready for
+/// `reload LABEL`; return the simulator for further checks after comparing the
+/// transcript.
+fn check_reload(toml: &str, trees: &[(&str, &str)], script: &str, expected: Expect) -> Sim {
+    let mut sim = Sim::new(&spec(toml));
+    for (label, tree) in trees {
+        sim.define(label, spec(tree));
+    }
+    if let Err(error) = sim.run_script(script) {
+        panic!("{error}\ntranscript so far:\n{}", sim.transcript);
+    }
+    assert!(
+        sim.violations.is_empty(),
+        "invariants broken: {:?}\n{}",
+        sim.violations,
+        sim.transcript
+    );
+    expected.assert_eq(&sim.transcript);
+    sim
+}
+
+/// `[service.NAME]` with a command and the fast backoff, plus `extra` lines.
+fn svc(name: &str, extra: &str) -> String {
+    format!("[service.{name}]\ncommand = \"x\"\n{extra}{FAST}\n")
+}
+
+/// The runtime names `b` (its command changed, which the core cannot see): exactly
+/// `b` restarts, `a` and `c` keep their processes, and nothing is spent from the
+/// budget.
+#[test]
+fn reload_restarts_exactly_the_one_changed_service_of_three() {
+    let tree = format!("{}{}{}", svc("a", ""), svc("b", ""), svc("c", ""));
+    let sim = check_reload(
+        &tree,
+        &[("v2", &tree)],
+        "reload v2 b\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] > reload v2 b
+            [     0ms] reloaded: added [] removed [] restarted [b(#1)] groups updated []
+            [     0ms] signal b#1 pid 101 sig 15
+            [     0ms] b#1 ended: signal 15, stopped
+            [     0ms] spawn b#2 pid 103
+        "#]],
+    );
+    assert_eq!(
+        sim.supervisor
+            .restarts_in_period(minder_core::supervisor::NodeId(0)),
+        Some(0)
+    );
+}
+
+/// A change the core sees and a running process cannot follow restarts it without
+/// being named: here `b` turns from a long-running service into a oneshot. Timings
+/// and thresholds (`a`'s stop_timeout, `c`'s backoff) take effect in place.
+#[test]
+fn reload_restarts_a_service_whose_kind_changed_and_nothing_else() {
+    let tree = format!("{}{}{}", svc("a", ""), svc("b", ""), svc("c", ""));
+    let new = format!(
+        "{}{}{}",
+        svc("a", "stop_timeout = \"3s\"\n"),
+        svc("b", "oneshot = true\n"),
+        "[service.c]\ncommand = \"x\"\nbackoff = { initial = \"2s\", jitter = 0.0 }\n"
+    );
+    check_reload(
+        &tree,
+        &[("v2", &new)],
+        "reload v2\nexit b 0\nstubborn a\nexit c 1\nadvance 3s\nstop a\nadvance 3s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] > reload v2
+            [     0ms] reloaded: added [] removed [] restarted [b(#1)] groups updated []
+            [     0ms] signal b#1 pid 101 sig 15
+            [     0ms] b#1 ended: signal 15, stopped
+            [     0ms] spawn b#2 pid 103
+            [     0ms] b#2 ended: exit 0, normal
+            [     0ms] c#1 ended: exit 1, abnormal
+            [     0ms] restart c after 2000ms
+            [  2000ms] spawn c#2 pid 104
+            [  3000ms] > stop a
+            [  3000ms] signal a#1 pid 100 sig 15
+            [  6000ms] a#1 did not stop in time
+            [  6000ms] kill a#1 pid 100
+            [  6000ms] a#1 ended: signal 9, stopped
+        "#]],
+    );
+}
+
+/// Added services get ids after every existing one, stand where the file puts them,
+/// and come up in order as one wave: `m` (before `b`) is started first, and `z` (a
+/// new last child with a ready check) only once `m` is ready; `a` and `b` keep their
+/// processes.
+#[test]
+fn reload_adds_services_in_place_with_new_ids_started_in_order() {
+    let tree = format!("{}{}", svc("a", ""), svc("b", ""));
+    let new = format!(
+        "[root]\nchildren = [\"a\", \"m\", \"b\", \"z\"]\n{}{}{}{}",
+        svc("a", ""),
+        svc("m", ""),
+        svc("b", ""),
+        svc("z", "")
+    );
+    let mut sim = Sim::new(&spec(&tree));
+    let mut v2 = full_spec(&new);
+    // `m` reports its readiness, so `z` waits for it.
+    if let minder::spec::NodeSpec::Service(m) = &mut v2.root.children[1] {
+        m.ready = Some(ReadySpec::new(ReadyCheck::Notify));
+    }
+    sim.define("v2", minder::spec::lower(&v2).0);
+    sim.run_script("reload v2\nadvance 1s\nready m\nadvance 1s")
+        .unwrap();
+    assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+    expect![[r#"
+        [     0ms] spawn a#1 pid 100
+        [     0ms] spawn b#1 pid 101
+        [     0ms] > reload v2
+        [     0ms] reloaded: added [m(#2) z(#3)] removed [] restarted [] groups updated []
+        [     0ms] spawn m#1 pid 102
+        [  1000ms] spawn z#1 pid 103
+    "#]]
+    .assert_eq(&sim.transcript);
+    let names: Vec<(usize, &str)> = sim
+        .supervisor
+        .services()
+        .map(|(id, name)| (id.0, name))
+        .collect();
+    assert_eq!(names, [(0, "a"), (2, "m"), (1, "b"), (3, "z")]);
+}
+
+/// Removed services stop last first as planned stops (no restart, no budget), leave
+/// the tree, and their ids are never reused: `b` added back later is a new service.
+/// A removed service that ignores its stop signal is killed at its stop_timeout like
+/// any other, and the one before it waits for that.
+#[test]
+fn reload_removes_services_last_first_and_never_reuses_their_ids() {
+    let tree = format!(
+        "{}{}{}{}",
+        svc("a", ""),
+        svc("b", ""),
+        svc("c", "stop_timeout = \"2s\"\n"),
+        svc("d", "")
+    );
+    let without = format!("{}{}", svc("a", ""), svc("d", ""));
+    let sim = check_reload(
+        &tree,
+        &[("v2", &without), ("v3", &tree)],
+        "stubborn c\nreload v2\nadvance 3s\nreload v3\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] spawn d#1 pid 103
+            [     0ms] > reload v2
+            [     0ms] reloaded: added [] removed [b(#1) c(#2)] restarted [] groups updated []
+            [     0ms] signal c#1 pid 102 sig 15
+            [  2000ms] c#1 did not stop in time
+            [  2000ms] kill c#1 pid 102
+            [  2000ms] c#1 ended: signal 9, stopped
+            [  2000ms] signal b#1 pid 101 sig 15
+            [  2000ms] b#1 ended: signal 15, stopped
+            [  3000ms] > reload v3
+            [  3000ms] reloaded: added [b(#4) c(#5)] removed [] restarted [] groups updated []
+            [  3000ms] spawn b#1 pid 104
+            [  3000ms] spawn c#1 pid 105
+        "#]],
+    );
+    let supervisor = &sim.supervisor;
+    assert!(supervisor.is_retired(ServiceId(1)) && supervisor.is_retired(ServiceId(2)));
+    assert_eq!(supervisor.view(ServiceId(1)).unwrap().state, "removed");
+    assert_eq!(supervisor.service_by_name("b"), Some(ServiceId(4)));
+    assert_eq!(supervisor.service_count(), 4);
+    assert_eq!(
+        supervisor.restarts_in_period(minder_core::supervisor::NodeId(0)),
+        Some(0)
+    );
+}
+
+/// A service that moves to another group is a new service there: the old one stops,
+/// and only once it is gone (here killed at its stop_timeout) does the new one start,
+/// so the two never run at once; a service that stays where it was keeps its process.
+#[test]
+fn reload_moves_a_service_between_groups_by_stopping_and_starting_it() {
+    let tree = format!(
+        "[root]\nchildren = [\"a\", \"g\"]\n[group.g]\nchildren = [\"b\"]\n{}{}{}",
+        svc("a", ""),
+        svc("b", ""),
+        svc("c", "stop_timeout = \"1s\"\n")
+    )
+    .replace(
+        "children = [\"a\", \"g\"]",
+        "children = [\"a\", \"g\", \"c\"]",
+    );
+    let moved = format!(
+        "[root]\nchildren = [\"a\", \"g\"]\n[group.g]\nchildren = [\"b\", \"c\"]\n{}{}{}",
+        svc("a", ""),
+        svc("b", ""),
+        svc("c", "")
+    );
+    let sim = check_reload(
+        &tree,
+        &[("v2", &moved)],
+        "stubborn c\nreload v2\nadvance 2s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] > reload v2
+            [     0ms] reloaded: added [c(#3)] removed [c(#2)] restarted [] groups updated []
+            [     0ms] signal c#1 pid 102 sig 15
+            [  1000ms] c#1 did not stop in time
+            [  1000ms] kill c#1 pid 102
+            [  1000ms] c#1 ended: signal 9, stopped
+            [  1000ms] spawn c#1 pid 103
+        "#]],
+    );
+    assert_eq!(sim.supervisor.service_by_name("c"), Some(ServiceId(3)));
+    assert_eq!(sim.supervisor.lookup("c").len(), 1);
+}
+
+/// A group's strategy and budget change in place: nothing restarts at the reload, and
+/// the next failure is handled by the new strategy (`one_for_all`) and judged by the
+/// new intensity. The window is kept: the one restart before the reload still counts.
+#[test]
+fn reload_changes_a_groups_strategy_and_intensity_without_restarts() {
+    let tree = format!(
+        "[root]\nintensity = 5\n{}{}{}",
+        svc("a", ""),
+        svc("b", ""),
+        svc("c", "")
+    );
+    let new = format!(
+        "[root]\nstrategy = \"one_for_all\"\nintensity = 2\n{}{}{}",
+        svc("a", ""),
+        svc("b", ""),
+        svc("c", "")
+    );
+    check_reload(
+        &tree,
+        &[("v2", &new)],
+        "exit a 1\nadvance 1s\nreload v2\nadvance 1s\nexit b 1\nadvance 1s\nexit c 1\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 pid 103
+            [  1000ms] > reload v2
+            [  1000ms] reloaded: added [] removed [] restarted [] groups updated [root]
+            [  2000ms] b#1 ended: exit 1, abnormal
+            [  2000ms] restart b after 100ms
+            [  2000ms] signal c#1 pid 102 sig 15
+            [  2000ms] c#1 ended: signal 15, stopped
+            [  2000ms] signal a#2 pid 103 sig 15
+            [  2000ms] a#2 ended: signal 15, stopped
+            [  2100ms] spawn a#3 pid 104
+            [  2100ms] spawn b#2 pid 105
+            [  2100ms] spawn c#2 pid 106
+            [  3000ms] c#2 ended: exit 1, abnormal
+            [  3000ms] group root gave up: 3 restarts in 30000ms > intensity 2
+            [  3000ms] shutting down: RootFailed
+            [  3000ms] announce Stopping
+            [  3000ms] signal b#2 pid 105 sig 15
+            [  3000ms] b#2 ended: signal 15, stopped
+            [  3000ms] signal a#3 pid 104 sig 15
+            [  3000ms] a#3 ended: signal 15, stopped
+            [  3000ms] exit 3
+        "#]],
+    );
+}
+
+/// Lowering a group's intensity below what its window holds does not make it give up
+/// at the reload: the window keeps the newest entries the new budget allows.
+#[test]
+fn reload_lowering_intensity_below_the_window_trims_it_instead_of_giving_up() {
+    let tree = format!("[root]\nintensity = 5\n{}", svc("a", ""));
+    let new = format!("[root]\nintensity = 1\n{}", svc("a", ""));
+    let sim = check_reload(
+        &tree,
+        &[("v2", &new)],
+        "exit a 1\nadvance 1s\nexit a 1\nadvance 1s\nexit a 1\nadvance 1s\nreload v2\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 100ms
+            [   100ms] spawn a#2 pid 101
+            [  1000ms] a#2 ended: exit 1, abnormal
+            [  1000ms] restart a after 200ms
+            [  1200ms] spawn a#3 pid 102
+            [  2000ms] a#3 ended: exit 1, abnormal
+            [  2000ms] restart a after 400ms
+            [  2400ms] spawn a#4 pid 103
+            [  3000ms] > reload v2
+            [  3000ms] reloaded: added [] removed [] restarted [] groups updated [root]
+        "#]],
+    );
+    assert_eq!(
+        sim.supervisor
+            .restarts_in_period(minder_core::supervisor::NodeId(0)),
+        Some(1)
+    );
+}
+
+/// A service an operator stopped stays stopped through a reload, even one that names
+/// it for a restart; it starts with its new spec when the operator starts it.
+#[test]
+fn reload_keeps_a_held_service_held() {
+    let tree = format!("{}{}", svc("a", ""), svc("b", ""));
+    check_reload(
+        &tree,
+        &[("v2", &tree)],
+        "stop b\nreload v2 b\nadvance 1s\nstart b\nadvance 1s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] > stop b
+            [     0ms] signal b#1 pid 101 sig 15
+            [     0ms] b#1 ended: signal 15, stopped
+            [     0ms] > reload v2 b
+            [     0ms] reloaded: added [] removed [] restarted [] groups updated []
+            [  1000ms] > start b
+            [  1000ms] spawn b#2 pid 102
+        "#]],
+    );
+}
+
+/// During a shutdown a reload changes nothing: it is refused, and the shutdown goes
+/// on as it was (the removed `b` is still stopped by the shutdown, not by the reload).
+#[test]
+fn reload_is_refused_during_shutdown() {
+    let tree = format!("{}{}", svc("a", ""), svc("b", "stop_timeout = \"2s\"\n"));
+    let new = svc("a", "");
+    check_reload(
+        &tree,
+        &[("v2", &new)],
+        "stubborn b\nshutdown\nreload v2\nadvance 3s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] > shutdown
+            [     0ms] shutting down: Requested
+            [     0ms] announce Stopping
+            [     0ms] signal b#1 pid 101 sig 15
+            [     0ms] > reload v2
+            [     0ms] reload refused: shutting down
+            [  1000ms] still stopping: b 1000ms, kill at 2000ms
+            [  2000ms] b#1 did not stop in time
+            [  2000ms] kill b#1 pid 101
+            [  2000ms] still stopping: b 2000ms, killed
+            [  2000ms] b#1 ended: signal 9, stopped
+            [  2000ms] signal a#1 pid 100 sig 15
+            [  2000ms] a#1 ended: signal 15, stopped
+            [  2000ms] slow stops: b 2000ms killed
+            [  2000ms] exit 0
+        "#]],
+    );
+}
+
+/// A service waiting out its backoff when a reload names it is not started early: it
+/// starts with its new spec when its delay is over, and its backoff count is kept (the
+/// next failure waits twice as long).
+#[test]
+fn reload_keeps_the_backoff_of_a_service_in_backoff() {
+    let tree = format!(
+        "[service.a]\ncommand = \"x\"\nbackoff = {{ initial = \"1s\", jitter = 0.0 }}\n{}",
+        svc("b", "")
+    );
+    let sim = check_reload(
+        &tree,
+        &[("v2", &tree)],
+        "exit a 1\nadvance 500ms\nreload v2 a\nadvance 600ms\nexit a 1\nadvance 3s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] restart a after 1000ms
+            [   500ms] > reload v2 a
+            [   500ms] reloaded: added [] removed [] restarted [] groups updated []
+            [  1000ms] spawn a#2 pid 102
+            [  1100ms] a#2 ended: exit 1, abnormal
+            [  1100ms] restart a after 2000ms
+            [  3100ms] spawn a#3 pid 103
+        "#]],
+    );
+    assert_eq!(sim.supervisor.view(ServiceId(0)).unwrap().backoff_count, 2);
+}
+
+/// A removed service that ends on its own while it waits for its turn to stop (the
+/// one after it ignores its stop signal) is not restarted and spends no budget: the
+/// reload's plan already has it going down.
+#[test]
+fn reload_a_removed_service_that_crashes_while_waiting_to_stop_stays_down() {
+    let tree = format!(
+        "[root]\nintensity = 0\n{}{}{}",
+        svc("a", ""),
+        svc("b", ""),
+        svc("c", "stop_timeout = \"2s\"\n")
+    );
+    let new = format!("[root]\nintensity = 0\n{}", svc("a", ""));
+    let sim = check_reload(
+        &tree,
+        &[("v2", &new)],
+        "stubborn c\nreload v2\nadvance 1s\nexit b 1\nadvance 2s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] spawn c#1 pid 102
+            [     0ms] > reload v2
+            [     0ms] reloaded: added [] removed [b(#1) c(#2)] restarted [] groups updated []
+            [     0ms] signal c#1 pid 102 sig 15
+            [  1000ms] b#1 ended: exit 1, abnormal
+            [  2000ms] c#1 did not stop in time
+            [  2000ms] kill c#1 pid 102
+            [  2000ms] c#1 ended: signal 9, stopped
+        "#]],
+    );
+    assert_eq!(sim.supervisor.view(ServiceId(1)).unwrap().state, "removed");
+    assert_eq!(sim.supervisor.view(ServiceId(0)).unwrap().generation, 1);
+}
+
+/// A running service's checks follow its new spec without a new process: `a`, still
+/// waiting for its ready probe, loses its ready check, so the probe in flight is
+/// cancelled and `a` is ready at once (and `b` starts); the health check it gains
+/// runs at its interval from the reload.
+#[test]
+fn reload_changes_a_running_services_checks_in_place() {
+    let tree = format!("{}{}", svc("a", ""), svc("b", ""));
+    let before = with_checks(&tree, |service| {
+        if service.name == "a" {
+            service.ready = Some(ReadySpec::new(ReadyCheck::Probe(tcp())));
+        }
+    });
+    let after = with_checks(&tree, |service| {
+        if service.name == "a" {
+            let mut health = HealthSpec::new(Some(tcp()));
+            health.interval = Duration::from_millis(500);
+            service.health = Some(health);
+        }
+    });
+    let mut sim = Sim::new(&before);
+    sim.define("v2", after);
+    sim.run_script("advance 200ms\nreload v2\nadvance 600ms\nprobe a health pass")
+        .unwrap();
+    assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+    expect![[r#"
+        [     0ms] spawn a#1 pid 100
+        [     0ms] probe a#1 ready
+        [   200ms] > reload v2
+        [   200ms] reloaded: added [] removed [] restarted [] groups updated []
+        [   200ms] cancel a#1 ready
+        [   200ms] spawn b#1 pid 101
+        [   700ms] probe a#1 health
+    "#]]
+    .assert_eq(&sim.transcript);
+}
+
+/// A running oneshot that becomes a long-running service is restarted, and what waits
+/// for it (here `b`, after the group `g` that holds it) starts only once the new
+/// process is up: the old process, about to be replaced, never counts as ready.
+#[test]
+fn reload_restarts_a_oneshot_that_became_long_running_before_what_waits_for_it() {
+    let group = "[root]\nchildren = [\"g\", \"b\"]\n[group.g]\nchildren = [\"a\"]\n";
+    let tree = format!(
+        "{group}{}{}",
+        svc("a", "oneshot = true\nstop_timeout = \"1s\"\n"),
+        svc("b", "")
+    );
+    let new = format!(
+        "{group}{}{}",
+        svc("a", "stop_timeout = \"1s\"\n"),
+        svc("b", "")
+    );
+    check_reload(
+        &tree,
+        &[("v2", &new)],
+        "stubborn a\nreload v2\nadvance 2s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] > reload v2
+            [     0ms] reloaded: added [] removed [] restarted [a(#0)] groups updated []
+            [     0ms] signal a#1 pid 100 sig 15
+            [  1000ms] a#1 did not stop in time
+            [  1000ms] kill a#1 pid 100
+            [  1000ms] a#1 ended: signal 9, stopped
+            [  1000ms] spawn a#2 pid 101
+            [  1000ms] spawn b#1 pid 102
+        "#]],
+    );
+}
+
+/// A reload while a group is failing is applied, and the failure's plan carries on:
+/// `g` gave up and is stopping its children; the reload names `a` for a restart and
+/// adds `c`, which restarts nothing at once; when `g` is down its parent restarts it,
+/// and `a`, `b` and the new `c` come up in order with the new settings.
+#[test]
+fn reload_while_a_group_is_failing_lets_its_plan_carry_on() {
+    let group = "[root]\nchildren = [\"g\"]\n[group.g]\nintensity = 0\n";
+    let tree = format!(
+        "{group}children = [\"a\", \"b\"]\n{}{}",
+        svc("a", ""),
+        svc("b", "stop_timeout = \"1s\"\n")
+    );
+    let new = format!(
+        "{group}children = [\"a\", \"b\", \"c\"]\n{}{}{}",
+        svc("a", ""),
+        svc("b", "stop_timeout = \"1s\"\n"),
+        svc("c", "")
+    );
+    check_reload(
+        &tree,
+        &[("v2", &new)],
+        "stubborn b\nexit a 1\nreload v2 a\nadvance 2s",
+        expect![[r#"
+            [     0ms] spawn a#1 pid 100
+            [     0ms] spawn b#1 pid 101
+            [     0ms] a#1 ended: exit 1, abnormal
+            [     0ms] group g gave up: 1 restarts in 30000ms > intensity 0
+            [     0ms] signal b#1 pid 101 sig 15
+            [     0ms] > reload v2 a
+            [     0ms] reloaded: added [c(#2)] removed [] restarted [] groups updated []
+            [  1000ms] b#1 did not stop in time
+            [  1000ms] kill b#1 pid 101
+            [  1000ms] b#1 ended: signal 9, stopped
+            [  1000ms] root restarts group g
+            [  1000ms] spawn a#2 pid 102
+            [  1000ms] spawn b#2 pid 103
+            [  1000ms] spawn c#1 pid 104
+        "#]],
+    );
+}
+
+/// A service removed while the runtime is still spawning it (here `a`, restarting
+/// after a crash, while `b`, after it, is the first removed service to stop) never
+/// gets checks from its old spec, whose probe ids no longer name anything: once it has
+/// started, it gets its stop signal and nothing else. (The simulator answers every
+/// spawn at once, so this drives the supervisor by hand.)
+#[test]
+fn regression_a_service_removed_while_being_spawned_got_checks_from_its_old_spec() {
+    let tree = format!("{}{}", svc("a", ""), svc("b", ""));
+    let before = with_checks(&tree, |service| {
+        service.ready = Some(ReadySpec::new(ReadyCheck::Probe(tcp())));
+    });
+    let mut supervisor = Supervisor::new(&before, 1);
+    let child = |id, generation| ChildRef {
+        id: ServiceId(id),
+        generation,
+    };
+    let (a1, a2, b1) = (child(0, 1), child(0, 2), child(1, 1));
+    let mut now = Time::ZERO;
+    supervisor.boot(now);
+    let steps = [
+        Event::Spawned { child: a1, pid: 7 },
+        Event::Ready { child: a1 },
+        Event::Spawned { child: b1, pid: 8 },
+        Event::Exited {
+            child: a1,
+            status: ExitStatus::Exited(1),
+        },
+    ];
+    for event in steps {
+        supervisor.handle(event, now);
+    }
+    now = supervisor.next_deadline().expect("a's restart is due");
+    let effects = supervisor.handle(Event::Timer, now);
+    assert!(
+        effects.contains(&Effect::Spawn { child: a2 }),
+        "{effects:?}"
+    );
+    let effects = supervisor.reload(&spec(""), &[], now);
+    let stop = |child, pid| Effect::Signal {
+        child,
+        pid,
+        signal: 15,
+    };
+    assert!(effects.contains(&stop(b1, 8)), "{effects:?}");
+    let effects = supervisor.handle(Event::Spawned { child: a2, pid: 9 }, now);
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Probe { .. })),
+        "{effects:?}"
+    );
+    assert!(effects.contains(&stop(a2, 9)), "{effects:?}");
+    assert!(supervisor.is_retired(ServiceId(0)));
+    assert_eq!(supervisor.services().count(), 0);
+}
+
+/// What a reload removed and is still stopping is out of the tree but not out of
+/// sight: the description of the tree (SIGUSR2) lists it apart.
+#[test]
+fn reload_a_removed_service_still_stopping_is_described_apart() {
+    let tree = format!("{}{}", svc("a", ""), svc("b", ""));
+    let mut sim = Sim::new(&spec(&tree));
+    sim.define("v2", spec(&svc("a", "")));
+    sim.run_script("stubborn b\nreload v2").unwrap();
+    expect![[r#"
+        root group up restarts 0/5 per 30s
+          a running pid 100 restarts 0
+        removed by a reload, stopping:
+          b stopping pid 101 restarts 0
+    "#]]
+    .assert_eq(&sim.supervisor.describe());
+    assert_eq!(sim.supervisor.lookup("b"), []);
 }

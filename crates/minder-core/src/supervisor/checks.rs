@@ -272,6 +272,143 @@ impl Checks {
     }
 }
 
+/// What a reload asks of a running incarnation's checks (`Checks::respec`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Respec {
+    /// Runs in flight of checks the new spec no longer has: to be cancelled.
+    pub(super) cancel: Vec<(ProbeKind, u64)>,
+    /// The new spec has no readiness check: the incarnation, still waiting, is ready.
+    pub(super) now_ready: bool,
+}
+
+impl Periodic {
+    /// A reload gave this check a new probe (a new `ProbeId`, timeout) and interval.
+    /// A run in flight keeps its run number and deadline; a shorter interval takes
+    /// effect at once, a longer one from the next run.
+    fn respec(&mut self, check: Check, interval: Duration, now: Time) {
+        self.check = check;
+        self.interval = interval;
+        if let Slot::Due(at) = self.slot {
+            self.slot = Slot::Due(at.min(now + interval));
+        }
+    }
+
+    /// The run in flight, if any, for a check that is being dropped.
+    fn in_flight_run(&self) -> Option<u64> {
+        match self.slot {
+            Slot::InFlight { run, .. } => Some(run),
+            Slot::Due(_) | Slot::Off => None,
+        }
+    }
+}
+
+impl Checks {
+    /// A reload replaced the spec of the service this incarnation (exec'd at `since`,
+    /// `ready` or not yet) belongs to: its checks follow the new spec in place, so
+    /// probe ids, timings, thresholds and limits take effect without a new process.
+    /// Counts (failures in a row) and schedules are kept. How readiness is reported and
+    /// the watchdog are not changed here: the process learnt them at its start, so a
+    /// change of either restarts it (`reload::needs_new_process`).
+    pub(super) fn respec(
+        &mut self,
+        spec: &ServiceSpec,
+        since: Time,
+        ready: bool,
+        now: Time,
+    ) -> Respec {
+        let mut out = Respec::default();
+        if !ready {
+            match (&spec.ready, spec.kind) {
+                (Some(new), ServiceKind::Longrun(_)) => {
+                    self.ready_deadline = Some(since + new.deadline);
+                    match (new.check, &mut self.ready) {
+                        (ReadyCheck::Probe { probe, interval }, Some(periodic)) => {
+                            periodic.respec(Check::Ready(probe), interval, now);
+                        }
+                        (ReadyCheck::Probe { probe, interval }, None) => {
+                            self.ready = Some(Periodic::new(Check::Ready(probe), interval, now));
+                        }
+                        (ReadyCheck::Reported, periodic) => {
+                            if let Some(run) = periodic.take().and_then(|p| p.in_flight_run()) {
+                                out.cancel.push((ProbeKind::Ready, run));
+                            }
+                        }
+                    }
+                }
+                // No readiness check any more (or a oneshot, which is ready when it
+                // has finished: a change of kind restarts the process anyway).
+                _ => {
+                    if let Some(run) = self.ready.take().and_then(|p| p.in_flight_run()) {
+                        out.cancel.push((ProbeKind::Ready, run));
+                    }
+                    self.ready_deadline = None;
+                    out.now_ready = spec.kind != ServiceKind::Oneshot;
+                }
+            }
+        }
+        let health = spec.health.as_ref();
+        match (
+            health.and_then(|h| h.probe.map(|probe| (h, probe))),
+            &mut self.health,
+        ) {
+            (Some((new, probe)), Some(current)) => {
+                current
+                    .periodic
+                    .respec(Check::Health(probe), new.interval, now);
+                current.start_period = new.start_period;
+                current.threshold = new.failures;
+            }
+            (Some((new, probe)), None) => {
+                self.health = Some(HealthProbe {
+                    periodic: Periodic::new(Check::Health(probe), new.interval, now + new.interval),
+                    start_period: new.start_period,
+                    threshold: new.failures,
+                    failures: 0,
+                });
+            }
+            (None, current) => {
+                if let Some(run) = current.take().and_then(|h| h.periodic.in_flight_run()) {
+                    out.cancel.push((ProbeKind::Health, run));
+                }
+            }
+        }
+        // A memory sample always answers and needs no cancelling: an answer for a
+        // guard that is gone is simply ignored.
+        match (
+            health.and_then(|h| h.max_memory.map(|limit| (h, limit))),
+            &mut self.memory,
+        ) {
+            (Some((new, limit)), Some(current)) => {
+                current.periodic.respec(Check::Memory, new.interval, now);
+                current.limit = limit;
+            }
+            (Some((new, limit)), None) => {
+                self.memory = Some(MemoryGuard {
+                    periodic: Periodic::new(Check::Memory, new.interval, now + new.interval),
+                    limit,
+                });
+            }
+            (None, current) => *current = None,
+        }
+        out
+    }
+
+    /// Every check dropped (the service was removed by a reload and only awaits its
+    /// stop): the runs in flight to cancel. Its probes' ids no longer name anything
+    /// in the runtime's new table, so none may run again.
+    pub(super) fn drop_all(&mut self) -> Vec<(ProbeKind, u64)> {
+        let mut cancel = Vec::new();
+        if let Some(run) = self.ready.and_then(|p| p.in_flight_run()) {
+            cancel.push((ProbeKind::Ready, run));
+        }
+        if let Some(run) = self.health.and_then(|h| h.periodic.in_flight_run()) {
+            cancel.push((ProbeKind::Health, run));
+        }
+        *self = Checks::none();
+        cancel
+    }
+}
+
 impl Supervisor {
     /// The running incarnation `child` (if it is current and running), with its checks.
     fn running_checks(&mut self, child: ChildRef) -> Option<&mut Checks> {

@@ -19,6 +19,7 @@ use super::{
     SlowStop, StoppingService, Time,
 };
 use crate::spec::{AutoShutdown, SIGINT, SIGQUIT, SIGTERM, ServiceKind, SignalMode, Spec};
+use alloc::collections::BTreeMap;
 use alloc::{string::String, vec::Vec};
 use core::time::Duration;
 
@@ -30,7 +31,7 @@ pub struct Supervisor {
     /// One entry per service instance.
     pub(super) services: Arena<ServiceId, Service>,
     pub(super) auto_shutdown: AutoShutdown,
-    shutdown_timeout: Duration,
+    pub(super) shutdown_timeout: Duration,
     /// How long a requested shutdown lets the tree run on first (`Phase::Draining`).
     drain_delay: Duration,
     /// What a signal to minder means: a shutdown request, or one to pass on.
@@ -50,9 +51,15 @@ pub struct Supervisor {
     pub(super) pass_limit: usize,
     /// Whether the last `reconcile` call finished its work.
     pub(super) settled: Settled,
+    /// Nodes a reload removed that may still have live processes, in the order they
+    /// started: stopped last first, then forgotten (see `reload`).
+    pub(super) retiring: Vec<NodeId>,
     /// Services that were slow to stop (or were killed) during the shutdown, in the
     /// order they ended; reported once, just before the exit.
     slow_stops: Vec<SlowStop>,
+    /// Every service of the tree by its full name (not the ones a reload removed):
+    /// the runtime looks names up once per service when it diffs a reload.
+    pub(super) by_name: BTreeMap<String, ServiceId>,
 }
 
 /// How often the core comes back while the tree drains or shuts down: the shutdown's
@@ -113,6 +120,10 @@ impl Supervisor {
     /// Build the tree of `spec`. Nothing starts until `boot`.
     pub fn new(spec: &Spec, seed: u64) -> Supervisor {
         let Tree { nodes, services } = Tree::build(&spec.root);
+        let by_name = services
+            .iter()
+            .map(|(id, service)| (service.spec.name.clone(), id))
+            .collect();
         Supervisor {
             nodes,
             services,
@@ -128,7 +139,9 @@ impl Supervisor {
             last_wave: Wave(0),
             pass_limit: MAX_PASSES,
             settled: Settled::Yes,
+            retiring: Vec::new(),
             slow_stops: Vec::new(),
+            by_name,
         }
     }
 
@@ -448,7 +461,7 @@ impl Supervisor {
     // ----- operator requests ----------------------------------------------------------
 
     fn on_operator_start(&mut self, id: NodeId) {
-        if self.nodes.get(id).is_none() || self.shutting_down() {
+        if !self.in_tree(id) || self.shutting_down() {
             return;
         }
         let wave = self.new_wave();
@@ -473,7 +486,7 @@ impl Supervisor {
     }
 
     fn on_operator_stop(&mut self, id: NodeId) {
-        if self.nodes.get(id).is_none() || id == ROOT {
+        if !self.in_tree(id) || id == ROOT {
             return;
         }
         self.nodes[id].intent = Intent::Held;
@@ -481,7 +494,7 @@ impl Supervisor {
     }
 
     fn on_operator_restart(&mut self, id: NodeId) {
-        if self.nodes.get(id).is_none() || id == ROOT || self.shutting_down() {
+        if !self.in_tree(id) || id == ROOT || self.shutting_down() {
             return;
         }
         let now = self.now;

@@ -17,17 +17,20 @@
 //! split along its seams: `tree` (the data and its states), `machine` (driving it, and
 //! each event's effect on a service's life cycle and on shutdown), `checks` (probes,
 //! ready deadline, watchdog, memory), `restarts` (ends, backoff, budgets, restart
-//! sets, `auto_shutdown`), `reconcile` (the fixpoint walk that starts and stops), and
-//! `view` (read-only queries and the tree as text).
+//! sets, `auto_shutdown`), `reconcile` (the fixpoint walk that starts and stops),
+//! `reload` (taking a new tree while running) and `view` (read-only queries and the
+//! tree as text).
 
 mod checks;
 mod machine;
 mod reconcile;
+mod reload;
 mod restarts;
 mod tree;
 mod view;
 
 pub use self::machine::Supervisor;
+pub use self::reload::needs_new_process;
 pub use self::restarts::backoff_delay;
 pub use self::view::{GroupView, PhaseView, ProbeRecord, ServiceView, StoppingView};
 
@@ -384,6 +387,19 @@ pub enum Report {
     Unsettled {
         passes: usize,
     },
+    /// A reload was applied (`Supervisor::reload`). `added` are the new services (new
+    /// ids, to be started), `removed` the ones it retired (stopped, never started
+    /// again), `restarted` the running ones it restarts with their new spec, all in
+    /// start order; `updated_groups` the groups whose strategy, budget or
+    /// `auto_shutdown` settings changed. Every other service kept its process.
+    Reloaded {
+        added: Vec<ServiceId>,
+        removed: Vec<ServiceId>,
+        restarted: Vec<ServiceId>,
+        updated_groups: Vec<NodeId>,
+    },
+    /// A reload came while the tree is shutting down: nothing changed.
+    ReloadRefused,
 }
 
 /// A service a shutdown is waiting for (`Report::StillStopping`).

@@ -38,7 +38,8 @@ impl Supervisor {
         for _ in 0..self.pass_limit {
             self.dirty = false;
             self.reconcile_node(ROOT);
-            if self.shutting_down() && !self.active(ROOT) {
+            self.reconcile_retiring();
+            if self.shutting_down() && !self.active(ROOT) && self.retiring.is_empty() {
                 if let Phase::ShuttingDown { exit, .. } = self.phase {
                     self.report_slow_stops();
                     self.phase = Phase::Exited;
@@ -58,7 +59,7 @@ impl Supervisor {
         }));
     }
 
-    fn reconcile_node(&mut self, id: NodeId) {
+    pub(super) fn reconcile_node(&mut self, id: NodeId) {
         let NodeKind::Group(group) = &self.nodes[id].kind else {
             return;
         };
@@ -170,7 +171,11 @@ impl Supervisor {
                     StartOrder::AfterEveryEarlier => !any_not_ready,
                     StartOrder::AfterEarlierInWave => !waves_not_ready.contains(&node.gate.wave),
                 };
-                if allowed && self.needs_start(*child) && node.not_before <= self.now {
+                if allowed
+                    && self.needs_start(*child)
+                    && node.not_before <= self.now
+                    && !self.replaces_retiring(*child)
+                {
                     self.start_node(*child);
                 }
             }
@@ -369,8 +374,12 @@ impl Supervisor {
         }
     }
 
-    /// Whether every group above `id` is up (so `id` is wanted, unless held).
+    /// Whether every group above `id` is up (so `id` is wanted, unless held). Never
+    /// for a node a reload removed: nothing wants it any more.
     pub(super) fn parent_up(&self, id: NodeId) -> bool {
+        if self.nodes[id].retired {
+            return false;
+        }
         let mut current = self.nodes[id].parent;
         while let Some(parent) = current {
             if let NodeKind::Group(group) = &self.nodes[parent].kind

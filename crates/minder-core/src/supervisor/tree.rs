@@ -2,9 +2,10 @@
 //! through, each carrying the data that state needs.
 //!
 //! Types and their construction from a spec only; the transitions live in the sibling
-//! modules (`machine`, `checks`, `restarts`, `reconcile`). Ids index the arenas and are
-//! never reused: a future reload will append new entries and retire removed ones in
-//! place, so an id held by a stale event (or by the runtime) can never name a newcomer.
+//! modules (`machine`, `checks`, `restarts`, `reconcile`, `reload`). Ids index the
+//! arenas and are never reused: a reload appends new entries and retires removed ones
+//! in place, so an id held by a stale event (or by the runtime) can never name a
+//! newcomer.
 //! Ids from outside go through `Arena::get`; ids the core holds itself index directly.
 
 use super::checks::Checks;
@@ -50,7 +51,7 @@ pub(super) struct Arena<I, T> {
 }
 
 impl<I: ArenaId, T> Arena<I, T> {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Arena {
             entries: Vec::new(),
             id: PhantomData,
@@ -111,6 +112,9 @@ pub(super) struct Node {
     /// Instances of one service share a batch: started together, stopped together.
     pub(super) batch: usize,
     pub(super) gate: StartGate,
+    /// A reload removed it (or a group above it): it is stopped, never started
+    /// again, and no longer part of the tree (see `reload`).
+    pub(super) retired: bool,
 }
 
 pub(super) enum NodeKind {
@@ -312,7 +316,17 @@ impl Tree {
                 wave: Wave(0),
                 order: StartOrder::AfterEveryEarlier,
             },
+            retired: false,
         })
+    }
+
+    /// A service or group of a reloaded spec, with everything under it, appended to
+    /// the arenas under `parent`.
+    pub(super) fn add_child(&mut self, spec: &NodeSpec, parent: NodeId) -> NodeId {
+        match spec {
+            NodeSpec::Service(service) => self.add_service(service, parent),
+            NodeSpec::Group(group) => self.add_group(group, Some(parent)),
+        }
     }
 
     fn add_group(&mut self, spec: &GroupSpec, parent: Option<NodeId>) -> NodeId {

@@ -93,12 +93,14 @@ pub struct ServiceView<'a> {
 }
 
 impl Supervisor {
-    /// Every node with this name: a service, a group, or all instances of a service.
+    /// Every node of the tree with this name: a service, a group, or all instances of
+    /// a service (never one a reload removed).
     pub fn lookup(&self, name: &str) -> Vec<NodeId> {
         self.nodes
             .iter()
             .filter(|(id, node)| {
                 *id != ROOT
+                    && !node.retired
                     && (node.name == name
                         || matches!(node.kind, NodeKind::Service(service)
                             if self.services[service].spec.base_name == name))
@@ -107,22 +109,51 @@ impl Supervisor {
             .collect()
     }
 
-    /// Every service with its name, in start order (depth first). Ids are handed out
-    /// in this order, starting at 0.
+    /// Every service of the tree with its name, in start order (depth first); not the
+    /// ones a reload removed. Before any reload ids follow this order from 0; a
+    /// reload's new services get ids after every existing one, wherever they stand.
     pub fn services(&self) -> impl Iterator<Item = (ServiceId, &str)> {
-        self.services
-            .iter()
-            .map(|(id, service)| (id, service.spec.name.as_str()))
+        let mut order = Vec::with_capacity(self.services.len());
+        self.collect_services(ROOT, &mut order);
+        order
+            .into_iter()
+            .map(|id| (id, self.services[id].spec.name.as_str()))
     }
 
+    fn collect_services(&self, id: NodeId, into: &mut Vec<ServiceId>) {
+        match &self.nodes[id].kind {
+            NodeKind::Service(service) => into.push(*service),
+            NodeKind::Group(group) => {
+                for child in &group.children {
+                    self.collect_services(*child, into);
+                }
+            }
+        }
+    }
+
+    /// The service of the tree with this full (instance) name.
+    pub fn service_by_name(&self, name: &str) -> Option<ServiceId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Whether a reload removed this service: it is stopped (or being stopped) and
+    /// never started again. Its name and view stay readable, for its last log lines.
+    pub fn is_retired(&self, id: ServiceId) -> bool {
+        self.services
+            .get(id)
+            .is_some_and(|service| self.nodes[service.node].retired)
+    }
+
+    /// The name of any service that ever was, removed ones included.
     pub fn service_name(&self, id: ServiceId) -> Option<&str> {
         self.services
             .get(id)
             .map(|service| service.spec.name.as_str())
     }
 
+    /// How many services the tree has (not counting removed ones).
     pub fn service_count(&self) -> usize {
-        self.services.len()
+        self.by_name.len()
     }
 
     /// Whether the whole tree is up and ready (the root counts as ready), and no
@@ -173,6 +204,7 @@ impl Supervisor {
         let service = self.services.get(id)?;
         let node = &self.nodes[service.node];
         let (state, pid) = match &service.run {
+            Run::Idle | Run::Done { .. } if node.retired => ("removed", None),
             Run::Idle if node.intent == Intent::Held => ("stopped", None),
             Run::Idle if service.generation == 0 => ("waiting", None),
             Run::Idle if node.not_before > self.now => ("backoff", None),
@@ -309,14 +341,16 @@ impl Supervisor {
         self.nodes.get(node).map_or("", |node| node.name.as_str())
     }
 
-    /// Every group's node id with its name and intensity (for invariant checks and
+    /// Every group of the tree: node id, name and intensity (for invariant checks and
     /// metrics).
     pub fn groups(&self) -> Vec<(NodeId, String, u32)> {
         self.nodes
             .iter()
             .filter_map(|(id, node)| match &node.kind {
-                NodeKind::Group(group) => Some((id, node.name.clone(), group.intensity)),
-                NodeKind::Service(_) => None,
+                NodeKind::Group(group) if !node.retired => {
+                    Some((id, node.name.clone(), group.intensity))
+                }
+                NodeKind::Group(_) | NodeKind::Service(_) => None,
             })
             .collect()
     }
@@ -345,6 +379,14 @@ impl Supervisor {
     pub fn describe(&self) -> String {
         let mut text = String::new();
         self.describe_node(ROOT, 0, &mut text);
+        // What a reload removed and is still stopping is no longer in the tree, but
+        // "what is minder waiting for" must still find it.
+        if !self.retiring.is_empty() {
+            text.push_str("removed by a reload, stopping:\n");
+            for node in &self.retiring {
+                self.describe_node(*node, 1, &mut text);
+            }
+        }
         text
     }
 
@@ -400,5 +442,18 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+impl Supervisor {
+    /// The names of the nodes an operator holds stopped (a `Stop` not yet undone by a
+    /// `Start` or `Restart`), in id order; never one a reload removed. What
+    /// `state_file` remembers across restarts of minder.
+    pub fn held_names(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|(id, node)| *id != ROOT && !node.retired && node.intent == Intent::Held)
+            .map(|(_, node)| node.name.as_str())
+            .collect()
     }
 }
