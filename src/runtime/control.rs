@@ -76,6 +76,14 @@ impl ControlState {
     pub(super) fn retree(&mut self, spec: &Spec) {
         self.tree = TreeIndex::new(spec);
     }
+
+    /// Every service in tree order (the order they start in).
+    pub(super) fn services_in_order(&self) -> &[String] {
+        self.tree
+            .groups
+            .first()
+            .map_or(&[], |root| root.services.as_slice())
+    }
 }
 
 impl TreeIndex {
