@@ -362,12 +362,16 @@ impl Loop {
             })
             .map(|(node, name, intensity)| {
                 let info = tree.groups.iter().find(|group| group.name == name);
+                // The core's own word for the group's mode, except that a held group
+                // is `stopped` like a held service: "not up" alone would call a group
+                // an operator stopped, or one waiting for its turn, `failing`.
+                let view = self.supervisor.group_view(node);
                 let state = if self.control.shutting_down {
                     "stopping"
-                } else if self.supervisor.group_escalated(node) {
-                    "failing"
+                } else if view.as_ref().is_some_and(|view| view.held) {
+                    "stopped"
                 } else {
-                    "up"
+                    view.as_ref().map_or("up", |view| view.state)
                 };
                 GroupStatus {
                     parent: info.and_then(|info| info.parent.clone()),
