@@ -315,3 +315,19 @@ fn a_group_held_by_stop_is_shown_stopped_not_failing() {
     let status = minder.control("status", json!({"names": ["g"]}));
     assert_eq!(status["result"]["groups"][0]["state"], "up", "{status}");
 }
+
+/// `stop root` was answered "no service or group named \"root\"; did you mean
+/// \"root\"?": the root is a group status knows, but not one an operator command takes.
+/// The answer now says why.
+#[test]
+fn stop_of_the_root_says_why_instead_of_suggesting_its_own_name() {
+    let minder = Minder::run(&sh_service("x", &pid_then_sleep("x"), ""));
+    let x = minder.wait_pid("x", None);
+    for cmd in ["stop", "start", "restart"] {
+        let response = minder.control(cmd, json!({"name": "root"}));
+        assert_eq!(error_kind(&response), "bad_request", "{response}");
+        let message = response["error"]["message"].as_str().expect("a message");
+        assert!(message.contains("shutdown"), "{message}");
+    }
+    assert!(is_alive(x), "x was stopped");
+}

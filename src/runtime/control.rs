@@ -282,6 +282,22 @@ impl Loop {
     ) -> Result<Vec<String>, Error> {
         let nodes = self.supervisor.lookup(name);
         if nodes.is_empty() {
+            // The root is a group `status` shows, but not one the core holds or
+            // restarts: without this, the suggestion would be its own name.
+            if self
+                .control
+                .tree
+                .groups
+                .first()
+                .is_some_and(|root| root.name == name)
+            {
+                return Err(Error::new(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "{name:?} is the root group, the whole tree: it is not started, stopped or restarted by hand; name its services or groups, or use shutdown"
+                    ),
+                ));
+            }
             return Err(self.control.tree.unknown(name));
         }
         let affected = nodes
