@@ -509,3 +509,48 @@ fn a_reload_held_back_by_a_sibling_in_backoff_answers_and_lets_the_next_reload_i
     assert_eq!(done["ok"], true, "{done}");
     assert_eq!(done["result"]["changes"][0]["name"], "flaky", "{done}");
 }
+
+/// A service a reload adds waits for the earlier services to be ready. When an
+/// operator stopped its group meanwhile, it was never going to start, yet the reload
+/// kept waiting for it: the answer never came.
+#[test]
+fn a_reload_whose_new_service_is_held_by_stopping_its_group_meanwhile_answers() {
+    let flags = tempfile::tempdir().expect("a temp dir");
+    let go = flags.path().join("go");
+    std::fs::write(&go, "").expect("create go");
+    let slow = |port: &str| {
+        sh_service(
+            "slow",
+            &pid_then_sleep("slow"),
+            &format!(
+                "env = {{ PORT = \"{port}\" }}\nready = {{ exec = [\"test\", \"-e\", \"{}\"], interval = \"100ms\" }}",
+                go.display()
+            ),
+        )
+    };
+    let minder = Minder::run(&slow("80"));
+    let old = minder.wait_pid("slow", None);
+    // The reload restarts slow, which is not ready until `go` exists again, and adds
+    // x in a group after it: x waits for slow.
+    std::fs::remove_file(&go).expect("remove go");
+    let added = format!(
+        "{}[group.g]\nchildren = [\"x\"]\n\n{}",
+        slow("81"),
+        sh_service("x", &pid_then_sleep("x"), "")
+    );
+    minder.write("cfg.toml", &added);
+    let mut reloading = minder.client();
+    reloading.send("reload", serde_json::json!({}));
+    minder.wait_pid("slow", Some(old));
+    let stop = minder.control("stop", serde_json::json!({"name": "g"}));
+    assert_eq!(stop["ok"], true, "{stop}");
+    std::fs::write(&go, "").expect("create go");
+    let done = reloading.read().expect("the reload's answer");
+    assert_eq!(done["ok"], true, "{done}");
+    let x = done["result"]["changes"]
+        .as_array()
+        .and_then(|changes| changes.iter().find(|change| change["name"] == "x"))
+        .unwrap_or_else(|| panic!("no change for x: {done}"));
+    assert_eq!(x["outcome"], "stopped by an operator", "{done}");
+    assert_eq!(minder.pid_file("x"), None, "x started in a held group");
+}

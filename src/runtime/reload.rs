@@ -594,15 +594,18 @@ impl Loop {
 
     fn settle_reload(&mut self) {
         let shutting_down = self.shutdown_started.is_some();
+        // Held groups above services; empty, and cheap, when nothing is held.
+        let held_above = self.held_groups_above();
         let Some(running) = &mut self.reloads.running else {
             return;
         };
-        // A service an operator stopped meanwhile is not coming up: by request.
+        // A service an operator stopped meanwhile, itself or a group above it, is not
+        // coming up: by request.
         for wait in running.awaited.iter_mut().filter(|w| w.outcome.is_none()) {
             if self
                 .supervisor
                 .view(wait.id)
-                .is_some_and(|view| view.state == "stopped")
+                .is_some_and(|view| view.state == "stopped" || held_above.contains_key(view.name))
             {
                 wait.outcome = Some(Outcome::Held);
             }
