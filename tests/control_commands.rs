@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Minder, PATIENCE, pid_then_sleep, sh_service, wait_for};
+use common::{Minder, PATIENCE, is_alive, pid_then_sleep, sh_service, wait_for};
 use serde_json::{Value, json};
 
 fn ok(response: &Value) -> &Value {
@@ -288,4 +288,46 @@ fn shutdown_stops_minder_in_order_and_ends_streams() {
     assert_eq!(end["reason"], "shutdown");
     assert!(!minder.socket().exists(), "the socket file was left behind");
     minder.assert_nothing_left();
+}
+
+/// A group stopped by `stop` was shown as `failing` (the word for a group that gave up
+/// on its restart budget), as was any group not up for another reason.
+#[test]
+fn a_group_held_by_stop_is_shown_stopped_not_failing() {
+    let config = format!(
+        "[group.g]\nchildren = [\"x\"]\n\n{}",
+        sh_service("x", &pid_then_sleep("x"), "")
+    );
+    let minder = Minder::run(&config);
+    let x = minder.wait_pid("x", None);
+    let response = minder.control("stop", json!({"name": "g"}));
+    assert_eq!(response["ok"], true, "{response}");
+    assert!(wait_for(PATIENCE, || !is_alive(x)), "x still runs");
+    let status = minder.control("status", json!({"names": ["g"]}));
+    assert_eq!(status["result"]["groups"][0]["name"], "g", "{status}");
+    assert_eq!(
+        status["result"]["groups"][0]["state"], "stopped",
+        "{status}"
+    );
+    let response = minder.control("start", json!({"name": "g"}));
+    assert_eq!(response["ok"], true, "{response}");
+    minder.wait_pid("x", Some(x));
+    let status = minder.control("status", json!({"names": ["g"]}));
+    assert_eq!(status["result"]["groups"][0]["state"], "up", "{status}");
+}
+
+/// `stop root` was answered "no service or group named \"root\"; did you mean
+/// \"root\"?": the root is a group status knows, but not one an operator command takes.
+/// The answer now says why.
+#[test]
+fn stop_of_the_root_says_why_instead_of_suggesting_its_own_name() {
+    let minder = Minder::run(&sh_service("x", &pid_then_sleep("x"), ""));
+    let x = minder.wait_pid("x", None);
+    for cmd in ["stop", "start", "restart"] {
+        let response = minder.control(cmd, json!({"name": "root"}));
+        assert_eq!(error_kind(&response), "bad_request", "{response}");
+        let message = response["error"]["message"].as_str().expect("a message");
+        assert!(message.contains("shutdown"), "{message}");
+    }
+    assert!(is_alive(x), "x was stopped");
 }

@@ -188,3 +188,31 @@ fn sockets_of(pid: i32) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// Followers of a quiet service (or of events on a quiet tree) that hang up were kept
+/// connected until the next item for them, which may never come: one socket, task and
+/// subscription per vanished client. minder must notice the hang-up by itself.
+#[test]
+fn followers_that_hang_up_on_a_quiet_stream_are_let_go() {
+    let minder = Minder::run(&sh_service("quiet", &pid_then_sleep("quiet"), ""));
+    minder.wait_pid("quiet", None);
+    assert_responsive(&minder);
+    let sockets_before = sockets_of(minder.pid());
+    for _ in 0..20 {
+        let mut client = minder.client();
+        client.send(
+            "logs",
+            json!({"names": ["quiet"], "lines": 0, "follow": true}),
+        );
+        drop(client);
+        let mut client = minder.client();
+        client.send("events", json!({"last": 0, "follow": true}));
+        drop(client);
+    }
+    assert!(
+        wait_for(PATIENCE, || sockets_of(minder.pid()) <= sockets_before),
+        "{} sockets open, {sockets_before} before the followers came and went",
+        sockets_of(minder.pid())
+    );
+    assert_responsive(&minder);
+}

@@ -470,3 +470,87 @@ fn a_reload_during_a_shutdown_is_refused_and_changes_nothing() {
     );
     minder.assert_nothing_left();
 }
+
+/// A service added by reload starts after every earlier sibling is ready. With an
+/// earlier sibling in a long backoff, the reload waited for it without end: its answer
+/// never came, and every later reload (the one that would fix the sibling) was refused
+/// as "another reload is in progress".
+#[test]
+fn a_reload_held_back_by_a_sibling_in_backoff_answers_and_lets_the_next_reload_in() {
+    let head = "[service.flaky]\ncommand = [\"sh\", \"-c\", \"exit 1\"]\n\
+                backoff = { initial = \"1m\", max = \"1m\" }\n\n";
+    let base = format!("{head}{}", sh_service("a", &pid_then_sleep("a"), ""));
+    let minder = Minder::run(&base);
+    minder.wait_pid("a", None);
+    assert!(
+        wait_for(PATIENCE, || {
+            let status = minder.control("status", serde_json::json!({"names": ["flaky"]}));
+            status["result"]["services"][0]["state"] == "backoff"
+        }),
+        "flaky never went into backoff"
+    );
+    let added = format!(
+        "{base}[group.g]\nchildren = [\"x\"]\n\n{}",
+        sh_service("x", &pid_then_sleep("x"), "")
+    );
+    minder.write("cfg.toml", &added);
+    let done = minder.control("reload", serde_json::json!({}));
+    assert_eq!(done["ok"], true, "{done}");
+    let x = done["result"]["changes"]
+        .as_array()
+        .and_then(|changes| changes.iter().find(|change| change["name"] == "x"))
+        .unwrap_or_else(|| panic!("no change for x: {done}"));
+    let outcome = x["outcome"].as_str().unwrap_or_default();
+    assert!(outcome.contains("flaky"), "{outcome}");
+    // The next reload is taken, not refused as "in progress".
+    let fixed = added.replace("exit 1", "exec sleep 1000");
+    minder.write("cfg.toml", &fixed);
+    let done = minder.control("reload", serde_json::json!({}));
+    assert_eq!(done["ok"], true, "{done}");
+    assert_eq!(done["result"]["changes"][0]["name"], "flaky", "{done}");
+}
+
+/// A service a reload adds waits for the earlier services to be ready. When an
+/// operator stopped its group meanwhile, it was never going to start, yet the reload
+/// kept waiting for it: the answer never came.
+#[test]
+fn a_reload_whose_new_service_is_held_by_stopping_its_group_meanwhile_answers() {
+    let flags = tempfile::tempdir().expect("a temp dir");
+    let go = flags.path().join("go");
+    std::fs::write(&go, "").expect("create go");
+    let slow = |port: &str| {
+        sh_service(
+            "slow",
+            &pid_then_sleep("slow"),
+            &format!(
+                "env = {{ PORT = \"{port}\" }}\nready = {{ exec = [\"test\", \"-e\", \"{}\"], interval = \"100ms\" }}",
+                go.display()
+            ),
+        )
+    };
+    let minder = Minder::run(&slow("80"));
+    let old = minder.wait_pid("slow", None);
+    // The reload restarts slow, which is not ready until `go` exists again, and adds
+    // x in a group after it: x waits for slow.
+    std::fs::remove_file(&go).expect("remove go");
+    let added = format!(
+        "{}[group.g]\nchildren = [\"x\"]\n\n{}",
+        slow("81"),
+        sh_service("x", &pid_then_sleep("x"), "")
+    );
+    minder.write("cfg.toml", &added);
+    let mut reloading = minder.client();
+    reloading.send("reload", serde_json::json!({}));
+    minder.wait_pid("slow", Some(old));
+    let stop = minder.control("stop", serde_json::json!({"name": "g"}));
+    assert_eq!(stop["ok"], true, "{stop}");
+    std::fs::write(&go, "").expect("create go");
+    let done = reloading.read().expect("the reload's answer");
+    assert_eq!(done["ok"], true, "{done}");
+    let x = done["result"]["changes"]
+        .as_array()
+        .and_then(|changes| changes.iter().find(|change| change["name"] == "x"))
+        .unwrap_or_else(|| panic!("no change for x: {done}"));
+    assert_eq!(x["outcome"], "stopped by an operator", "{done}");
+    assert_eq!(minder.pid_file("x"), None, "x started in a held group");
+}

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// How long one response line may wait for room in the client's socket buffer. A client
@@ -39,6 +39,10 @@ const WRITE_STALL: Duration = Duration::from_secs(2);
 /// How long minder, on its way out, waits for its connections to write their last line
 /// (see `Server::close`). A client that reads nothing is not waited for beyond it.
 const FAREWELL: Duration = Duration::from_millis(500);
+
+/// How often a follower that half-closed its connection is checked for having hung up
+/// entirely (see `hung_up`).
+const HANGUP_CHECK: Duration = Duration::from_secs(1);
 
 /// A request on its way to the loop, with the peer's role and where the answer goes.
 pub struct ControlRequest {
@@ -470,7 +474,7 @@ async fn serve(
         let keep_going = match answer {
             Answer::Done(response) => write_line(&mut writer, &response).await,
             Answer::Stream { items, follow } => {
-                stream_out(&mut writer, id, items, follow, &mut closing).await
+                stream_out(&mut reader, &mut writer, id, items, follow, &mut closing).await
             }
         };
         if !keep_going {
@@ -481,7 +485,12 @@ async fn serve(
 
 /// Writes a stream's replay, then its followed items, then the end marker. False when
 /// the connection must close (client gone, too slow, or minder exiting).
+///
+/// While following, the client is watched too: an item may never come (a quiet
+/// service, a quiet tree), and a client that hung up must not keep its socket, task
+/// and subscription until one does.
 async fn stream_out(
+    reader: &mut BufReader<OwnedReadHalf>,
     writer: &mut OwnedWriteHalf,
     id: u64,
     items: Vec<Response>,
@@ -496,10 +505,20 @@ async fn stream_out(
     let Some(mut follow) = follow else {
         return write_line(writer, &Response::end(id, "complete")).await;
     };
+    let mut half_closed = false;
+    // One clock for the whole stream: items for other clients wake the loop often and
+    // must not push the check back each time.
+    let mut checks = tokio::time::interval(HANGUP_CHECK);
     loop {
         let next = tokio::select! {
             next = follow.next(id) => next,
             _ = closing.wait_for(|closing| *closing) => Next::End("shutdown"),
+            gone = hung_up(reader, &mut half_closed, &mut checks) => {
+                if gone {
+                    return false;
+                }
+                continue;
+            }
         };
         match next {
             Next::Item(Some(response)) => {
@@ -514,6 +533,47 @@ async fn stream_out(
                 return false;
             }
         }
+    }
+}
+
+/// Waits for news from a following client; true once it has hung up. Bytes it sends
+/// are dropped: a followed stream holds its connection until the connection closes, so
+/// no later request on it could be answered. End of file alone may be a half-close (a
+/// client that sent its request and only reads now), so the socket itself is asked
+/// whether the peer is gone entirely (`POLLHUP`): at once, then once a second, since a
+/// half-closed peer sends nothing more to wake this.
+async fn hung_up(
+    reader: &mut BufReader<OwnedReadHalf>,
+    half_closed: &mut bool,
+    checks: &mut tokio::time::Interval,
+) -> bool {
+    if !*half_closed {
+        match reader.fill_buf().await {
+            Ok([]) => *half_closed = true,
+            Ok(bytes) => {
+                let used = bytes.len();
+                reader.consume(used);
+                return false;
+            }
+            Err(_) => return true,
+        }
+    } else {
+        checks.tick().await;
+    }
+    peer_gone(reader.get_ref().as_ref())
+}
+
+/// Whether the peer has closed its end entirely: `POLLHUP` is set on a unix stream
+/// socket only once both directions are shut, not on a half-close.
+fn peer_gone(stream: &UnixStream) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|events| events.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+        Err(_) => false,
     }
 }
 

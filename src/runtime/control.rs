@@ -76,6 +76,14 @@ impl ControlState {
     pub(super) fn retree(&mut self, spec: &Spec) {
         self.tree = TreeIndex::new(spec);
     }
+
+    /// Every service in tree order (the order they start in).
+    pub(super) fn services_in_order(&self) -> &[String] {
+        self.tree
+            .groups
+            .first()
+            .map_or(&[], |root| root.services.as_slice())
+    }
 }
 
 impl TreeIndex {
@@ -274,6 +282,22 @@ impl Loop {
     ) -> Result<Vec<String>, Error> {
         let nodes = self.supervisor.lookup(name);
         if nodes.is_empty() {
+            // The root is a group `status` shows, but not one the core holds or
+            // restarts: without this, the suggestion would be its own name.
+            if self
+                .control
+                .tree
+                .groups
+                .first()
+                .is_some_and(|root| root.name == name)
+            {
+                return Err(Error::new(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "{name:?} is the root group, the whole tree: it is not started, stopped or restarted by hand; name its services or groups, or use shutdown"
+                    ),
+                ));
+            }
             return Err(self.control.tree.unknown(name));
         }
         let affected = nodes
@@ -354,12 +378,16 @@ impl Loop {
             })
             .map(|(node, name, intensity)| {
                 let info = tree.groups.iter().find(|group| group.name == name);
+                // The core's own word for the group's mode, except that a held group
+                // is `stopped` like a held service: "not up" alone would call a group
+                // an operator stopped, or one waiting for its turn, `failing`.
+                let view = self.supervisor.group_view(node);
                 let state = if self.control.shutting_down {
                     "stopping"
-                } else if self.supervisor.group_escalated(node) {
-                    "failing"
+                } else if view.as_ref().is_some_and(|view| view.held) {
+                    "stopped"
                 } else {
-                    "up"
+                    view.as_ref().map_or("up", |view| view.state)
                 };
                 GroupStatus {
                     parent: info.and_then(|info| info.parent.clone()),

@@ -99,6 +99,8 @@ enum Outcome {
     Failed(String),
     /// Held by an operator meanwhile: it is not coming up, by request.
     Held,
+    /// Not started: it waits for an earlier service (named) that is in backoff.
+    Blocked(String),
 }
 
 /// The operator's stops and where they are kept (`state_file`). Created with the
@@ -593,17 +595,47 @@ impl Loop {
 
     fn settle_reload(&mut self) {
         let shutting_down = self.shutdown_started.is_some();
+        // Held groups above services; empty, and cheap, when nothing is held.
+        let held_above = self.held_groups_above();
         let Some(running) = &mut self.reloads.running else {
             return;
         };
-        // A service an operator stopped meanwhile is not coming up: by request.
+        // A service an operator stopped meanwhile, itself or a group above it, is not
+        // coming up: by request.
         for wait in running.awaited.iter_mut().filter(|w| w.outcome.is_none()) {
             if self
                 .supervisor
                 .view(wait.id)
-                .is_some_and(|view| view.state == "stopped")
+                .is_some_and(|view| view.state == "stopped" || held_above.contains_key(view.name))
             {
                 wait.outcome = Some(Outcome::Held);
+            }
+        }
+        // A service starts only once every service before it in the tree is ready. One
+        // still waiting while an earlier one is in backoff may wait for as long as that
+        // one crash-loops: the answer says so rather than never coming, which would
+        // also refuse every later reload, even the one fixing that service.
+        let order = self.control.services_in_order();
+        let state_of = |name: &str| {
+            self.supervisor
+                .service_by_name(name)
+                .and_then(|id| self.supervisor.view(id))
+                .map(|view| view.state)
+        };
+        for wait in running.awaited.iter_mut().filter(|w| w.outcome.is_none()) {
+            let Some(view) = self.supervisor.view(wait.id) else {
+                continue;
+            };
+            if view.state != "waiting" {
+                continue;
+            }
+            let name = view.name;
+            let blocker = order
+                .iter()
+                .take_while(|earlier| earlier.as_str() != name)
+                .find(|earlier| state_of(earlier) == Some("backoff"));
+            if let Some(blocker) = blocker {
+                wait.outcome = Some(Outcome::Blocked(blocker.clone()));
             }
         }
         let failed = running
@@ -622,6 +654,9 @@ impl Loop {
                 Some(Outcome::Ready) => "ready".to_string(),
                 Some(Outcome::Failed(reason)) => format!("failed: {reason}"),
                 Some(Outcome::Held) => "stopped by an operator".to_string(),
+                Some(Outcome::Blocked(earlier)) => format!(
+                    "waiting: starts once {earlier}, before it in the tree, is up (it is in backoff)"
+                ),
                 None if shutting_down => "interrupted: minder is shutting down".to_string(),
                 None => "starting (not waited for: another service failed)".to_string(),
             };
