@@ -246,15 +246,7 @@ fn status_prints_a_table_and_a_json_document_with_the_real_pids() {
         .position(|line| line.starts_with("NAME"))
         .unwrap_or_else(|| panic!("no header:\n{table}"));
     let columns = [
-        "NAME",
-        "KIND",
-        "STATE",
-        "PID",
-        "UPTIME",
-        "RESTARTS",
-        "LAST-EXIT",
-        "CHECK",
-        "REASON",
+        "NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "CHECK", "REASON",
     ];
     let words: Vec<&str> = lines[header].split_whitespace().collect();
     assert_eq!(words, columns, "{table}");

@@ -4,8 +4,8 @@
 //!
 //! Every function here is pure (a protocol value in, text out), so the layout is tested
 //! below without a daemon. Tables are aligned to their longest cell; the last column is
-//! free text and is never padded, so a row only runs past 80 columns when that text is
-//! long.
+//! free text and is never padded. In the status table a REASON that would run past 80
+//! columns goes on a line of its own under its row.
 
 use minder::control::protocol::{
     DoneResult, EventItem, GroupStatus, LastCheck, LastExit, LogItem, ReloadResult, ServiceStatus,
@@ -71,7 +71,7 @@ fn last_exit_text(exit: Option<&LastExit>) -> String {
     match exit {
         Some(LastExit {
             code: Some(code), ..
-        }) => format!("exit {code}"),
+        }) => code.to_string(),
         Some(LastExit {
             signal: Some(signal),
             ..
@@ -116,7 +116,9 @@ fn service_reason(service: &ServiceStatus) -> String {
     }
 }
 
-fn group_reason(group: &GroupStatus) -> String {
+/// The RESTARTS cell of a group: its restart decisions inside the window against its
+/// budget, `2/3 in 10s`.
+fn group_restarts(group: &GroupStatus) -> String {
     let period = humantime::format_duration(std::time::Duration::from_secs_f64(
         if group.period_seconds.is_finite() {
             group.period_seconds.max(0.0)
@@ -125,22 +127,21 @@ fn group_reason(group: &GroupStatus) -> String {
         },
     ));
     format!(
-        "{}, {} of {} restarts in {period}",
-        group.strategy, group.restarts_in_period, group.intensity
+        "{}/{} in {period}",
+        group.restarts_in_period, group.intensity
     )
 }
 
+/// The columns of the status table. A group's RESTARTS cell is its budget use and its
+/// REASON its strategy.
 const STATUS_HEADER: [&str; 9] = [
-    "NAME",
-    "KIND",
-    "STATE",
-    "PID",
-    "UPTIME",
-    "RESTARTS",
-    "LAST-EXIT",
-    "CHECK",
-    "REASON",
+    "NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "CHECK", "REASON",
 ];
+
+/// The width the status table keeps to: a row whose REASON would go past it has its
+/// REASON on a line of its own, under the row, so every line stays readable in a
+/// terminal of 80 columns.
+const STATUS_WIDTH: usize = 80;
 
 /// A row of the status table, with its depth in the tree.
 enum Node<'a> {
@@ -200,7 +201,7 @@ fn ancestry<'a>(groups: &HashMap<&str, &'a GroupStatus>, name: &str) -> Vec<&'a 
 }
 
 /// The status table, preceded by a line about minder itself; names are indented two
-/// spaces per level of the tree.
+/// spaces per level of the tree, and a group's name ends in `/`.
 pub fn status_table(status: &StatusResult) -> String {
     let rows: Vec<[String; 9]> = tree_order(status)
         .into_iter()
@@ -213,10 +214,10 @@ pub fn status_table(status: &StatusResult) -> String {
                     group.state.clone(),
                     NONE.to_string(),
                     NONE.to_string(),
+                    group_restarts(group),
                     NONE.to_string(),
                     NONE.to_string(),
-                    NONE.to_string(),
-                    group_reason(group),
+                    group.strategy.clone(),
                 ],
                 Node::Service(service) => [
                     format!("{indent}{}", service.name),
@@ -244,13 +245,19 @@ pub fn status_table(status: &StatusResult) -> String {
         human_duration(minder.uptime_seconds),
         minder.phase
     );
-    out.push_str(&table(&STATUS_HEADER, &rows));
+    out.push_str(&table(&STATUS_HEADER, &rows, Some(STATUS_WIDTH)));
     out
 }
 
 /// Rows under a header, each column as wide as its widest cell, two spaces apart; the
-/// last column is not padded and no line ends in spaces.
-fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+/// last column is not padded and no line ends in spaces. With `wrap_at`, a row whose
+/// last cell would end past that column has that cell on the next line instead,
+/// indented to the second column.
+fn table<const N: usize>(
+    header: &[&str; N],
+    rows: &[[String; N]],
+    wrap_at: Option<usize>,
+) -> String {
     let mut widths = header.map(|title| title.chars().count());
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -263,6 +270,12 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
         let mut line = String::new();
         for (index, cell) in row.iter().enumerate() {
             if index + 1 == N {
+                let width = line.chars().count() + cell.chars().count();
+                if wrap_at.is_some_and(|limit| width > limit) {
+                    line.truncate(line.trim_end().len());
+                    line.push('\n');
+                    line.push_str(&" ".repeat(widths[0] + 2));
+                }
                 line.push_str(cell);
             } else {
                 let _ = write!(line, "{cell:<width$}  ", width = widths[index]);
@@ -371,7 +384,7 @@ pub fn reload_report(result: &ReloadResult) -> String {
                 ]
             })
             .collect();
-        let mut out = table(&["ACTION", "KIND", "NAME", "KEYS"], &rows);
+        let mut out = table(&["ACTION", "KIND", "NAME", "KEYS"], &rows, None);
         out.push_str("dry run: nothing was changed\n");
         out
     } else {
@@ -388,7 +401,7 @@ pub fn reload_report(result: &ReloadResult) -> String {
                 ]
             })
             .collect();
-        table(&["ACTION", "KIND", "NAME", "OUTCOME", "KEYS"], &rows)
+        table(&["ACTION", "KIND", "NAME", "OUTCOME", "KEYS"], &rows, None)
     }
 }
 

@@ -80,12 +80,17 @@ fn the_status_table_is_a_tree_aligned_to_the_longest_name() {
     }));
     expect![[r#"
         minder 0.1.0, pid 1, up 3h12m, running
-        NAME       KIND     STATE     PID   UPTIME  RESTARTS  LAST-EXIT  CHECK      REASON
-        root       group    up        -     -       -         -          -          one_for_one, 0 of 5 restarts in 30s
-          db       service  running   4121  3h12m   0         -          healthy    -
-          backend  group    up        -     -       -         -          -          rest_for_one, 2 of 3 restarts in 10s
-            cache  service  backoff   -     -       3         exit 1     -          exited with code 1
-            api.0  service  stopping  4188  12m05s  0         SIGKILL    not ready  stopping 4.1s, kill in 5.9s; shutdown
+        NAME       KIND     STATE     PID   UPTIME  RESTARTS    EXIT     CHECK
+                   REASON
+        root       group    up        -     -       0/5 in 30s  -        -
+                   one_for_one
+          db       service  running   4121  3h12m   0           -        healthy    -
+          backend  group    up        -     -       2/3 in 10s  -        -
+                   rest_for_one
+            cache  service  backoff   -     -       3           1        -
+                   exited with code 1
+            api.0  service  stopping  4188  12m05s  0           SIGKILL  not ready
+                   stopping 4.1s, kill in 5.9s; shutdown
     "#]]
     .assert_eq(&status_table(&status));
 }
@@ -99,10 +104,10 @@ fn a_status_of_part_of_the_tree_starts_at_the_left_edge() {
     }));
     expect![[r#"
         minder 0.1.0, pid 1, up 3h12m, running
-        NAME     KIND     STATE    PID  UPTIME  RESTARTS  LAST-EXIT  CHECK  REASON
-        backend  group    up       -    -       -         -          -      one_for_one, 0 of 5 restarts in 30s
-          cache  service  running  -    -       0         -          -      -
-        web.0    service  waiting  -    -       0         -          -      -
+        NAME     KIND     STATE    PID  UPTIME  RESTARTS    EXIT  CHECK  REASON
+        backend  group    up       -    -       0/5 in 30s  -     -      one_for_one
+          cache  service  running  -    -       0           -     -      -
+        web.0    service  waiting  -    -       0           -     -      -
     "#]]
     .assert_eq(&status_table(&status));
 }
@@ -118,27 +123,44 @@ fn a_parent_cycle_in_a_malformed_answer_does_not_hang_the_table() {
     assert!(table.contains("x  "), "{table}");
 }
 
+/// Regression: only the columns before REASON were measured, and every group row (its
+/// strategy and budget in REASON) was 102 columns wide.
 #[test]
 fn a_typical_table_fits_in_80_columns() {
     let mut services = Vec::new();
-    for name in ["postgres", "redis", "api.0", "api.1", "worker"] {
-        let mut entry = service(name, "root", "running");
+    for (name, group_name, reason) in [
+        ("postgres", "root", "stopped by request"),
+        ("redis", "backend", "exited with code 1"),
+        ("api.0", "backend", "health check failed"),
+        ("api.1", "backend", "-"),
+        ("worker", "jobs", "killed by SIGKILL"),
+    ] {
+        let mut entry = service(name, group_name, "running");
         entry["pid"] = json!(1_234_567);
         entry["uptime_seconds"] = json!(200_000.0);
         entry["restarts"] = json!(12);
         entry["last_exit"] = json!({"code": 137});
         entry["last_check"] =
             json!({"kind": "health", "passed": false, "detail": "", "seconds_ago": 1.0});
+        entry["reason"] = json!(reason);
         services.push(entry);
     }
+    let mut backend = group("backend", Some("root"));
+    backend["strategy"] = json!("rest_for_one");
+    backend["restarts_in_period"] = json!(2);
+    backend["intensity"] = json!(10);
+    backend["period_seconds"] = json!(60.0);
     let status: StatusResult = decode(json!({
-        "services": services, "groups": [group("root", None)], "minder": minder(),
+        "services": services,
+        "groups": [group("root", None), backend, group("jobs", Some("backend"))],
+        "minder": minder(),
     }));
-    for line in status_table(&status).lines() {
-        let before_reason = line.rfind("  ").map_or(line.len(), |end| end);
+    let table = status_table(&status);
+    for line in table.lines() {
         assert!(
-            before_reason <= 80,
-            "{before_reason} columns before REASON:\n{line}"
+            line.chars().count() <= 80,
+            "{} columns:\n{line}\n{table}",
+            line.chars().count()
         );
     }
 }
