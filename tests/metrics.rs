@@ -562,3 +562,52 @@ fn after_a_reload_the_series_follow_the_new_tree() {
         "{text}"
     );
 }
+
+#[test]
+fn regression_an_operators_hold_was_timed_as_part_of_a_recovery() {
+    // The service fails once, and an operator stops it while it waits out its backoff;
+    // much later the operator starts it again. The time it was held down by request is
+    // not the time minder took to heal it: no recovery is observed. Before the fix the
+    // failure's recovery ran on through the hold and was observed at the next ready.
+    let script = "if [ -e failed ]; then echo $$ > flaky.pid; exec sleep 1000; fi; \
+                  touch failed; exit 1";
+    let config = format!(
+        "[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n\n{}",
+        sh_service(
+            "flaky",
+            script,
+            "backoff = { initial = \"20s\", max = \"20s\", jitter = 0.0 }"
+        )
+    );
+    let minder = Minder::run(&config);
+    let address = endpoint(&minder);
+    let labels = service_labels("flaky", "root");
+    wait_value(
+        &minder,
+        address,
+        &format!("minder_service_backoff_seconds{labels}"),
+        20.0,
+    );
+    let stopped = minder.control("stop", serde_json::json!({"name": "flaky"}));
+    assert_eq!(stopped["ok"], true, "{stopped}");
+    let started = minder.control("start", serde_json::json!({"name": "flaky"}));
+    assert_eq!(started["ok"], true, "{started}");
+    minder.wait_pid("flaky", None);
+    let text = wait_value(
+        &minder,
+        address,
+        &format!("minder_service_ready{labels}"),
+        1.0,
+    );
+    let sample = |series: &str| value(&text, series);
+    assert_eq!(
+        sample(&format!("minder_service_recovery_seconds_count{labels}")),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(r#"minder_service_exits_total{service="flaky",group="root",reason="abnormal"}"#),
+        Some(1.0),
+        "{text}"
+    );
+}

@@ -126,6 +126,20 @@ impl Stats {
         }
     }
 
+    /// After an operator's stop: a service it holds down is no longer recovering from
+    /// whatever ended it before. How long it stays held is the operator's choice, not
+    /// minder's time to heal it, so its next ready process (once started again) is not
+    /// observed as a recovery. Called only for operator stops: O(services) is fine.
+    pub(super) fn forget_held(&mut self, supervisor: &Supervisor) {
+        for (id, _) in supervisor.services() {
+            if supervisor.view(id).is_some_and(|view| view.held)
+                && let Some(since) = self.down_since.get_mut(id.0)
+            {
+                *since = None;
+            }
+        }
+    }
+
     /// An end of service `index`: counted by reason, and, unless minder stopped it or
     /// a oneshot finished its job, the start of a recovery (the first such end since
     /// it was last ready: a crash loop is one long recovery).
