@@ -611,3 +611,46 @@ fn regression_an_operators_hold_was_timed_as_part_of_a_recovery() {
         "{text}"
     );
 }
+
+#[test]
+fn regression_a_oneshot_that_succeeded_after_failing_made_no_recovery_observation() {
+    // A oneshot has no ready process: its success is what lets the tree go on, so it
+    // is what ends a recovery from its earlier failure. Before the fix the failure
+    // started a recovery that nothing ever ended: the count stayed 0.
+    let script = "if [ -e failed ]; then exit 0; fi; touch failed; exit 1";
+    let config = format!(
+        "{DAEMON}{}{}",
+        sh_service(
+            "init",
+            script,
+            "oneshot = true\nbackoff = { initial = \"0s\" }"
+        ),
+        sh_service("after", &pid_then_sleep("after"), "")
+    );
+    let minder = Minder::run(&config);
+    let address = endpoint(&minder);
+    minder.wait_pid("after", None);
+    let text = wait_value(
+        &minder,
+        address,
+        r#"minder_service_exits_total{service="init",group="root",reason="normal"}"#,
+        1.0,
+    );
+    let labels = service_labels("init", "root");
+    assert_eq!(
+        value(
+            &text,
+            r#"minder_service_exits_total{service="init",group="root",reason="abnormal"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("minder_service_recovery_seconds_count{labels}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
