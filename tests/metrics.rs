@@ -562,3 +562,149 @@ fn after_a_reload_the_series_follow_the_new_tree() {
         "{text}"
     );
 }
+
+#[test]
+fn regression_an_operators_hold_was_timed_as_part_of_a_recovery() {
+    // The service fails once, and an operator stops it while it waits out its backoff;
+    // much later the operator starts it again. The time it was held down by request is
+    // not the time minder took to heal it: no recovery is observed. Before the fix the
+    // failure's recovery ran on through the hold and was observed at the next ready.
+    let script = "if [ -e failed ]; then echo $$ > flaky.pid; exec sleep 1000; fi; \
+                  touch failed; exit 1";
+    let config = format!(
+        "[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n\n{}",
+        sh_service(
+            "flaky",
+            script,
+            "backoff = { initial = \"20s\", max = \"20s\", jitter = 0.0 }"
+        )
+    );
+    let minder = Minder::run(&config);
+    let address = endpoint(&minder);
+    let labels = service_labels("flaky", "root");
+    wait_value(
+        &minder,
+        address,
+        &format!("minder_service_backoff_seconds{labels}"),
+        20.0,
+    );
+    let stopped = minder.control("stop", serde_json::json!({"name": "flaky"}));
+    assert_eq!(stopped["ok"], true, "{stopped}");
+    let started = minder.control("start", serde_json::json!({"name": "flaky"}));
+    assert_eq!(started["ok"], true, "{started}");
+    minder.wait_pid("flaky", None);
+    let text = wait_value(
+        &minder,
+        address,
+        &format!("minder_service_ready{labels}"),
+        1.0,
+    );
+    let sample = |series: &str| value(&text, series);
+    assert_eq!(
+        sample(&format!("minder_service_recovery_seconds_count{labels}")),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(r#"minder_service_exits_total{service="flaky",group="root",reason="abnormal"}"#),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn regression_a_oneshot_that_succeeded_after_failing_made_no_recovery_observation() {
+    // A oneshot has no ready process: its success is what lets the tree go on, so it
+    // is what ends a recovery from its earlier failure. Before the fix the failure
+    // started a recovery that nothing ever ended: the count stayed 0.
+    let script = "if [ -e failed ]; then exit 0; fi; touch failed; exit 1";
+    let config = format!(
+        "{DAEMON}{}{}",
+        sh_service(
+            "init",
+            script,
+            "oneshot = true\nbackoff = { initial = \"0s\" }"
+        ),
+        sh_service("after", &pid_then_sleep("after"), "")
+    );
+    let minder = Minder::run(&config);
+    let address = endpoint(&minder);
+    minder.wait_pid("after", None);
+    let text = wait_value(
+        &minder,
+        address,
+        r#"minder_service_exits_total{service="init",group="root",reason="normal"}"#,
+        1.0,
+    );
+    let labels = service_labels("init", "root");
+    assert_eq!(
+        value(
+            &text,
+            r#"minder_service_exits_total{service="init",group="root",reason="abnormal"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("minder_service_recovery_seconds_count{labels}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+/// Whether minder's end of the TCP connection from local port `client` to `server`
+/// is still established, from /proc/net/tcp (addresses and ports in hex, state 01 =
+/// ESTABLISHED): once minder closes its socket, its end moves on to FIN_WAIT.
+fn server_end_established(server: SocketAddr, client: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let local = format!(":{:04X}", server.port());
+    let remote = format!(":{client:04X}");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 3
+            && fields[1].ends_with(&local)
+            && fields[2].ends_with(&remote)
+            && fields[3] == "01"
+    })
+}
+
+#[test]
+fn regression_a_scraper_that_never_reads_its_responses_held_its_connection_forever() {
+    // One connection asks for /metrics many times over (HTTP/1.1 pipelining) and never
+    // reads: the responses fill both socket buffers and the server's writes stall. A
+    // client that takes nothing for that long is gone or hostile; 64 of them took
+    // every connection slot (and /healthz, a container's liveness probe) for good.
+    // Before the fix the stalled connection stayed open forever; now the server drops
+    // it once its writes make no progress for a while.
+    let config = format!("{DAEMON}{}", sh_service("a", &pid_then_sleep("a"), ""));
+    let minder = Minder::run(&config);
+    let address = endpoint(&minder);
+    minder.wait_pid("a", None);
+    let (_, body) = get(address, "/metrics");
+    let mut stream = TcpStream::connect(address).expect("connect");
+    let port = stream.local_addr().expect("local address").port();
+    // Enough responses to fill the largest send buffer the kernel allows (4 MiB by
+    // default) plus the client's receive buffer, twice over.
+    let requests = (8 << 20) / body.len().max(1) + 1;
+    let request = "GET /metrics HTTP/1.1\r\nHost: minder\r\n\r\n";
+    stream
+        .write_all(request.repeat(requests).as_bytes())
+        .expect("send the requests");
+    assert!(
+        server_end_established(address, port),
+        "minder's end of the connection is not established"
+    );
+    let dropped = wait_for(Duration::from_secs(30), || {
+        !server_end_established(address, port)
+    });
+    assert!(
+        dropped,
+        "a connection whose client never reads is still open after 30 s"
+    );
+    // The endpoint still answers.
+    assert_eq!(get(address, "/healthz").0, 200);
+    drop(stream);
+}

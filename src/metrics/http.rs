@@ -6,8 +6,9 @@
 //! runtime: nothing it does (reading /proc, rendering ten thousand services, writing
 //! to a scraper that does not read) runs on the supervision loop's thread. It shares
 //! nothing with the loop but the loop's fact channel, over which it asks for
-//! snapshots. Connections are bounded in number and in how long their request headers
-//! may take, so idle or half-open clients cannot pile up.
+//! snapshots. Connections are bounded in number, in how long their request headers
+//! may take and in how long a response may wait for a client that takes none of it
+//! (`Stalling`), so idle, half-open or never-reading clients cannot pile up.
 
 use super::render::Units;
 use super::{Phase, Snapshot, SnapshotRequest};
@@ -19,9 +20,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -34,6 +41,10 @@ pub const MAX_CONNECTIONS: usize = 64;
 
 /// A client must send its request headers within this long.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client must take some of a response within this long whenever its socket is full;
+/// else the connection is dropped (see `Stalling`).
+const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// The bound listening socket, until the server is started on it.
 #[derive(Debug)]
@@ -146,7 +157,7 @@ async fn serve(listener: std::net::TcpListener, facts: mpsc::UnboundedSender<Fac
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(Stalling::new(stream)), service)
                 .await;
             drop(slot);
         });
@@ -268,4 +279,96 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+/// A connection whose writes fail once they have made no progress for `WRITE_STALL`.
+///
+/// hyper has no write timeout: a client that sends requests and never reads the
+/// responses (or a pipeline of them) fills both socket buffers, and the connection's
+/// task then waits forever, holding one of the `MAX_CONNECTIONS` slots and its
+/// rendered body. Enough of them would starve every later request, `/healthz`
+/// included. The timer runs only while a write waits for room and restarts with each
+/// byte the client takes, so a slow reader of a large body is served to the end.
+struct Stalling {
+    stream: TcpStream,
+    /// Armed when a write or flush had to wait; disarmed when one goes through.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Stalling {
+    fn new(stream: TcpStream) -> Stalling {
+        Stalling {
+            stream,
+            stalled: None,
+        }
+    }
+
+    /// What a write that made progress (or failed) returns, and what one that must
+    /// wait returns: pending until `WRITE_STALL` has passed since it began waiting.
+    fn check<T>(
+        &mut self,
+        result: Poll<io::Result<T>>,
+        context: &mut Context,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.stalled = None;
+            return result;
+        }
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        match timer.as_mut().poll(context) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took none of the response for too long",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for Stalling {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context,
+        buffer: &mut ReadBuf,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(context, buffer)
+    }
+}
+
+impl AsyncWrite for Stalling {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write(context, bytes);
+        this.check(result, context)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        context: &mut Context,
+        slices: &[io::IoSlice],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write_vectored(context, slices);
+        this.check(result, context)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_flush(context);
+        this.check(result, context)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(context)
+    }
 }

@@ -169,7 +169,7 @@ fn service_families(
         ),
         family(
             "minder_service_recovery_seconds",
-            "Time from an unplanned end of the service (a crash, an exit, a failed check, a failed start) to its next ready process; one observation per recovery.",
+            "Time from an unplanned end of the service (a crash, an exit, a failed check, a failed start) to its next ready process (a oneshot: its next success); one observation per recovery, none if an operator stops it meanwhile.",
             MetricType::HISTOGRAM,
             recovery,
         ),

@@ -575,6 +575,7 @@ impl Loop {
                 break;
             }
             self.note_operator_event(&event);
+            let operator_stop = matches!(event, Event::Stop(_));
             let mut batch = vec![event];
             if matches!(batch[0], Event::Exited { .. }) {
                 while let Some(Event::Exited { .. }) = self.pending.front() {
@@ -583,6 +584,9 @@ impl Loop {
             }
             let effects = self.supervisor.handle_all(batch, self.now());
             self.perform(effects);
+            if operator_stop {
+                self.stats.forget_held(&self.supervisor);
+            }
         }
     }
 

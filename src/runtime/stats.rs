@@ -126,16 +126,44 @@ impl Stats {
         }
     }
 
+    /// After an operator's stop: a service it holds down is no longer recovering from
+    /// whatever ended it before. How long it stays held is the operator's choice, not
+    /// minder's time to heal it, so its next ready process (once started again) is not
+    /// observed as a recovery. Called only for operator stops: O(services) is fine.
+    pub(super) fn forget_held(&mut self, supervisor: &Supervisor) {
+        for (id, _) in supervisor.services() {
+            if supervisor.view(id).is_some_and(|view| view.held)
+                && let Some(since) = self.down_since.get_mut(id.0)
+            {
+                *since = None;
+            }
+        }
+    }
+
     /// An end of service `index`: counted by reason, and, unless minder stopped it or
     /// a oneshot finished its job, the start of a recovery (the first such end since
-    /// it was last ready: a crash loop is one long recovery).
+    /// it was last ready: a crash loop is one long recovery). A oneshot's success ends
+    /// its recovery, as a ready process does for the others.
     fn ended(&mut self, index: usize, reason: ExitReason, now: Instant) {
         if let Some(counters) = self.counters.get_mut(index) {
             counters.exits[reason.index()] += 1;
         }
-        let planned = reason == ExitReason::Stopped
-            || (reason == ExitReason::Normal && self.oneshot.get(index) == Some(&true));
-        if !planned && let Some(since) = self.down_since.get_mut(index) {
+        let oneshot = self.oneshot.get(index) == Some(&true);
+        if reason == ExitReason::Normal && oneshot {
+            // A oneshot has no ready process: its success is what lets the tree go on,
+            // so it is what ends the recovery from an earlier failure.
+            if let Some(since) = self.down_since.get_mut(index).and_then(Option::take)
+                && let Some(counters) = self.counters.get_mut(index)
+            {
+                counters
+                    .recovery
+                    .observe(now.saturating_duration_since(since));
+            }
+            return;
+        }
+        if reason != ExitReason::Stopped
+            && let Some(since) = self.down_since.get_mut(index)
+        {
             since.get_or_insert(now);
         }
     }
