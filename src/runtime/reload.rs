@@ -142,28 +142,8 @@ impl Shape {
     fn of(spec: &Spec) -> Shape {
         Shape {
             daemon: spec.daemon.clone(),
-            root: shape_of(&spec.root),
+            root: spec.root.map_services(&mut |service| service.name.clone()),
         }
-    }
-}
-
-fn shape_of(group: &spec::GroupSpec) -> GroupSpec<String> {
-    GroupSpec {
-        name: group.name.clone(),
-        strategy: group.strategy,
-        intensity: group.intensity,
-        period: group.period,
-        auto_shutdown: group.auto_shutdown,
-        restart: group.restart,
-        significant: group.significant,
-        children: group
-            .children
-            .iter()
-            .map(|child| match child {
-                NodeSpec::Service(service) => NodeSpec::Service(service.name.clone()),
-                NodeSpec::Group(inner) => NodeSpec::Group(shape_of(inner)),
-            })
-            .collect(),
     }
 }
 

@@ -18,33 +18,13 @@ pub fn lower(spec: &Spec) -> (core::Spec, Vec<Probe>) {
     let core = core::Spec {
         shutdown_timeout: spec.daemon.shutdown_timeout,
         drain_delay: spec.daemon.drain_delay,
-        root: lower_group(&spec.root, &mut probes),
+        root: spec
+            .root
+            .map_services(&mut |service| lower_service(service, &mut probes)),
         // Container mode is the runtime's to set: the file says nothing about it.
         signals: core::SignalMode::Supervise,
     };
     (core, probes)
-}
-
-fn lower_group(group: &GroupSpec, probes: &mut Vec<Probe>) -> core::GroupSpec {
-    core::GroupSpec {
-        name: group.name.clone(),
-        strategy: group.strategy,
-        intensity: group.intensity,
-        period: group.period,
-        auto_shutdown: group.auto_shutdown,
-        restart: group.restart,
-        significant: group.significant,
-        children: group
-            .children
-            .iter()
-            .map(|child| match child {
-                NodeSpec::Service(service) => {
-                    core::NodeSpec::Service(lower_service(service, probes))
-                }
-                NodeSpec::Group(inner) => core::NodeSpec::Group(lower_group(inner, probes)),
-            })
-            .collect(),
-    }
 }
 
 fn lower_service(service: &ServiceSpec, probes: &mut Vec<Probe>) -> core::ServiceSpec {

@@ -110,6 +110,29 @@ impl<S> GroupSpec<S> {
             children: Vec::new(),
         }
     }
+
+    /// The same tree, groups and order kept, with each service turned into `f`'s
+    /// answer for it (in start order): how minder lowers its full tree into this one,
+    /// and how it keeps a tree's bare shape.
+    pub fn map_services<T>(&self, f: &mut impl FnMut(&S) -> T) -> GroupSpec<T> {
+        GroupSpec {
+            name: self.name.clone(),
+            strategy: self.strategy,
+            intensity: self.intensity,
+            period: self.period,
+            auto_shutdown: self.auto_shutdown,
+            restart: self.restart,
+            significant: self.significant,
+            children: self
+                .children
+                .iter()
+                .map(|child| match child {
+                    NodeSpec::Service(service) => NodeSpec::Service(f(service)),
+                    NodeSpec::Group(inner) => NodeSpec::Group(inner.map_services(f)),
+                })
+                .collect(),
+        }
+    }
 }
 
 // Services outnumber groups, so boxing the larger variant would only add indirection.
