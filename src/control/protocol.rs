@@ -606,6 +606,11 @@ fn decode_command(name: &str, args: Value) -> Result<Command, Error> {
         {
             Err(bad("\"name\" is empty".to_string()))
         }
+        Command::Status(StatusArgs { names }) | Command::Logs(LogsArgs { names, .. })
+            if names.iter().any(String::is_empty) =>
+        {
+            Err(bad("\"names\" holds an empty name".to_string()))
+        }
         _ => Ok(command),
     }
 }

@@ -131,6 +131,17 @@ fn errors_name_what_is_wrong_and_keep_the_id_once_read() {
     assert!(message.contains("\"extra\""), "{message}");
     let (_, _, message) = error_of(r#"{"v":1,"id":9,"cmd":"start","args":{"name":""}}"#);
     assert_eq!(message, "args of start: \"name\" is empty");
+    // Regression: an empty name in a list was looked up and answered unknown_name.
+    for cmd in ["status", "logs"] {
+        let (_, kind, message) = error_of(&format!(
+            r#"{{"v":1,"id":9,"cmd":"{cmd}","args":{{"names":["api",""]}}}}"#
+        ));
+        assert_eq!(kind, ErrorKind::BadRequest, "{cmd}");
+        assert_eq!(
+            message,
+            format!("args of {cmd}: \"names\" holds an empty name")
+        );
+    }
     let (_, _, message) = error_of(r#"{"v":1,"id":9,"cmd":"shutdown","args":{"now":true}}"#);
     assert!(message.contains("unknown field `now`"), "{message}");
 }
