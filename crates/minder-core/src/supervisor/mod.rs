@@ -106,7 +106,7 @@ pub enum FailureReason {
     ReadyDeadline,
 }
 
-/// The names the logs, docs and (later) metrics use: `health`, `watchdog`, `memory`,
+/// The names the logs, docs and metrics use: `health`, `watchdog`, `memory`,
 /// `ready_deadline`.
 impl core::fmt::Display for FailureReason {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -174,7 +174,7 @@ pub enum Event {
     Start(NodeId),
     Stop(NodeId),
     Restart(NodeId),
-    /// `minderctl shutdown` (later). A second one kills at once.
+    /// `minderctl shutdown`. A second one kills at once.
     Shutdown,
     /// minder itself received this signal (TERM, INT, QUIT, HUP, USR1, USR2 or WINCH).
     /// What it means is the core's to decide (`spec::SignalMode`): a shutdown request
@@ -229,7 +229,7 @@ pub enum Effect {
     Announce(Announcement),
     /// Everything is down: exit minder with this code.
     Exit { code: i32 },
-    /// Something worth a log line (and, later, an event on the control socket).
+    /// Something worth a log line, an event on the control socket and a metric.
     Report(Report),
 }
 
