@@ -34,7 +34,7 @@
 //! for sending: it opens a new blocking socket for every message and connects to
 //! `NOTIFY_SOCKET` as a file path, so `@name` is not understood.
 
-use crate::supervisor::{PhaseView, ServiceId, Supervisor, Time};
+use crate::supervisor::{PhaseView, Supervisor, Time};
 use sd_notify::NotifyState;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -420,7 +420,13 @@ const STATUS_NAMES: usize = 3;
 /// finished oneshot or temporary service counts as ready.
 pub fn summary(supervisor: &Supervisor) -> String {
     let now = supervisor.now();
-    let views = || (0..supervisor.service_count()).filter_map(|id| supervisor.view(ServiceId(id)));
+    // The live tree: after a reload, ids are no longer 0..count (removed services keep
+    // theirs, added ones get new ones past them).
+    let views = || {
+        supervisor
+            .services()
+            .filter_map(|(id, _)| supervisor.view(id))
+    };
     match supervisor.phase_view() {
         PhaseView::Draining { until, .. } => {
             let left = until.saturating_sub(now);
@@ -598,6 +604,26 @@ mod tests {
         let mut sim = minder_core::sim::Sim::new(&crate::spec::lower(&spec).0);
         sim.run_script(script).expect("script");
         summary(&sim.supervisor)
+    }
+
+    /// Regression: the summary walked ids 0..count, which after a reload that removed
+    /// one service and added another still counted the removed one and missed the new.
+    #[test]
+    fn after_a_reload_the_summary_counts_the_new_tree() {
+        let load = |text: &str| {
+            let spec = crate::config::load_str(text, "test.toml", Path::new("/"))
+                .unwrap_or_else(|errors| panic!("{errors:?}"));
+            crate::spec::lower(&spec).0
+        };
+        let before = load("[service.a]\ncommand = \"x\"\n[service.gone]\ncommand = \"x\"\n");
+        let after = load(
+            "[service.a]\ncommand = \"x\"\n[service.new1]\ncommand = \"x\"\n[service.new2]\ncommand = \"x\"\n",
+        );
+        let mut sim = minder_core::sim::Sim::new(&before);
+        sim.define("after", after);
+        sim.run_script("exit a 1\nreload after\nadvance 1s")
+            .expect("script");
+        assert_eq!(summary(&sim.supervisor), "3/3 ready");
     }
 
     #[test]
