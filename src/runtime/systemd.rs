@@ -706,27 +706,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_keeps_the_latest_state_and_drops_pings() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("manager.sock");
-        let manager = UnixDatagram::bind(&path).expect("bind");
-        manager.set_nonblocking(true).expect("non-blocking");
-        let mut notifier = SystemdNotifier {
-            socket: UnixDatagram::unbound().expect("socket"),
-            address: SocketAddr::from_pathname(&path).expect("address"),
-            name: path.display().to_string(),
-            pending_state: None,
-            last_attempt: None,
-            status: String::new(),
-            rendered: String::new(),
-            status_pending: false,
-            next_status_at: None,
-            reloading: false,
-            watchdog_interval: None,
-            refusing: None,
-            last_warning: None,
-            counters: NotifyCounters::default(),
-        };
-        notifier.socket.set_nonblocking(true).expect("non-blocking");
+        let (_dir, mut notifier, manager) = notifier_and_manager();
         // Fill the manager's queue with pings until the kernel refuses one.
         let mut pings = 0;
         while notifier.counters().pings_dropped == 0 {
