@@ -200,15 +200,7 @@ impl Sim {
             }
             Some("probe") => {
                 let id = self.service_id(arg(1)?).ok_or("no such service")?;
-                let kind = match arg(2)? {
-                    "ready" => ProbeKind::Ready,
-                    "health" => ProbeKind::Health,
-                    other => return Err(format!("unknown probe kind {other}")),
-                };
-                let outcome = match arg(3)? {
-                    "pass" => ProbeOutcome::Passed,
-                    _ => ProbeOutcome::Failed("refused".into()),
-                };
+                let (kind, outcome) = probe_answer(arg(2)?, arg(3)?)?;
                 let (child, run) =
                     self.probes.remove(&(id.0, kind_key(kind))).ok_or_else(|| {
                         format!("no {kind:?} probe of {} pending", arg(1).unwrap_or(""))
@@ -223,15 +215,7 @@ impl Sim {
             }
             Some("late") => {
                 let id = self.service_id(arg(1)?).ok_or("no such service")?;
-                let kind = match arg(2)? {
-                    "ready" => ProbeKind::Ready,
-                    "health" => ProbeKind::Health,
-                    other => return Err(format!("unknown probe kind {other}")),
-                };
-                let outcome = match arg(3)? {
-                    "pass" => ProbeOutcome::Passed,
-                    _ => ProbeOutcome::Failed("refused".into()),
-                };
+                let (kind, outcome) = probe_answer(arg(2)?, arg(3)?)?;
                 let (child, run) = self
                     .cancelled
                     .remove(&(id.0, kind_key(kind)))
@@ -816,4 +800,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn stamp(time: Time) -> String {
     format!("[{:>6}ms]", time.0.as_millis())
+}
+
+/// The kind and outcome of a scripted probe answer: `ready|health` and `pass` (anything
+/// else fails, as "refused").
+fn probe_answer(kind: &str, outcome: &str) -> Result<(ProbeKind, ProbeOutcome), String> {
+    let kind = match kind {
+        "ready" => ProbeKind::Ready,
+        "health" => ProbeKind::Health,
+        other => return Err(format!("unknown probe kind {other}")),
+    };
+    let outcome = match outcome {
+        "pass" => ProbeOutcome::Passed,
+        _ => ProbeOutcome::Failed("refused".into()),
+    };
+    Ok((kind, outcome))
 }
